@@ -1,0 +1,223 @@
+package config
+
+// Example returns a fully commented configuration: every key with what it does and its
+// default. It parses and validates as is (repository in a local directory, one instance
+// "hmis"); `dhis2-life config example` prints it.
+func Example() string { return example }
+
+const example = `# dhis2-life configuration (TOML).
+#
+# Read from /etc/dhis2-life/dhis2-life.toml, or the file named by --config FILE or by the
+# DHIS2_LIFE_CONFIG environment variable. Relative paths are resolved against the directory
+# of this file. Secrets never go in this file: keys ending in _file name files of mode 0600
+# (or stricter) that hold them; ` + "`dhis2-life init`" + ` checks every one.
+# Durations are Go durations plus a "d" (day) unit: "90s", "36h", "7d", "1d12h".
+# Schedules are cron specs: 5 fields ("0 2 * * *") or a descriptor ("@daily", "@every 6h").
+
+# Catalogue (catalog.db), locks and temporary files. Default: "/var/lib/dhis2-life".
+state_dir = "/var/lib/dhis2-life"
+
+# The restic repository that holds every snapshot set. It is the truth: with this file, the
+# repository password and (for S3) the credentials, a fresh host can list, restore and verify
+# every snapshot (` + "`dhis2-life catalog rebuild`" + ` re-creates the local index).
+[repository]
+# Any restic repository URL; a local directory also works (on another disk than the
+# database, please). Required.
+url = "/var/backups/dhis2-life/repo"
+# S3-compatible object storage (MinIO, AWS S3, Wasabi, ...) instead:
+# url = "s3:http://127.0.0.1:9000/dhis2-backups/hmis"
+# File holding the repository password, mode 0600 or stricter. Required. Without it no
+# snapshot can be read: keep a copy off this host.
+password_file = "/etc/dhis2-life/repository.pass"
+# Optional file of KEY=VALUE lines passed to restic and the S3 client, e.g.
+# AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=...; mode 0600 or stricter.
+# Default: none (S3 credentials are then taken from the environment).
+# env_file = "/etc/dhis2-life/s3.env"
+# The restic binary: a name looked up on PATH, or a path. Default: "restic".
+# restic = "restic"
+# Bound on every restic call that is not a backup or a restore. Default: "10m".
+# timeout = "10m"
+
+# One [instances.NAME] table per DHIS2 instance on this host. NAME appears in snapshot tags,
+# metric labels and --instance flags: letters, digits, '-', '_' and '.'. --instance may be
+# omitted when exactly one instance is configured.
+[instances.hmis]
+# PostgreSQL connection of the DHIS2 database (URL or key=value form) WITHOUT a password.
+# Required. The password comes from database_password_file, ~/.pgpass or PGPASSFILE.
+database = "postgres://dhis@127.0.0.1:5432/dhis2?sslmode=disable"
+# Optional file holding the password of database; mode 0600 or stricter. Default: none.
+# database_password_file = "/etc/dhis2-life/hmis-db.pass"
+# DHIS2_HOME: holds dhis.conf and files/ (file resources, apps), both part of every snapshot
+# set. Required.
+dhis2_home = "/opt/dhis2"
+# Optional superuser connection for CREATE/DROP DATABASE, extensions (postgis is not a
+# trusted extension) and terminating sessions; also used for restore and clone targets on the
+# same server. Default: the instance's own connection. Dumps never need it.
+# admin_database = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+# Optional file holding the password of admin_database; mode 0600 or stricter.
+# admin_password_file = "/etc/dhis2-life/postgres.pass"
+# Leave out the data of DHIS2's audit tables (their definitions are kept). Default: false.
+# exclude_audit = false
+# Extra tables (shell glob patterns) whose data is not dumped; definitions are kept and the
+# manifest lists them. Default: none (regenerable tables such as analytics are always left out).
+# exclude_table_data = ["my_temp_*"]
+# ` + "`dhis2-life status`" + ` reports a problem when the newest good snapshot is older than rpo,
+# or the newest successful drill older than drill_max_age. Default: not checked.
+rpo = "26h"
+drill_max_age = "8d"
+
+# Optional per-instance retention; replaces [retention] as a whole for this instance.
+# [instances.hmis.retention]
+# keep_daily = 14
+
+# Clone targets: staging or training copies of an instance, restored from a snapshot set and
+# scrubbed. ` + "`dhis2-life clone --to staging`" + ` fills one, ` + "`dhis2-life clone destroy staging`" + ` drops it.
+# [targets.staging]
+# The instance it is cloned from. Required.
+# instance = "hmis"
+# The clone's database; never a production database. Required.
+# database = "postgres://dhis@127.0.0.1:5432/dhis2_staging?sslmode=disable"
+# DHIS2_HOME of the clone, receiving files/. Default: none (database only).
+# dhis2_home = "/opt/dhis2-staging"
+# Scrub profile: "staging" or "training". Required.
+# profile = "staging"
+# Destroy the clone when it is older than this (see schedule.clone_ttl). Default: never.
+# ttl = "14d"
+# Server base URL written into the clone. Default: unchanged.
+# base_url = "https://staging.example.org"
+# Extra SQL statements run after the built-in scrub. Default: none.
+# scrub_sql = ["UPDATE systemsetting SET value = '\"STAGING\"' WHERE name = 'applicationTitle'"]
+# Commands (argv, no shell) run before and after the restore, e.g. to stop and start the
+# clone's DHIS2. Default: none.
+# before_hook = ["systemctl", "stop", "dhis2-staging"]
+# after_hook = ["systemctl", "start", "dhis2-staging"]
+# Bound on each hook. Default: "5m".
+# hook_timeout = "5m"
+# Training: accounts that stay usable, all with the password in keep_password_file
+# (mode 0600 or stricter). Default: none.
+# keep_accounts = ["admin"]
+# keep_password_file = "/etc/dhis2-life/training.pass"
+# Keep a restored, scrubbed template database per snapshot set so repeated clones are fast
+# (costs the disk space of one more copy). Default: false.
+# template = false
+
+# Retention (grandfather-father-son) for every instance; ` + "`dhis2-life retention plan`" + ` shows
+# what it keeps, archives and forgets, with reasons. A set kept by any rule is kept.
+# Default without this table: nothing is ever forgotten.
+[retention]
+# The newest N sets.
+keep_last = 3
+# The newest set of each of the last N days / weeks / months / years that have one.
+keep_daily = 7
+keep_weekly = 4
+keep_monthly = 12
+keep_yearly = 5
+# Every set younger than this. Default: none.
+# keep_within = "2d"
+# Classes (last, daily, weekly, monthly, yearly, within) archived to [archive] before they may
+# be forgotten; a set to archive is never forgotten until its archive is recorded.
+# Needs [archive]. Default: none.
+# archive = ["monthly", "yearly"]
+# When to run restic prune (rewrites pack files; slow). Default: none (no scheduled prune).
+# prune_schedule = "0 6 * * 0"
+
+# Archive tier: self-contained, age-encrypted, object-locked copies of chosen sets in a
+# separate bucket. Default without this table: no archives.
+# [archive]
+# S3 API host:port (no scheme). Required.
+# endpoint = "127.0.0.1:9000"
+# Use https. Default: false.
+# secure = false
+# Bucket (create it with object lock enabled if lock_mode is used). Required.
+# bucket = "dhis2-archive"
+# Object name prefix. Default: "".
+# prefix = "hmis/"
+# Bucket region. Default: the store's default.
+# region = ""
+# age public keys archives are encrypted to; the identities that decrypt them belong off this
+# host. One of recipients or recipients_file (one key a line) is required.
+# recipients = ["age1..."]
+# recipients_file = "/etc/dhis2-life/archive.recipients"
+# Object lock: "COMPLIANCE" or "GOVERNANCE" for lock_days days. Default: no object lock.
+# lock_mode = "COMPLIANCE"
+# lock_days = 365
+# Storage class, e.g. "GLACIER", where the store has it. Default: the bucket's.
+# storage_class = ""
+# Multipart upload part size in MiB (bounds memory). Default: 16.
+# part_size_mb = 16
+
+# When ` + "`dhis2-life daemon`" + ` runs each job (times are local). An empty or absent spec means
+# the job is not scheduled.
+[schedule]
+# Take a snapshot set of every instance.
+snapshot = "0 2 * * *"
+# Drill: restore the newest set into a scratch database and verify it.
+verify = "0 4 * * 0"
+# Apply retention (and archive what it says to archive).
+retention = "30 5 * * *"
+# Destroy clones past their ttl. Default: not scheduled.
+# clone_ttl = "0 * * * *"
+# Re-clone every target from the newest set. Default: not scheduled.
+# clone_refresh = "0 3 * * 6"
+# When a job would overlap another job of the same instance: "wait" or "skip". Default: "wait".
+# overlap = "wait"
+
+# ` + "`dhis2-life daemon`" + `.
+[daemon]
+# Prometheus metrics (/metrics) listen address. Default: none (no HTTP listener).
+metrics_listen = "127.0.0.1:9469"
+# Also write metrics for node_exporter's textfile collector into this directory. Default: none.
+# textfile_dir = "/var/lib/prometheus/node-exporter"
+
+# Alerts on failures, recoveries and stale snapshots or drills. Default without these tables:
+# log only.
+[notify]
+# Minimum time between two alerts about the same problem. Default: "6h".
+# interval = "6h"
+
+# Generic webhook: POSTs JSON {"event", "instance", "job", "message", ...}.
+# [notify.webhook]
+# url = "http://127.0.0.1:8080/hook"
+# Or a file (mode 0600) holding the URL, when the URL carries a token.
+# url_file = "/etc/dhis2-life/webhook.url"
+
+# Slack incoming webhook (its URL is a secret: prefer url_file).
+# [notify.slack]
+# url_file = "/etc/dhis2-life/slack.url"
+# url = "https://hooks.slack.com/services/..."
+
+# Mail through a relay.
+# [notify.smtp]
+# host = "smtp.example.org"
+# Default: 587 (465 with tls = "tls").
+# port = 587
+# from = "dhis2-life@example.org"
+# to = ["ops@example.org"]
+# Optional login; the password is in password_file (mode 0600 or stricter).
+# username = "dhis2-life"
+# password_file = "/etc/dhis2-life/smtp.pass"
+# "none", "starttls" or "tls". Default: "starttls".
+# tls = "starttls"
+
+# Telegram bot.
+# [notify.telegram]
+# File (mode 0600) holding the bot token. Required.
+# token_file = "/etc/dhis2-life/telegram.token"
+# chat_id = "-1001234567890"
+# Default: "https://api.telegram.org".
+# api_url = "https://api.telegram.org"
+
+# Performance knobs; the defaults are what ` + "`make bench`" + ` measured best.
+[tuning]
+# Parallel index and constraint builds when restoring (1-64). Default: 2.
+# restore_jobs = 2
+# Extra "table=col1,col2" dump ordering rules on top of the built-in DHIS2 ones; ordering
+# large tables by period keeps day-to-day changes local, so deduplication works.
+# ordered_tables = ["mytable=periodid,id"]
+# restic --compression: "auto", "off" or "max". Default: "auto".
+# compression = "auto"
+# restic --pack-size in MiB. Default: restic's.
+# pack_size_mb = 16
+# Temporary files. Default: state_dir/tmp.
+# temp_dir = "/var/lib/dhis2-life/tmp"
+`
