@@ -1,0 +1,286 @@
+package dumpfmt
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Magic starts every stream.
+const Magic = "DHIS2LIFE-DBSTREAM 1\n"
+
+// Stream layout after Magic: a sequence of sections, each
+//
+//	ESC 'H' <header JSON> ESC 'B' <body> ESC 'E'
+//
+// then ESC 'Z'. Inside header and body, a literal ESC byte is written as ESC 0x00. Every
+// marker depends only on the bytes around it, so an edit early in the stream does not shift
+// the framing of what follows (a length-prefixed format would).
+const (
+	esc       = 0xFF
+	mLiteral  = 0x00
+	mHeader   = 'H'
+	mBody     = 'B'
+	mEnd      = 'E'
+	mStreamZ  = 'Z'
+	chunkSize = 256 * 1024
+)
+
+// Section kinds.
+const (
+	KindSchema  = "schema"  // pg_dump custom-format archive (--schema-only)
+	KindTable   = "table"   // COPY text-format rows of one table
+	KindTrailer = "trailer" // JSON written by the producer after everything else
+)
+
+// Header introduces a section.
+type Header struct {
+	Kind    string   `json:"kind"`
+	Schema  string   `json:"schema,omitempty"`
+	Name    string   `json:"name,omitempty"`
+	Columns []string `json:"columns,omitempty"`
+	OrderBy []string `json:"order_by,omitempty"`
+}
+
+// ErrCorrupt is returned for streams that do not follow the format.
+var ErrCorrupt = errors.New("database stream is corrupt")
+
+// Writer writes a stream.
+type Writer struct {
+	w      *bufio.Writer
+	open   bool
+	closed bool
+}
+
+// NewWriter writes Magic and returns a Writer.
+func NewWriter(w io.Writer) (*Writer, error) {
+	bw := bufio.NewWriterSize(w, chunkSize)
+	if _, err := bw.WriteString(Magic); err != nil {
+		return nil, err
+	}
+	return &Writer{w: bw}, nil
+}
+
+// Begin starts a section; write its body to the Writer, then call End.
+func (w *Writer) Begin(h Header) error {
+	if w.open || w.closed {
+		return errors.New("dumpfmt: Begin while a section is open or after Close")
+	}
+	hb, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	if _, err := w.w.Write([]byte{esc, mHeader}); err != nil {
+		return err
+	}
+	if err := w.stuff(hb); err != nil {
+		return err
+	}
+	if _, err := w.w.Write([]byte{esc, mBody}); err != nil {
+		return err
+	}
+	w.open = true
+	return nil
+}
+
+// Write writes body bytes of the open section.
+func (w *Writer) Write(p []byte) (int, error) {
+	if !w.open {
+		return 0, errors.New("dumpfmt: Write outside a section")
+	}
+	if err := w.stuff(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (w *Writer) stuff(p []byte) error {
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, esc)
+		if i < 0 {
+			_, err := w.w.Write(p)
+			return err
+		}
+		if _, err := w.w.Write(p[:i]); err != nil {
+			return err
+		}
+		if _, err := w.w.Write([]byte{esc, mLiteral}); err != nil {
+			return err
+		}
+		p = p[i+1:]
+	}
+	return nil
+}
+
+// End ends the open section.
+func (w *Writer) End() error {
+	if !w.open {
+		return errors.New("dumpfmt: End without Begin")
+	}
+	w.open = false
+	_, err := w.w.Write([]byte{esc, mEnd})
+	return err
+}
+
+// Close writes the end-of-stream marker and flushes. A stream without it is incomplete.
+func (w *Writer) Close() error {
+	if w.open {
+		return errors.New("dumpfmt: Close with an open section")
+	}
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	if _, err := w.w.Write([]byte{esc, mStreamZ}); err != nil {
+		return err
+	}
+	return w.w.Flush()
+}
+
+// Reader reads a stream section by section.
+type Reader struct {
+	r      *bufio.Reader
+	inBody bool
+	done   bool
+	err    error
+}
+
+// NewReader checks Magic and returns a Reader.
+func NewReader(r io.Reader) (*Reader, error) {
+	br := bufio.NewReaderSize(r, chunkSize)
+	m := make([]byte, len(Magic))
+	if _, err := io.ReadFull(br, m); err != nil {
+		return nil, fmt.Errorf("%w: reading header: %v", ErrCorrupt, err)
+	}
+	if string(m) != Magic {
+		return nil, fmt.Errorf("%w: not a dhis2-life database stream", ErrCorrupt)
+	}
+	return &Reader{r: br}, nil
+}
+
+// Next returns the next section's header; io.EOF after the end-of-stream marker. Unread body
+// bytes of the previous section are skipped.
+func (r *Reader) Next() (*Header, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.inBody {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return nil, err
+		}
+	}
+	if r.done {
+		return nil, io.EOF
+	}
+	b0, err := r.r.ReadByte()
+	if err != nil {
+		return nil, r.fail("stream ends without its end marker (was the dump interrupted?)")
+	}
+	b1, err := r.r.ReadByte()
+	if err != nil || b0 != esc {
+		return nil, r.fail("expected a section header")
+	}
+	switch b1 {
+	case mStreamZ:
+		r.done = true
+		return nil, io.EOF
+	case mHeader:
+	default:
+		return nil, r.fail(fmt.Sprintf("unexpected marker %#x", b1))
+	}
+	var hb []byte
+	for {
+		c, err := r.r.ReadByte()
+		if err != nil {
+			return nil, r.fail("truncated section header")
+		}
+		if c != esc {
+			hb = append(hb, c)
+			if len(hb) > 1<<20 {
+				return nil, r.fail("section header too long")
+			}
+			continue
+		}
+		m, err := r.r.ReadByte()
+		if err != nil {
+			return nil, r.fail("truncated section header")
+		}
+		if m == mLiteral {
+			hb = append(hb, esc)
+			continue
+		}
+		if m != mBody {
+			return nil, r.fail("bad marker in section header")
+		}
+		break
+	}
+	var h Header
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return nil, r.fail("section header is not JSON")
+	}
+	r.inBody = true
+	return &h, nil
+}
+
+func (r *Reader) fail(msg string) error {
+	r.err = fmt.Errorf("%w: %s", ErrCorrupt, msg)
+	return r.err
+}
+
+// Read reads body bytes of the current section; io.EOF at its end.
+func (r *Reader) Read(p []byte) (int, error) {
+	if !r.inBody {
+		return 0, io.EOF
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	n := 0
+	for n < len(p) {
+		buf, err := r.r.Peek(1)
+		if err != nil || len(buf) == 0 {
+			if n > 0 {
+				return n, nil
+			}
+			return 0, r.fail("stream ends inside a section (was the dump interrupted?)")
+		}
+		avail := r.r.Buffered()
+		buf, _ = r.r.Peek(avail)
+		if i := bytes.IndexByte(buf, esc); i != 0 {
+			if i < 0 {
+				i = len(buf)
+			}
+			c := copy(p[n:], buf[:i])
+			r.r.Discard(c)
+			n += c
+			continue
+		}
+		// escape sequence
+		pair, err := r.r.Peek(2)
+		if err != nil {
+			if n > 0 {
+				return n, nil
+			}
+			return 0, r.fail("truncated escape sequence")
+		}
+		switch pair[1] {
+		case mLiteral:
+			p[n] = esc
+			n++
+			r.r.Discard(2)
+		case mEnd:
+			if n > 0 {
+				return n, nil
+			}
+			r.r.Discard(2)
+			r.inBody = false
+			return 0, io.EOF
+		default:
+			return n, r.fail(fmt.Sprintf("bad marker %#x in section body", pair[1]))
+		}
+	}
+	return n, nil
+}

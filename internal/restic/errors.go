@@ -1,0 +1,75 @@
+package restic
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Exit codes documented by restic (docs 075_scripting).
+const (
+	ExitOK            = 0
+	ExitFailure       = 1
+	ExitIncomplete    = 3
+	ExitNoRepository  = 10
+	ExitLockFailed    = 11
+	ExitWrongPassword = 12
+	ExitInterrupted   = 130
+)
+
+// Sentinel errors matched with errors.Is against an *Error.
+var (
+	ErrNoRepository  = errors.New("repository does not exist")
+	ErrLocked        = errors.New("repository is locked")
+	ErrWrongPassword = errors.New("wrong repository password")
+	ErrIncomplete    = errors.New("some source data could not be read")
+	ErrInterrupted   = errors.New("restic was interrupted")
+	ErrTimeout       = errors.New("restic did not finish in time")
+)
+
+// Error is a failed restic call.
+type Error struct {
+	Op       string // e.g. "backup", "snapshots"
+	ExitCode int    // -1 when restic did not exit normally
+	Message  string // restic's own error message (exit_error JSON or last stderr line)
+	kind     error
+}
+
+func (e *Error) Error() string {
+	hint := ""
+	switch e.kind {
+	case ErrWrongPassword:
+		hint = " (check repository.password_file: it must hold the password the repository was created with)"
+	case ErrNoRepository:
+		hint = " (run `dhis2-life init` to create it, or check repository.url)"
+	case ErrLocked:
+		hint = " (another restic process holds the lock; stale locks are removed with `dhis2-life unlock`)"
+	case ErrIncomplete:
+		hint = " (the snapshot is not trusted; it is not recorded)"
+	case ErrTimeout:
+		hint = " (check the repository endpoint is reachable, or raise repository.timeout)"
+	}
+	msg := e.Message
+	if msg == "" && e.kind != nil {
+		msg = e.kind.Error()
+	}
+	return fmt.Sprintf("restic %s failed (exit %d): %s%s", e.Op, e.ExitCode, msg, hint)
+}
+
+// Unwrap lets errors.Is match the sentinel errors.
+func (e *Error) Unwrap() error { return e.kind }
+
+func kindOf(code int) error {
+	switch code {
+	case ExitNoRepository:
+		return ErrNoRepository
+	case ExitLockFailed:
+		return ErrLocked
+	case ExitWrongPassword:
+		return ErrWrongPassword
+	case ExitIncomplete:
+		return ErrIncomplete
+	case ExitInterrupted:
+		return ErrInterrupted
+	}
+	return nil
+}

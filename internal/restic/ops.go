@@ -1,0 +1,227 @@
+package restic
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Snapshot is one restic snapshot as listed by `restic snapshots --json`.
+type Snapshot struct {
+	ID       string    `json:"id"`
+	ShortID  string    `json:"short_id"`
+	Time     time.Time `json:"time"`
+	Hostname string    `json:"hostname"`
+	Paths    []string  `json:"paths"`
+	Tags     []string  `json:"tags"`
+	Summary  *Summary  `json:"summary,omitempty"`
+}
+
+// Tag returns the value of a "key:value" tag, or "".
+func (s Snapshot) Tag(key string) string {
+	for _, t := range s.Tags {
+		if v, ok := strings.CutPrefix(t, key+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// Summary is the summary line of `restic backup --json`.
+type Summary struct {
+	FilesNew            int64   `json:"files_new"`
+	FilesChanged        int64   `json:"files_changed"`
+	FilesUnmodified     int64   `json:"files_unmodified"`
+	DataAdded           int64   `json:"data_added"`
+	DataAddedPacked     int64   `json:"data_added_packed"`
+	TotalFilesProcessed int64   `json:"total_files_processed"`
+	TotalBytesProcessed int64   `json:"total_bytes_processed"`
+	TotalDuration       float64 `json:"total_duration"`
+	SnapshotID          string  `json:"snapshot_id"`
+}
+
+// Exists reports whether the repository exists and the password opens it.
+// It returns (false, nil) only when restic says there is no repository.
+func (r *Repo) Exists(ctx context.Context) (bool, error) {
+	_, err := r.run(ctx, call{op: "cat config", args: []string{"cat", "config", "--no-lock"}, timeout: true})
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, ErrNoRepository) {
+		return false, nil
+	}
+	return false, err
+}
+
+// Init creates the repository when it does not exist; it reports whether it created it.
+func (r *Repo) Init(ctx context.Context) (bool, error) {
+	ok, err := r.Exists(ctx)
+	if err != nil {
+		return false, err
+	}
+	if ok {
+		return false, nil
+	}
+	if _, err := r.run(ctx, call{op: "init", args: []string{"init"}, timeout: true}); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Snapshots lists snapshots carrying all of the given tags.
+func (r *Repo) Snapshots(ctx context.Context, tags ...string) ([]Snapshot, error) {
+	args := []string{"snapshots", "--no-lock"}
+	if len(tags) > 0 {
+		args = append(args, "--tag", strings.Join(tags, ","))
+	}
+	out, err := r.run(ctx, call{op: "snapshots", args: args, timeout: true})
+	if err != nil {
+		return nil, err
+	}
+	var snaps []Snapshot
+	if err := json.Unmarshal(bytes.TrimSpace(out), &snaps); err != nil {
+		return nil, fmt.Errorf("parsing restic snapshots output: %w", err)
+	}
+	return snaps, nil
+}
+
+// BackupOptions are common to every backup.
+type BackupOptions struct {
+	Tags     []string
+	Host     string
+	Time     time.Time // zero = now (restic --time, used for back-dated test histories)
+	Progress ProgressFunc
+}
+
+func (r *Repo) backupArgs(o BackupOptions) []string {
+	args := []string{"backup"}
+	for _, t := range o.Tags {
+		args = append(args, "--tag", t)
+	}
+	if o.Host != "" {
+		args = append(args, "--host", o.Host)
+	}
+	if !o.Time.IsZero() {
+		args = append(args, "--time", o.Time.Local().Format("2006-01-02 15:04:05"))
+	}
+	if r.Compression != "" {
+		args = append(args, "--compression", r.Compression)
+	}
+	if r.PackSizeMB > 0 {
+		args = append(args, "--pack-size", strconv.Itoa(r.PackSizeMB))
+	}
+	return args
+}
+
+func (r *Repo) backup(ctx context.Context, c call, o BackupOptions) (*Summary, error) {
+	var sum *Summary
+	c.op = "backup"
+	c.progress = o.Progress
+	c.onLine = func(line []byte) {
+		if bytes.Contains(line, []byte(`"message_type":"summary"`)) {
+			var s Summary
+			if json.Unmarshal(line, &s) == nil {
+				sum = &s
+			}
+		}
+	}
+	if _, err := r.run(ctx, c); err != nil {
+		return nil, err
+	}
+	if sum == nil || sum.SnapshotID == "" {
+		return nil, &Error{Op: "backup", ExitCode: 0, Message: "restic reported no snapshot ID in its summary"}
+	}
+	return sum, nil
+}
+
+// BackupCommand runs `restic backup --stdin-from-command` with argv as the producer; restic
+// stores its stdout as filename and creates no snapshot when the producer exits non-zero.
+func (r *Repo) BackupCommand(ctx context.Context, filename string, argv []string, extraEnv []string, o BackupOptions) (*Summary, error) {
+	args := append(r.backupArgs(o), "--stdin-filename", filename, "--stdin-from-command", "--")
+	args = append(args, argv...)
+	return r.backup(ctx, call{args: args, extraEnv: extraEnv}, o)
+}
+
+// BackupReader stores the data read from in as filename.
+func (r *Repo) BackupReader(ctx context.Context, filename string, in io.Reader, o BackupOptions) (*Summary, error) {
+	args := append(r.backupArgs(o), "--stdin", "--stdin-filename", filename)
+	return r.backup(ctx, call{args: args, stdin: in}, o)
+}
+
+// BackupPaths backs up paths (relative to dir, or absolute).
+func (r *Repo) BackupPaths(ctx context.Context, dir string, paths []string, o BackupOptions) (*Summary, error) {
+	args := append(r.backupArgs(o), "--")
+	args = append(args, paths...)
+	return r.backup(ctx, call{args: args, dir: dir}, o)
+}
+
+// Dump streams the file at path inside snapshot id to w.
+func (r *Repo) Dump(ctx context.Context, id, path string, w io.Writer) error {
+	_, err := r.run(ctx, call{op: "dump", args: []string{"dump", "--no-lock", id, path}, stdout: w})
+	return err
+}
+
+// Restore restores snapshot id (optionally "id:subfolder") into target.
+func (r *Repo) Restore(ctx context.Context, id, target string, progress ProgressFunc) error {
+	_, err := r.run(ctx, call{op: "restore", args: []string{"restore", "--no-lock", id, "--target", target}, progress: progress})
+	return err
+}
+
+// Check runs `restic check`, reading the given subset of data ("" = none, e.g. "5%" or "1/10").
+func (r *Repo) Check(ctx context.Context, readDataSubset string) error {
+	args := []string{"check"}
+	if readDataSubset != "" {
+		args = append(args, "--read-data-subset", readDataSubset)
+	}
+	_, err := r.run(ctx, call{op: "check", args: args})
+	return err
+}
+
+// Forget removes the given snapshots (no prune).
+func (r *Repo) Forget(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := r.run(ctx, call{op: "forget", args: append([]string{"forget"}, ids...), timeout: true})
+	return err
+}
+
+// Prune removes unreferenced data.
+func (r *Repo) Prune(ctx context.Context) error {
+	_, err := r.run(ctx, call{op: "prune", args: []string{"prune"}})
+	return err
+}
+
+// Unlock removes stale locks (those of dead processes or older than 30 minutes).
+func (r *Repo) Unlock(ctx context.Context) error {
+	_, err := r.run(ctx, call{op: "unlock", args: []string{"unlock"}, timeout: true})
+	return err
+}
+
+// Stats is the output of `restic stats --mode raw-data`.
+type Stats struct {
+	TotalSize             int64   `json:"total_size"`
+	TotalUncompressedSize int64   `json:"total_uncompressed_size"`
+	CompressionRatio      float64 `json:"compression_ratio"`
+	TotalBlobCount        int64   `json:"total_blob_count"`
+	SnapshotsCount        int64   `json:"snapshots_count"`
+}
+
+// RawStats returns the repository's stored size.
+func (r *Repo) RawStats(ctx context.Context) (*Stats, error) {
+	out, err := r.run(ctx, call{op: "stats", args: []string{"stats", "--no-lock", "--mode", "raw-data"}, timeout: true})
+	if err != nil {
+		return nil, err
+	}
+	var s Stats
+	if err := json.Unmarshal(bytes.TrimSpace(out), &s); err != nil {
+		return nil, fmt.Errorf("parsing restic stats output: %w", err)
+	}
+	return &s, nil
+}

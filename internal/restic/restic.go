@@ -1,0 +1,294 @@
+package restic
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Repo is a restic repository reached through the restic binary.
+type Repo struct {
+	// Bin is the restic binary (path or name on PATH).
+	Bin string
+	// URL is the repository (RESTIC_REPOSITORY).
+	URL string
+	// PasswordFile holds the repository password (RESTIC_PASSWORD_FILE).
+	PasswordFile string
+	// Env holds extra environment (e.g. AWS_ACCESS_KEY_ID=...) read from the env file.
+	Env []string
+	// Timeout bounds calls other than backup, restore and dump (0 = none).
+	Timeout time.Duration
+	// CacheDir is restic's cache directory ("" = restic's default).
+	CacheDir string
+	// Compression is --compression (auto|off|max, "" = restic's default).
+	Compression string
+	// PackSizeMB is --pack-size (0 = restic's default).
+	PackSizeMB int
+	// Logger receives debug lines; nil = discard.
+	Logger *slog.Logger
+}
+
+// Status is one of restic's --json progress lines (backup and restore).
+type Status struct {
+	MessageType   string   `json:"message_type"`
+	SecondsElapse float64  `json:"seconds_elapsed"`
+	PercentDone   float64  `json:"percent_done"`
+	TotalBytes    int64    `json:"total_bytes"`
+	BytesDone     int64    `json:"bytes_done"`
+	BytesRestored int64    `json:"bytes_restored"`
+	CurrentFiles  []string `json:"current_files"`
+}
+
+// ProgressFunc receives restic status lines.
+type ProgressFunc func(Status)
+
+// passthroughEnv lists variables restic may need from our own environment. Everything
+// else (notably RESTIC_PASSWORD, RESTIC_REPOSITORY of the caller's shell) is dropped so the
+// configuration alone decides what restic does.
+var passthroughEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ", "XDG_CACHE_HOME",
+	"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+
+func (r *Repo) env() []string {
+	env := make([]string, 0, 16)
+	for _, k := range passthroughEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	env = append(env, "RESTIC_REPOSITORY="+r.URL, "RESTIC_PASSWORD_FILE="+r.PasswordFile,
+		"RESTIC_PROGRESS_FPS=0.5")
+	if r.CacheDir != "" {
+		env = append(env, "RESTIC_CACHE_DIR="+r.CacheDir)
+	}
+	return append(env, r.Env...)
+}
+
+func (r *Repo) bin() string {
+	if r.Bin == "" {
+		return "restic"
+	}
+	return r.Bin
+}
+
+func (r *Repo) log() *slog.Logger {
+	if r.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger
+}
+
+// call describes one restic invocation.
+type call struct {
+	op       string
+	args     []string
+	stdin    io.Reader
+	stdout   io.Writer // raw stdout (dump); nil = parse JSON lines
+	dir      string
+	timeout  bool // apply r.Timeout
+	progress ProgressFunc
+	onLine   func(line []byte) // every stdout JSON line (when stdout is nil)
+	extraEnv []string
+}
+
+// run executes restic; it returns stdout (when not streamed) and a typed error.
+func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
+	if c.timeout && r.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
+		defer cancel()
+	}
+	args := append([]string{"--json"}, c.args...)
+	cmd := exec.CommandContext(ctx, r.bin(), args...)
+	cmd.Env = append(r.env(), c.extraEnv...)
+	cmd.Dir = c.dir
+	cmd.Stdin = c.stdin
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// On cancellation ask restic to stop cleanly (it removes its lock on SIGINT), then kill.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
+	cmd.WaitDelay = 15 * time.Second
+	var stderr tailBuffer
+	cmd.Stderr = &stderr
+	var out bytes.Buffer
+	var pr *io.PipeReader
+	var pw *io.PipeWriter
+	parseDone := make(chan struct{})
+	if c.stdout != nil {
+		cmd.Stdout = c.stdout
+		close(parseDone)
+	} else {
+		pr, pw = io.Pipe()
+		cmd.Stdout = pw
+		go func() {
+			defer close(parseDone)
+			sc := bufio.NewScanner(pr)
+			sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+			for sc.Scan() {
+				line := sc.Bytes()
+				if c.progress != nil && bytes.HasPrefix(line, []byte(`{"message_type":"status"`)) {
+					var st Status
+					if json.Unmarshal(line, &st) == nil {
+						c.progress(st)
+					}
+					continue
+				}
+				if c.onLine != nil {
+					c.onLine(line)
+				}
+				out.Write(line)
+				out.WriteByte('\n')
+			}
+			_, _ = io.Copy(io.Discard, pr)
+		}()
+	}
+	start := time.Now()
+	r.log().Debug("restic", "op", c.op, "args", strings.Join(c.args, " "))
+	err := cmd.Run()
+	if pw != nil {
+		pw.Close()
+	}
+	<-parseDone
+	r.log().Debug("restic done", "op", c.op, "seconds", time.Since(start).Seconds())
+	if err == nil {
+		return out.Bytes(), nil
+	}
+	code := -1
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	}
+	e := &Error{Op: c.op, ExitCode: code, Message: stderr.message(), kind: kindOf(code)}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
+			e.kind = ErrTimeout
+			if e.Message == "" {
+				e.Message = fmt.Sprintf("no answer within %s", r.Timeout)
+			}
+		} else {
+			e.kind = ErrInterrupted
+		}
+	}
+	if e.Message == "" && code == -1 {
+		e.Message = err.Error()
+	}
+	return out.Bytes(), e
+}
+
+// tailBuffer keeps the end of restic's stderr and remembers an exit_error message.
+type tailBuffer struct {
+	buf      []byte
+	exitErr  string
+	lastLine string
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	for {
+		i := bytes.IndexByte(t.buf, '\n')
+		if i < 0 {
+			break
+		}
+		t.line(t.buf[:i])
+		t.buf = t.buf[i+1:]
+	}
+	if len(t.buf) > 64*1024 {
+		t.buf = t.buf[len(t.buf)-64*1024:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) line(l []byte) {
+	l = bytes.TrimSpace(l)
+	if len(l) == 0 {
+		return
+	}
+	if bytes.HasPrefix(l, []byte("{")) {
+		var m struct {
+			MessageType string `json:"message_type"`
+			Message     string `json:"message"`
+			Error       struct {
+				Message string `json:"message"`
+			} `json:"error"`
+			Item string `json:"item"`
+		}
+		if json.Unmarshal(l, &m) == nil {
+			switch m.MessageType {
+			case "exit_error":
+				t.exitErr = m.Message
+				return
+			case "error":
+				t.lastLine = strings.TrimSpace(m.Error.Message + " " + m.Item)
+				return
+			}
+		}
+	}
+	t.lastLine = string(l)
+}
+
+func (t *tailBuffer) message() string {
+	if len(t.buf) > 0 {
+		t.line(t.buf)
+		t.buf = nil
+	}
+	msg := t.exitErr
+	if msg == "" {
+		msg = t.lastLine
+	}
+	msg = strings.ReplaceAll(msg, "\n", " ")
+	if len(msg) > 500 {
+		msg = msg[:500] + "…"
+	}
+	return msg
+}
+
+// Version returns restic's version string, e.g. "0.19.1".
+func (r *Repo) Version(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, r.bin(), "version").Output()
+	if err != nil {
+		return "", fmt.Errorf("running %s version: %w (install restic 0.19.1: scripts/deps.sh)", r.bin(), err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 2 {
+		return "", fmt.Errorf("unexpected `restic version` output %q", out)
+	}
+	return f[1], nil
+}
+
+// CheckVersion fails unless restic is at least min (e.g. "0.18.1").
+func (r *Repo) CheckVersion(ctx context.Context, min string) (string, error) {
+	v, err := r.Version(ctx)
+	if err != nil {
+		return "", err
+	}
+	if versionLess(v, min) {
+		return v, fmt.Errorf("restic %s is too old: dhis2-life needs restic >= %s (install with scripts/deps.sh)", v, min)
+	}
+	return v, nil
+}
+
+func versionLess(a, b string) bool {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < 3; i++ {
+		var x, y int
+		if i < len(pa) {
+			x, _ = strconv.Atoi(strings.TrimFunc(pa[i], func(r rune) bool { return r < '0' || r > '9' }))
+		}
+		if i < len(pb) {
+			y, _ = strconv.Atoi(pb[i])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
+}
