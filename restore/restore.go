@@ -1,0 +1,530 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/dumpfmt"
+	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/internal/pg"
+	"github.com/dhis2-life/dhis2-life/internal/restic"
+)
+
+// Options configure a restore.
+type Options struct {
+	Config   *config.Config
+	Repo     *restic.Repo
+	Log      *slog.Logger
+	Manifest *manifest.Manifest
+
+	// Target is the database to restore into (created when missing).
+	Target pg.Conn
+	// Admin is a superuser connection on the target's server (its database name is
+	// ignored); nil means Target's own role does everything.
+	Admin *pg.Conn
+	// Owner is the role that will own every restored object ("" = Target's user).
+	Owner string
+	// FilesTo receives the file store part ("" = skip files).
+	FilesTo string
+	// Force replaces a non-empty target database / files directory.
+	Force bool
+	// Terminate ends other sessions on the target instead of refusing.
+	Terminate bool
+	// Jobs is the parallelism of index and constraint builds.
+	Jobs int
+	// SkipDatabase restores only the files.
+	SkipDatabase bool
+	// Progress receives bytes read of the database stream.
+	Progress func(done, total int64)
+}
+
+// Result describes a finished restore.
+type Result struct {
+	Set             string  `json:"set"`
+	Database        string  `json:"database"`
+	Created         bool    `json:"created"`
+	Tables          int     `json:"tables"`
+	Rows            int64   `json:"rows"`
+	Sequences       int     `json:"sequences"`
+	FilesTo         string  `json:"files_to,omitempty"`
+	Seconds         float64 `json:"seconds"`
+	PreDataSeconds  float64 `json:"pre_data_seconds"`
+	DataSeconds     float64 `json:"data_seconds"`
+	PostDataSeconds float64 `json:"post_data_seconds"`
+	FilesSeconds    float64 `json:"files_seconds"`
+}
+
+// ErrUnsafeTarget is returned for targets that must never be written.
+var ErrUnsafeTarget = errors.New("unsafe restore target")
+
+// ErrNotEmpty is returned when the target holds data and Force is not set.
+var ErrNotEmpty = errors.New("target is not empty")
+
+// GuardProduction refuses a target that resolves to any configured instance's database.
+func GuardProduction(ctx context.Context, cfg *config.Config, target pg.Conn) error {
+	te, err := target.Resolve(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range cfg.InstanceNames() {
+		in := cfg.Instances[name]
+		pe, err := (pg.Conn{DSN: in.Database}).Resolve(ctx)
+		if err != nil {
+			continue
+		}
+		if te.Same(pe) {
+			return fmt.Errorf("%w: %s is the production database of instance %s; restore into another database and switch over deliberately", ErrUnsafeTarget, target.Describe(), name)
+		}
+	}
+	return nil
+}
+
+func (o *Options) adminFor(db string) pg.Conn {
+	if o.Admin != nil {
+		return o.Admin.WithDatabase(db)
+	}
+	return o.Target.WithDatabase(db)
+}
+
+func (o *Options) owner() string {
+	if o.Owner != "" {
+		return o.Owner
+	}
+	return o.Target.User()
+}
+
+// Restore restores the set described by o.Manifest. On failure after it created or
+// replaced the target database, it drops the half-restored database and says so.
+func Restore(ctx context.Context, o Options) (*Result, error) {
+	start := time.Now()
+	m := o.Manifest
+	res := &Result{Set: m.ID, Database: o.Target.Database()}
+	if o.Jobs < 1 {
+		o.Jobs = 2
+	}
+	if err := GuardProduction(ctx, o.Config, o.Target); err != nil {
+		return nil, err
+	}
+	if o.FilesTo != "" {
+		if err := checkFilesTarget(o.FilesTo, o.Force); err != nil {
+			return nil, err
+		}
+	}
+	if !o.SkipDatabase {
+		created, err := prepareDatabase(ctx, &o)
+		if err != nil {
+			return nil, err
+		}
+		res.Created = created
+		if err := restoreDatabase(ctx, &o, res); err != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if derr := dropDatabase(dctx, &o, res.Database); derr != nil {
+				return nil, fmt.Errorf("restoring %s: %w (the half-restored database %s could NOT be dropped: %v; drop it by hand)", m.ID, err, res.Database, derr)
+			}
+			return nil, fmt.Errorf("restoring %s: %w (the half-restored database %s was dropped)", m.ID, err, res.Database)
+		}
+	}
+	if o.FilesTo != "" {
+		t := time.Now()
+		if err := restoreFiles(ctx, &o); err != nil {
+			return nil, err
+		}
+		res.FilesTo = o.FilesTo
+		res.FilesSeconds = time.Since(t).Seconds()
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// prepareDatabase creates the target database (or replaces it with Force) and its extensions.
+func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
+	db := o.Target.Database()
+	admin, err := o.adminFor("postgres").Connect(ctx)
+	if err != nil {
+		return false, fmt.Errorf("connecting to the target server to create %s: %w", db, err)
+	}
+	defer admin.Close(context.Background())
+	var exists bool
+	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db).Scan(&exists); err != nil {
+		return false, fmt.Errorf("looking up database %s: %w", db, err)
+	}
+	if exists {
+		n, err := countRelations(ctx, o.adminFor(db))
+		if err != nil {
+			return false, err
+		}
+		if n > 0 && !o.Force {
+			return false, fmt.Errorf("%w: database %s holds %d tables/views/sequences; pass --force to replace it (its contents will be lost)", ErrNotEmpty, db, n)
+		}
+		sessions, err := pg.Sessions(ctx, admin, db)
+		if err != nil {
+			return false, err
+		}
+		if len(sessions) > 0 {
+			if !o.Terminate {
+				return false, fmt.Errorf("database %s has %d other sessions (%s): stop them or pass --terminate", db, len(sessions), strings.Join(sessions, ", "))
+			}
+			if _, err := pg.TerminateOthers(ctx, admin, db); err != nil {
+				return false, err
+			}
+		}
+		if n > 0 {
+			o.Log.Warn("replacing non-empty database (--force)", "database", db, "relations", n)
+			if _, err := admin.Exec(ctx, "DROP DATABASE "+pg.QuoteIdent(db)); err != nil {
+				return false, fmt.Errorf("dropping %s to replace it: %w", db, err)
+			}
+			exists = false
+		}
+	}
+	if !exists {
+		q := fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0 ENCODING 'UTF8'", pg.QuoteIdent(db), pg.QuoteIdent(o.owner()))
+		if _, err := admin.Exec(ctx, q); err != nil {
+			return false, fmt.Errorf("creating database %s (needs CREATEDB or admin_database): %w", db, err)
+		}
+	}
+	// Extensions first: DHIS2 needs postgis, pg_trgm and btree_gin, and postgis is not a
+	// trusted extension, so this uses the admin connection.
+	conn, err := o.adminFor(db).Connect(ctx)
+	if err != nil {
+		return !exists, err
+	}
+	defer conn.Close(context.Background())
+	exts := map[string]string{}
+	for _, e := range o.Manifest.Extensions {
+		exts[e.Name] = e.Schema
+	}
+	if o.Manifest.DHIS2.Flyway != "" {
+		for _, e := range pg.RequiredExtensions {
+			if _, ok := exts[e]; !ok {
+				exts[e] = "public"
+			}
+		}
+	}
+	for name, schema := range exts {
+		if schema == "" {
+			schema = "public"
+		}
+		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE SCHEMA IF NOT EXISTS %s", pg.QuoteIdent(schema))); err != nil {
+			return true, fmt.Errorf("creating schema %s: %w", schema, err)
+		}
+		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE EXTENSION IF NOT EXISTS %s WITH SCHEMA %s", pg.QuoteIdent(name), pg.QuoteIdent(schema))); err != nil {
+			return true, fmt.Errorf("creating extension %s in %s (needs a superuser: set admin_database; for postgis install postgresql-%d-postgis-3): %w",
+				name, o.Target.Database(), o.Manifest.Server.VersionNum/10000, err)
+		}
+	}
+	if _, err := conn.Exec(ctx, "ALTER SCHEMA public OWNER TO "+pg.QuoteIdent(o.owner())); err != nil {
+		o.Log.Debug("could not give schema public to the owner", "err", err)
+	}
+	return true, nil
+}
+
+func countRelations(ctx context.Context, c pg.Conn) (int, error) {
+	conn, err := c.Connect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	var n int
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r','p','v','m','S','f') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("inspecting %s: %w", c.Describe(), err)
+	}
+	return n, nil
+}
+
+func dropDatabase(ctx context.Context, o *Options, db string) error {
+	admin, err := o.adminFor("postgres").Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer admin.Close(context.Background())
+	_, _ = pg.TerminateOthers(ctx, admin, db)
+	_, err = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pg.QuoteIdent(db))
+	return err
+}
+
+// restoreDatabase streams the database part: schema → pre-data, table data, sequences,
+// post-data with Jobs workers.
+func restoreDatabase(ctx context.Context, o *Options, res *Result) error {
+	m := o.Manifest
+	part, ok := m.Parts["db"]
+	if !ok || part.Snapshot == "" {
+		return fmt.Errorf("set %s has no database part", m.ID)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	dumpErr := make(chan error, 1)
+	go func() {
+		err := o.Repo.Dump(ctx, part.Snapshot, "/"+manifest.DBFile, pw)
+		pw.CloseWithError(err)
+		dumpErr <- err
+	}()
+	err := consumeStream(ctx, o, res, &progressReader{r: pr, total: part.Bytes, fn: o.Progress})
+	if err != nil {
+		cancel()
+		pr.CloseWithError(err)
+		<-dumpErr
+		return err
+	}
+	_, _ = io.Copy(io.Discard, pr)
+	if err := <-dumpErr; err != nil {
+		return fmt.Errorf("reading the database part from the repository: %w", err)
+	}
+	return nil
+}
+
+type progressReader struct {
+	r           io.Reader
+	done, total int64
+	fn          func(done, total int64)
+	last        time.Time
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	if p.fn != nil && (time.Since(p.last) > 200*time.Millisecond || err != nil) {
+		p.last = time.Now()
+		p.fn(p.done, p.total)
+	}
+	return n, err
+}
+
+func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) error {
+	m := o.Manifest
+	sr, err := dumpfmt.NewReader(r)
+	if err != nil {
+		return err
+	}
+	tmpDir := o.Config.Tuning.TempDir
+	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
+		return fmt.Errorf("creating temp dir: %w", err)
+	}
+	work, err := os.MkdirTemp(tmpDir, "restore-")
+	if err != nil {
+		return fmt.Errorf("creating temp dir: %w", err)
+	}
+	defer os.RemoveAll(work)
+
+	// Section 1: schema archive to a temp file (pg_restore -j needs a seekable file; it
+	// holds definitions only, a few MB for DHIS2).
+	h, err := sr.Next()
+	if err != nil {
+		return err
+	}
+	if h.Kind != dumpfmt.KindSchema {
+		return fmt.Errorf("%w: first section is %q, want schema", dumpfmt.ErrCorrupt, h.Kind)
+	}
+	schemaFile := filepath.Join(work, "schema.dump")
+	f, err := os.OpenFile(schemaFile, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("writing schema archive: %w", err)
+	}
+	if _, err := io.Copy(f, sr); err != nil {
+		f.Close()
+		return fmt.Errorf("writing schema archive: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing schema archive: %w", err)
+	}
+
+	conn := o.adminFor(res.Database)
+	major := m.Server.VersionNum / 10000
+	if c, err := conn.Connect(ctx); err == nil {
+		if n, _, err := pg.ServerVersion(ctx, c); err == nil {
+			major = n / 10000
+		}
+		c.Close(context.Background())
+	}
+	tool, cleanup, err := pg.ToolFor("pg_restore", major, conn, work)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	listFile, err := tocList(ctx, tool, schemaFile, work)
+	if err != nil {
+		return err
+	}
+	base := []string{"--no-owner", "--no-privileges", "--exit-on-error", "--use-list=" + listFile}
+	if o.Admin != nil {
+		base = append(base, "--role="+o.owner())
+	}
+	t := time.Now()
+	if err := runTool(ctx, tool, append(base, "--section=pre-data", schemaFile)...); err != nil {
+		return fmt.Errorf("restoring schema (pre-data): %w", err)
+	}
+	res.PreDataSeconds = time.Since(t).Seconds()
+
+	// Section 2..n: table data.
+	t = time.Now()
+	dc, err := conn.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer dc.Close(context.Background())
+	setup := []string{"SET client_encoding = 'UTF8'", "SET DateStyle = ISO", "SET IntervalStyle = postgres",
+		"SET synchronous_commit = off", "SET statement_timeout = 0", "SET row_security = off"}
+	if o.Admin != nil {
+		setup = append(setup, "SET ROLE "+pg.QuoteIdent(o.owner()))
+	}
+	for _, s := range setup {
+		if _, err := dc.Exec(ctx, s); err != nil {
+			return fmt.Errorf("preparing data load (%s): %w", s, err)
+		}
+	}
+	want := map[string]int64{}
+	for _, tb := range m.Tables {
+		want[tb.Schema+"."+tb.Name] = tb.Rows
+	}
+	var trailerSeen bool
+	for {
+		h, err := sr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		switch h.Kind {
+		case dumpfmt.KindTable:
+			key := h.Schema + "." + h.Name
+			cols := make([]string, len(h.Columns))
+			for i, c := range h.Columns {
+				cols[i] = pg.QuoteIdent(c)
+			}
+			q := fmt.Sprintf("COPY %s (%s) FROM STDIN", pg.QualifiedName(h.Schema, h.Name), strings.Join(cols, ", "))
+			tag, err := dc.PgConn().CopyFrom(ctx, sr, q)
+			if err != nil {
+				return fmt.Errorf("loading table %s: %w", key, err)
+			}
+			if exp, ok := want[key]; ok && exp != tag.RowsAffected() {
+				return fmt.Errorf("loading table %s: %d rows loaded, manifest says %d", key, tag.RowsAffected(), exp)
+			}
+			res.Tables++
+			res.Rows += tag.RowsAffected()
+		case dumpfmt.KindTrailer:
+			trailerSeen = true
+		default:
+			return fmt.Errorf("%w: unexpected section %q", dumpfmt.ErrCorrupt, h.Kind)
+		}
+	}
+	if !trailerSeen {
+		return fmt.Errorf("%w: stream has no trailer", dumpfmt.ErrCorrupt)
+	}
+	if res.Tables != len(m.Tables) {
+		return fmt.Errorf("%w: stream holds %d tables, manifest lists %d", dumpfmt.ErrCorrupt, res.Tables, len(m.Tables))
+	}
+	for _, s := range m.Sequences {
+		if _, err := dc.Exec(ctx, "SELECT pg_catalog.setval($1, $2, $3)", pg.QualifiedName(s.Schema, s.Name), s.LastValue, s.IsCalled); err != nil {
+			return fmt.Errorf("setting sequence %s.%s: %w", s.Schema, s.Name, err)
+		}
+		res.Sequences++
+	}
+	res.DataSeconds = time.Since(t).Seconds()
+
+	// Indexes, constraints, triggers in parallel.
+	t = time.Now()
+	if err := runTool(ctx, tool, append(base, "--section=post-data", fmt.Sprintf("--jobs=%d", o.Jobs), schemaFile)...); err != nil {
+		return fmt.Errorf("building indexes and constraints (post-data): %w", err)
+	}
+	res.PostDataSeconds = time.Since(t).Seconds()
+	if _, err := dc.Exec(ctx, "ANALYZE"); err != nil {
+		o.Log.Warn("ANALYZE after restore failed", "err", err)
+	}
+	return nil
+}
+
+var skipTOC = regexp.MustCompile(`^\d+; \d+ \d+ (EXTENSION|COMMENT - EXTENSION|SCHEMA - public|COMMENT - SCHEMA public) `)
+
+// tocList writes pg_restore's table of contents without the entries we handle ourselves
+// (extensions, created first by a superuser; the public schema).
+func tocList(ctx context.Context, tool *pg.Tool, archive, dir string) (string, error) {
+	cmd := exec.CommandContext(ctx, tool.Path, "--list", archive)
+	cmd.Env = append(os.Environ(), tool.Env...)
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("reading the schema archive's contents: %w", exitDetail(err))
+	}
+	var keep []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if skipTOC.MatchString(l) {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	p := filepath.Join(dir, "toc.list")
+	if err := os.WriteFile(p, []byte(strings.Join(keep, "\n")), 0o600); err != nil {
+		return "", fmt.Errorf("writing restore list: %w", err)
+	}
+	return p, nil
+}
+
+func runTool(ctx context.Context, t *pg.Tool, args ...string) error {
+	cmd := t.Command(ctx, args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if i := strings.Index(msg, "pg_restore: error:"); i >= 0 {
+			msg = msg[i:]
+		}
+		if nl := strings.IndexByte(msg, '\n'); nl > 0 {
+			msg = msg[:nl]
+		}
+		return fmt.Errorf("%s: %v: %s", filepath.Base(t.Path), err, msg)
+	}
+	return nil
+}
+
+func exitDetail(err error) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(ee.Stderr)))
+	}
+	return err
+}
+
+func checkFilesTarget(dir string, force bool) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return fmt.Errorf("checking --files-to %s: %w", dir, err)
+	}
+	if len(ents) > 0 && !force {
+		return fmt.Errorf("%w: --files-to %s is not empty; choose an empty directory or pass --force (restic overwrites files there)", ErrNotEmpty, dir)
+	}
+	return nil
+}
+
+func restoreFiles(ctx context.Context, o *Options) error {
+	p, ok := o.Manifest.Parts["files"]
+	if !ok || p.Snapshot == "" {
+		reason := "no file store part"
+		if ok && p.Skipped != "" {
+			reason = p.Skipped
+		}
+		return fmt.Errorf("set %s has no files to restore: %s", o.Manifest.ID, reason)
+	}
+	if err := os.MkdirAll(o.FilesTo, 0o750); err != nil {
+		return fmt.Errorf("creating %s: %w", o.FilesTo, err)
+	}
+	if err := o.Repo.Restore(ctx, p.Snapshot, o.FilesTo, nil); err != nil {
+		return fmt.Errorf("restoring files to %s: %w", o.FilesTo, err)
+	}
+	return nil
+}

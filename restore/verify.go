@@ -1,0 +1,334 @@
+package restore
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dhis2-life/dhis2-life/internal/catalog"
+	"github.com/dhis2-life/dhis2-life/internal/pg"
+)
+
+// Check is one drill check.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// Report is a drill's result (`verify --json`).
+type Report struct {
+	OK             bool      `json:"ok"`
+	Set            string    `json:"set"`
+	Instance       string    `json:"instance"`
+	SetTime        time.Time `json:"set_time"`
+	Started        time.Time `json:"started"`
+	Finished       time.Time `json:"finished"`
+	ScratchDB      string    `json:"scratch_database"`
+	RestoreSeconds float64   `json:"restore_seconds"`
+	DataAgeSeconds float64   `json:"data_age_seconds"`
+	Restore        *Result   `json:"restore,omitempty"`
+	Checks         []Check   `json:"checks"`
+}
+
+func (r *Report) add(name string, ok bool, format string, args ...any) {
+	r.Checks = append(r.Checks, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
+	if !ok {
+		r.OK = false
+	}
+}
+
+// DrillOptions configure a drill. Restore.Target is ignored: the drill restores into a
+// scratch database on the instance's server (via Restore.Admin) that it drops afterwards.
+type DrillOptions struct {
+	Restore Options
+	// ScratchPrefix names scratch databases (default "dhis2life_drill_").
+	ScratchPrefix string
+	// ReadDataSubset is restic check's --read-data-subset ("" = structure check only).
+	ReadDataSubset string
+	// Catalog receives the drill record (nil = not recorded).
+	Catalog *catalog.Catalog
+	// KeepScratch leaves the scratch database and files for inspection.
+	KeepScratch bool
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-z0-9_]`)
+
+// Drill restores a set into scratch space, proves it at DHIS2 level, records the result and
+// cleans up. The returned report's OK says whether every check passed; err is set only
+// when the drill could not run to the end.
+func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
+	m := o.Restore.Manifest
+	rep := &Report{OK: true, Set: m.ID, Instance: m.Instance, SetTime: m.Time, Started: time.Now().UTC()}
+	prefix := o.ScratchPrefix
+	if prefix == "" {
+		prefix = "dhis2life_drill_"
+	}
+	scratch := prefix + unsafeChars.ReplaceAllString(strings.ToLower(m.ID), "_")
+	rep.ScratchDB = scratch
+	base := o.Restore.Target
+	if o.Restore.Admin != nil {
+		base = *o.Restore.Admin
+	}
+	ro := o.Restore
+	ro.Target = base.WithDatabase(scratch)
+	ro.Force, ro.Terminate = true, true
+	ro.Owner = o.Restore.Owner
+	if ro.Owner == "" {
+		ro.Owner = base.User()
+	}
+	tmp := ro.Config.Tuning.TempDir
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("creating temp dir: %w", err)
+	}
+	filesDir := ""
+	if p, ok := m.Parts["files"]; ok && p.Snapshot != "" {
+		d, err := os.MkdirTemp(tmp, "drill-files-")
+		if err != nil {
+			return nil, fmt.Errorf("creating drill directory: %w", err)
+		}
+		filesDir = d
+		ro.FilesTo = d
+	}
+	cleanup := func() {
+		if o.KeepScratch {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := dropDatabase(cctx, &ro, scratch); err != nil {
+			ro.Log.Warn("could not drop drill database", "database", scratch, "err", err)
+		}
+		if filesDir != "" {
+			os.RemoveAll(filesDir)
+		}
+	}
+	defer cleanup()
+
+	t0 := time.Now()
+	res, err := Restore(ctx, ro)
+	rep.RestoreSeconds = time.Since(t0).Seconds()
+	rep.Restore = res
+	if err != nil {
+		rep.add("restore", false, "%v", err)
+	} else {
+		rep.add("restore", true, "%d tables, %d rows in %.1fs (schema %.1fs, data %.1fs, indexes %.1fs, files %.1fs)",
+			res.Tables, res.Rows, res.Seconds, res.PreDataSeconds, res.DataSeconds, res.PostDataSeconds, res.FilesSeconds)
+		if err := checkDatabase(ctx, ro.Target, rep, o, filesDir); err != nil {
+			rep.add("database checks", false, "%v", err)
+		}
+	}
+	if err := ro.Repo.Check(ctx, o.ReadDataSubset); err != nil {
+		rep.add("repository check", false, "%v", err)
+	} else {
+		subset := o.ReadDataSubset
+		if subset == "" {
+			subset = "none"
+		}
+		rep.add("repository check", true, "restic check passed (read-data-subset %s)", subset)
+	}
+	rep.Finished = time.Now().UTC()
+	rep.DataAgeSeconds = rep.Finished.Sub(m.Time).Seconds()
+	if o.Catalog != nil {
+		b, _ := jsonMarshal(rep)
+		if err := o.Catalog.PutDrill(catalog.DrillRecord{ID: rep.Started.Format("20060102T150405.000Z") + "-" + m.ID, SetID: m.ID, Instance: m.Instance,
+			Start: rep.Started, End: rep.Finished, OK: rep.OK, RestoreSeconds: rep.RestoreSeconds, DataAgeSeconds: rep.DataAgeSeconds, Report: b}); err != nil {
+			return rep, fmt.Errorf("recording drill: %w", err)
+		}
+	}
+	return rep, nil
+}
+
+func checkDatabase(ctx context.Context, target pg.Conn, rep *Report, o DrillOptions, filesDir string) error {
+	m := o.Restore.Manifest
+	conn, err := target.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+
+	// Row counts.
+	var bad []string
+	for _, t := range m.Tables {
+		var n int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM ONLY "+pg.QualifiedName(t.Schema, t.Name)).Scan(&n); err != nil {
+			bad = append(bad, fmt.Sprintf("%s.%s: %v", t.Schema, t.Name, err))
+			continue
+		}
+		if n != t.Rows {
+			bad = append(bad, fmt.Sprintf("%s.%s: %d rows, manifest %d", t.Schema, t.Name, n, t.Rows))
+		}
+	}
+	rep.add("row counts", len(bad) == 0, "%s", summarize(len(m.Tables), "tables match the manifest", bad))
+
+	// Flyway.
+	fv, err := pg.FlywayVersion(ctx, conn)
+	if err != nil {
+		rep.add("flyway version", false, "%v", err)
+	} else {
+		rep.add("flyway version", fv == m.DHIS2.Flyway, "restored %q, manifest %q", fv, m.DHIS2.Flyway)
+	}
+
+	// Extensions.
+	exts, err := pg.Extensions(ctx, conn)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, e := range exts {
+		have[e.Name] = true
+	}
+	need := map[string]bool{}
+	for _, e := range m.Extensions {
+		need[e.Name] = true
+	}
+	if m.DHIS2.Flyway != "" {
+		for _, e := range pg.RequiredExtensions {
+			need[e] = true
+		}
+	}
+	var missing []string
+	for e := range need {
+		if !have[e] {
+			missing = append(missing, e)
+		}
+	}
+	rep.add("extensions", len(missing) == 0, "%s", summarize(len(need), "required extensions present", missing))
+
+	// Sequences.
+	bad = nil
+	for _, s := range m.Sequences {
+		var last int64
+		var called bool
+		if err := conn.QueryRow(ctx, "SELECT last_value, is_called FROM "+pg.QualifiedName(s.Schema, s.Name)).Scan(&last, &called); err != nil {
+			bad = append(bad, fmt.Sprintf("%s.%s: %v", s.Schema, s.Name, err))
+			continue
+		}
+		if last != s.LastValue || called != s.IsCalled {
+			bad = append(bad, fmt.Sprintf("%s.%s: %d/%v, manifest %d/%v", s.Schema, s.Name, last, called, s.LastValue, s.IsCalled))
+		}
+	}
+	rep.add("sequences", len(bad) == 0, "%s", summarize(len(m.Sequences), "sequences as dumped", bad))
+
+	// Excluded tables exist and are empty.
+	bad = nil
+	for _, x := range m.Excluded {
+		var n int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM ONLY "+pg.QualifiedName(x.Schema, x.Name)+" LIMIT 1) s").Scan(&n); err != nil {
+			bad = append(bad, fmt.Sprintf("%s.%s: %v", x.Schema, x.Name, firstLine(err)))
+			continue
+		}
+		if n != 0 {
+			bad = append(bad, fmt.Sprintf("%s.%s has rows", x.Schema, x.Name))
+		}
+	}
+	rep.add("excluded tables", len(bad) == 0, "%s", summarize(len(m.Excluded), "excluded tables exist and are empty", bad))
+
+	// File resources ↔ files.
+	checkFiles(ctx, conn, rep, o, filesDir)
+	return nil
+}
+
+func checkFiles(ctx context.Context, conn *pgx.Conn, rep *Report, o DrillOptions, filesDir string) {
+	m := o.Restore.Manifest
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('public.fileresource') IS NOT NULL").Scan(&exists); err != nil || !exists {
+		rep.add("file resources", true, "no fileresource table")
+		return
+	}
+	if m.Files == nil || m.Files.Provider != "filesystem" {
+		rep.add("file resources", true, "file store is not on this host's file system; not checked")
+		return
+	}
+	if filesDir == "" {
+		rep.add("file resources", false, "set has no files part to check fileresource rows against")
+		return
+	}
+	container := "files"
+	for _, p := range m.Files.Paths {
+		if p != "dhis.conf" {
+			container = p
+		}
+	}
+	rows, err := conn.Query(ctx, "SELECT storagekey, contentlength, contentmd5 FROM public.fileresource WHERE storagekey IS NOT NULL AND storagekey <> '' ORDER BY storagekey")
+	if err != nil {
+		rep.add("file resources", false, "%v", err)
+		return
+	}
+	defer rows.Close()
+	var bad []string
+	n := 0
+	for rows.Next() {
+		var key, sum string
+		var length int64
+		if err := rows.Scan(&key, &length, &sum); err != nil {
+			rep.add("file resources", false, "%v", err)
+			return
+		}
+		n++
+		p := filepath.Join(filesDir, container, filepath.FromSlash(key))
+		if !strings.HasPrefix(p, filepath.Join(filesDir, container)+string(filepath.Separator)) {
+			bad = append(bad, key+": storage key escapes the file store")
+			continue
+		}
+		if problem := checkFile(p, length, sum); problem != "" {
+			bad = append(bad, key+": "+problem)
+		}
+	}
+	rep.add("file resources", len(bad) == 0, "%s", summarize(n, "file resources have their file (size and md5)", bad))
+}
+
+func checkFile(path string, length int64, sum string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return "file missing (deleted by DHIS2 between dump and file backup, or lost)"
+		}
+		return err.Error()
+	}
+	defer f.Close()
+	h := md5.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return err.Error()
+	}
+	if n != length {
+		return fmt.Sprintf("size %d, fileresource says %d", n, length)
+	}
+	if len(sum) == 32 && !strings.EqualFold(hex.EncodeToString(h.Sum(nil)), sum) {
+		return "md5 differs from fileresource.contentmd5"
+	}
+	return ""
+}
+
+func summarize(total int, okText string, bad []string) string {
+	if len(bad) == 0 {
+		return fmt.Sprintf("%d %s", total, okText)
+	}
+	shown := bad
+	if len(shown) > 5 {
+		shown = shown[:5]
+	}
+	more := ""
+	if len(bad) > 5 {
+		more = fmt.Sprintf(" (+%d more)", len(bad)-5)
+	}
+	return fmt.Sprintf("%d of %d wrong: %s%s", len(bad), total, strings.Join(shown, "; "), more)
+}
+
+func firstLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,216 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dhis2-life/dhis2-life/internal/dumpfmt"
+	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/internal/pg"
+)
+
+// DumpOptions configure the database stream producer.
+type DumpOptions struct {
+	Conn          pg.Conn
+	ExcludeAudit  bool
+	ExcludeExtra  []string // glob patterns of tables whose data is excluded
+	OrderedTables []string // extra "table=col1,col2" ordering rules
+	TempDir       string   // for pg_dump's temporary passfile
+}
+
+// countingWriter counts bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Dump writes one consistent database stream to w: it opens a REPEATABLE READ transaction,
+// exports its snapshot, runs pg_dump --schema-only on that snapshot, then COPYs every
+// non-excluded table (DHIS2's largest in period/date order, others by primary key) and
+// writes a trailer with exact row counts taken from the COPY command tags. It returns the
+// trailer. Any error leaves the stream without its end marker, so it can never be restored
+// as if complete.
+func Dump(ctx context.Context, o DumpOptions, out io.Writer) (*manifest.Trailer, error) {
+	conn, err := o.Conn.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	for _, s := range []string{
+		"SET statement_timeout = 0", "SET idle_in_transaction_session_timeout = 0", "SET lock_timeout = '120s'",
+		"SET DateStyle = ISO", "SET IntervalStyle = postgres", "SET extra_float_digits = 3",
+		"SET client_encoding = 'UTF8'", "SET row_security = off", "SET application_name = 'dhis2-life dump'",
+	} {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return nil, fmt.Errorf("preparing dump session (%s): %w", s, err)
+		}
+	}
+	verNum, verStr, err := pg.ServerVersion(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly, DeferrableMode: pgx.NotDeferrable})
+	if err != nil {
+		return nil, fmt.Errorf("starting dump transaction: %w", err)
+	}
+	defer tx.Rollback(context.Background())
+
+	tr := &manifest.Trailer{Database: conn.Config().Database, Server: manifest.Server{Version: verStr, VersionNum: verNum}}
+	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot(), now()").Scan(&tr.Snapshot, &tr.Time); err != nil {
+		return nil, fmt.Errorf("exporting snapshot: %w", err)
+	}
+	if tr.DHIS2.Flyway, err = pg.FlywayVersion(ctx, tx); err != nil {
+		return nil, err
+	}
+	rules := pg.ExclusionRules{ExcludeAudit: o.ExcludeAudit, Extra: o.ExcludeExtra}
+	if maj, min, ok := pg.Generation(tr.DHIS2.Flyway); ok {
+		rules.Major, rules.Minor = maj, min
+		tr.DHIS2.Generation = fmt.Sprintf("%d.%d", maj, min)
+	} else {
+		tr.Warnings = append(tr.Warnings, "no flyway_schema_history: not a DHIS2 ≥ 2.31 database, version-specific rules use defaults")
+	}
+	if tr.Extensions, err = pg.Extensions(ctx, tx); err != nil {
+		return nil, err
+	}
+	tables, err := pg.Tables(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	var dump []pg.Table
+	for _, t := range tables {
+		if reason := rules.Reason(t.Schema, t.Name); reason != "" {
+			tr.Excluded = append(tr.Excluded, pg.Exclusion{Schema: t.Schema, Name: t.Name, Reason: reason})
+			continue
+		}
+		dump = append(dump, t)
+	}
+	// Lock what we read, as pg_dump does, so concurrent DDL cannot drop a table under us.
+	if len(tables) > 0 {
+		names := make([]string, len(tables))
+		for i, t := range tables {
+			names[i] = t.Qualified()
+		}
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS SHARE MODE"); err != nil {
+			return nil, fmt.Errorf("locking tables for the dump (is a migration running?): %w", err)
+		}
+	}
+	var nLO int64
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM pg_largeobject_metadata").Scan(&nLO); err == nil && nLO > 0 {
+		tr.Warnings = append(tr.Warnings, fmt.Sprintf("%d large objects are not included (DHIS2 does not use them)", nLO))
+	}
+
+	cw := &countingWriter{w: out}
+	sw, err := dumpfmt.NewWriter(cw)
+	if err != nil {
+		return nil, fmt.Errorf("writing stream: %w", err)
+	}
+	if err := dumpSchema(ctx, o, verNum/10000, tr.Snapshot, sw); err != nil {
+		return nil, err
+	}
+	for _, t := range dump {
+		order := pg.OrderBy(t, o.OrderedTables)
+		mt, err := copyTable(ctx, tx, t, order, sw)
+		if err != nil {
+			return nil, err
+		}
+		tr.Tables = append(tr.Tables, mt)
+	}
+	if tr.Sequences, err = pg.Sequences(ctx, tx); err != nil {
+		return nil, err
+	}
+	tb, err := json.Marshal(tr)
+	if err != nil {
+		return nil, err
+	}
+	if err := sw.Begin(dumpfmt.Header{Kind: dumpfmt.KindTrailer}); err != nil {
+		return nil, err
+	}
+	if _, err := sw.Write(tb); err != nil {
+		return nil, err
+	}
+	if err := sw.End(); err != nil {
+		return nil, err
+	}
+	if err := sw.Close(); err != nil {
+		return nil, fmt.Errorf("writing stream: %w", err)
+	}
+	tr.Bytes = cw.n
+	return tr, nil
+}
+
+// dumpSchema runs pg_dump --schema-only on the exported snapshot into a schema section.
+func dumpSchema(ctx context.Context, o DumpOptions, major int, snapshot string, sw *dumpfmt.Writer) error {
+	tool, cleanup, err := pg.ToolFor("pg_dump", major, o.Conn, o.TempDir)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if err := pg.CheckDumpVersion(ctx, tool, major); err != nil {
+		return err
+	}
+	if err := sw.Begin(dumpfmt.Header{Kind: dumpfmt.KindSchema}); err != nil {
+		return err
+	}
+	cmd := tool.Command(ctx, "--format=custom", "--compress=0", "--schema-only", "--snapshot="+snapshot, "--no-sync")
+	var stderr bytes.Buffer
+	cmd.Stdout = sw
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("pg_dump --schema-only failed: %v: %s", err, strings.TrimSpace(lastLine(stderr.String())))
+	}
+	_ = start
+	return sw.End()
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// copyTable streams one table's rows in COPY text format.
+func copyTable(ctx context.Context, tx pgx.Tx, t pg.Table, order []string, sw *dumpfmt.Writer) (manifest.Table, error) {
+	mt := manifest.Table{Schema: t.Schema, Name: t.Name, OrderBy: order}
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = pg.QuoteIdent(c)
+	}
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM ONLY " + t.Qualified()
+	if len(cols) == 0 {
+		q = "SELECT FROM ONLY " + t.Qualified()
+	}
+	if len(order) > 0 {
+		oc := make([]string, len(order))
+		for i, c := range order {
+			oc[i] = pg.QuoteIdent(c)
+		}
+		q += " ORDER BY " + strings.Join(oc, ", ")
+	}
+	if err := sw.Begin(dumpfmt.Header{Kind: dumpfmt.KindTable, Schema: t.Schema, Name: t.Name, Columns: t.Columns, OrderBy: order}); err != nil {
+		return mt, err
+	}
+	cw := &countingWriter{w: sw}
+	tag, err := tx.Conn().PgConn().CopyTo(ctx, cw, "COPY ("+q+") TO STDOUT")
+	if err != nil {
+		return mt, fmt.Errorf("dumping table %s: %w", t.Key(), err)
+	}
+	mt.Rows = tag.RowsAffected()
+	mt.StreamBytes = cw.n
+	return mt, sw.End()
+}

@@ -1,0 +1,236 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dhis2-life/dhis2-life/internal/catalog"
+	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/dhisconf"
+	"github.com/dhis2-life/dhis2-life/internal/lock"
+	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/internal/pg"
+	"github.com/dhis2-life/dhis2-life/internal/restic"
+)
+
+// Options configure Take.
+type Options struct {
+	Config   *config.Config
+	Instance *config.Instance
+	Repo     *restic.Repo
+	Catalog  *catalog.Catalog
+	Log      *slog.Logger
+	// Producer is the argv that writes the database stream to stdout, e.g.
+	// [dhis2-life --config FILE internal dump-stream --instance NAME]; "--result FILE" is appended.
+	Producer    []string
+	ToolVersion string
+	// Progress receives restic status lines of each part ("db", "files").
+	Progress func(part string, st restic.Status, estimate int64)
+	// Time back-dates the restic snapshots (tests of retention); zero = now.
+	Time time.Time
+}
+
+// ErrBusy means another job of the same instance is running.
+var ErrBusy = lock.ErrHeld
+
+// Take takes one snapshot set: the database stream, then the file store, then the manifest.
+// The set is recorded in the catalogue only after all three are stored. When a part fails,
+// the parts already stored are forgotten again (best effort) and nothing is recorded.
+func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
+	in := o.Instance
+	lk, err := lock.Acquire(filepath.Join(o.Config.StateDir, "locks"), in.Name, "snapshot")
+	if err != nil {
+		if errors.Is(err, lock.ErrHeld) {
+			return nil, fmt.Errorf("instance %s is busy: %w; wait for it to finish", in.Name, err)
+		}
+		return nil, err
+	}
+	defer lk.Release()
+	if lk.Stale {
+		o.Log.Warn("previous job of this instance was killed; removing stale restic locks", "job", lk.Previous.Job, "pid", lk.Previous.PID)
+		if err := o.Repo.Unlock(ctx); err != nil {
+			o.Log.Warn("restic unlock failed", "err", err)
+		}
+	}
+	host, _ := os.Hostname()
+	started := time.Now().UTC()
+	setTime := o.Time
+	if setTime.IsZero() {
+		setTime = started
+	}
+	m := &manifest.Manifest{
+		Format: manifest.FormatVersion, ID: manifest.NewID(setTime), Instance: in.Name, Host: host,
+		Started: started, ToolVersion: o.ToolVersion, Parts: map[string]manifest.Part{},
+	}
+	if v, err := o.Repo.Version(ctx); err == nil {
+		m.Restic = v
+	}
+	var stored []string // restic snapshot IDs to forget if the set fails
+	fail := func(err error) (*manifest.Manifest, error) {
+		if len(stored) > 0 {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			defer cancel()
+			if ferr := o.Repo.Forget(cctx, stored...); ferr != nil {
+				o.Log.Warn("could not forget the parts of the failed set; `dhis2-life catalog rebuild` ignores them", "set", m.ID, "err", ferr)
+			}
+		}
+		return nil, err
+	}
+
+	// 1. Database stream.
+	estimate, _ := estimateBytes(ctx, in)
+	tmp := o.Config.Tuning.TempDir
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("creating temp dir %s: %w", tmp, err)
+	}
+	resFile, err := os.CreateTemp(tmp, "dump-result-*.json")
+	if err != nil {
+		return nil, fmt.Errorf("creating dump result file: %w", err)
+	}
+	resFile.Close()
+	defer os.Remove(resFile.Name())
+	argv := append(append([]string{}, o.Producer...), "--result", resFile.Name())
+	o.Log.Info("dumping database", "instance", in.Name, "set", m.ID, "estimate_bytes", estimate)
+	t0 := time.Now()
+	sum, err := o.Repo.BackupCommand(ctx, manifest.DBFile, argv, nil, restic.BackupOptions{
+		Tags: manifest.Tags(m.ID, in.Name, "db"), Host: host, Time: o.Time,
+		Progress: progressFor(o, "db", estimate),
+	})
+	if err != nil {
+		return fail(fmt.Errorf("database part: %w", err))
+	}
+	stored = append(stored, sum.SnapshotID)
+	m.Parts["db"] = partOf(sum, time.Since(t0))
+	var tr manifest.Trailer
+	b, err := os.ReadFile(resFile.Name())
+	if err == nil {
+		err = json.Unmarshal(b, &tr)
+	}
+	if err != nil || tr.Snapshot == "" {
+		return fail(fmt.Errorf("database part: the dump producer left no result (%v)", err))
+	}
+	if tr.Bytes != sum.TotalBytesProcessed {
+		return fail(fmt.Errorf("database part: restic stored %d bytes but the producer wrote %d", sum.TotalBytesProcessed, tr.Bytes))
+	}
+	m.Time = tr.Time.UTC()
+	if !o.Time.IsZero() {
+		m.Time = o.Time.UTC()
+	}
+	m.Database, m.Server, m.DHIS2 = tr.Database, tr.Server, tr.DHIS2
+	m.Extensions, m.Excluded, m.Tables, m.Sequences = tr.Extensions, tr.Excluded, tr.Tables, tr.Sequences
+	m.Warnings = append(m.Warnings, tr.Warnings...)
+
+	// 2. File store (after the dump: every file row in the dump then has its file, unless
+	// DHIS2 deleted it in between).
+	files, skipped := filePaths(in.DHIS2Home)
+	m.Files = files
+	if skipped != "" {
+		m.Parts["files"] = manifest.Part{Skipped: skipped}
+		m.Warnings = append(m.Warnings, "file store not backed up: "+skipped)
+	} else {
+		o.Log.Info("backing up file store", "home", in.DHIS2Home, "paths", files.Paths)
+		t1 := time.Now()
+		sum, err := o.Repo.BackupPaths(ctx, in.DHIS2Home, files.Paths, restic.BackupOptions{
+			Tags: manifest.Tags(m.ID, in.Name, "files"), Host: host, Time: o.Time,
+			Progress: progressFor(o, "files", 0),
+		})
+		if err != nil {
+			return fail(fmt.Errorf("file store part: %w", err))
+		}
+		stored = append(stored, sum.SnapshotID)
+		p := partOf(sum, time.Since(t1))
+		p.FilesProcessed = sum.TotalFilesProcessed
+		m.Parts["files"] = p
+	}
+
+	// 3. Manifest.
+	m.Finished = time.Now().UTC()
+	mb, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fail(err)
+	}
+	msum, err := o.Repo.BackupReader(ctx, manifest.ManifestFile, bytes.NewReader(mb), restic.BackupOptions{
+		Tags: manifest.Tags(m.ID, in.Name, "manifest"), Host: host, Time: o.Time,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("manifest part: %w", err))
+	}
+	stored = append(stored, msum.SnapshotID)
+
+	// 4. Record (only now is the set good).
+	if err := o.Catalog.PutSnapshot(catalog.SnapshotRecord{ID: m.ID, Instance: in.Name, Time: m.Time, Manifest: mb}); err != nil {
+		// The set is complete in the repository; `catalog rebuild` will find it.
+		return m, fmt.Errorf("set %s is stored but could not be recorded in the catalogue (run `dhis2-life catalog rebuild`): %w", m.ID, err)
+	}
+	o.Log.Info("snapshot set stored", "set", m.ID, "tables", len(m.Tables), "rows", m.TotalRows(),
+		"bytes", m.TotalBytes(), "added", m.AddedBytes(), "seconds", m.Finished.Sub(m.Started).Seconds())
+	return m, nil
+}
+
+func partOf(s *restic.Summary, d time.Duration) manifest.Part {
+	return manifest.Part{Snapshot: s.SnapshotID, Bytes: s.TotalBytesProcessed, Added: s.DataAdded,
+		AddedPacked: s.DataAddedPacked, Seconds: d.Seconds()}
+}
+
+func progressFor(o Options, part string, estimate int64) restic.ProgressFunc {
+	if o.Progress == nil {
+		return nil
+	}
+	return func(st restic.Status) { o.Progress(part, st, estimate) }
+}
+
+// filePaths returns what of DHIS2_HOME to back up: the file store directory (when the
+// provider is the file system) and dhis.conf.
+func filePaths(home string) (*manifest.Files, string) {
+	f := &manifest.Files{Home: home, Provider: "filesystem"}
+	conf, err := dhisconf.Read(filepath.Join(home, "dhis.conf"))
+	if err == nil {
+		f.Paths = append(f.Paths, "dhis.conf")
+		if p := conf.Get("filestore.provider"); p != "" {
+			f.Provider = p
+		}
+	}
+	container := "files"
+	if conf != nil && conf.Get("filestore.container") != "" {
+		container = conf.Get("filestore.container")
+	}
+	if f.Provider == "filesystem" {
+		if st, err := os.Stat(filepath.Join(home, container)); err == nil && st.IsDir() {
+			f.Paths = append(f.Paths, container)
+		}
+	}
+	if len(f.Paths) == 0 {
+		return f, fmt.Sprintf("%s has neither dhis.conf nor a %s/ directory", home, container)
+	}
+	return f, ""
+}
+
+// estimateBytes estimates the stream size from table sizes (for progress only).
+func estimateBytes(ctx context.Context, in *config.Instance) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := (pg.Conn{DSN: in.Database, PasswordFile: in.DatabasePasswordFile}).Connect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	tables, err := pg.Tables(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	rules := pg.ExclusionRules{ExcludeAudit: in.ExcludeAudit, Extra: in.ExcludeTableData}
+	var n int64
+	for _, t := range tables {
+		if rules.Reason(t.Schema, t.Name) == "" {
+			n += t.Bytes
+		}
+	}
+	return n, nil
+}
