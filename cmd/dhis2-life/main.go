@@ -1,0 +1,166 @@
+// Command dhis2-life takes encrypted, deduplicated snapshot sets of DHIS2 instances
+// (PostgreSQL + file store) into a restic repository, restores them, and proves them with
+// restore drills.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/dhis2-life/dhis2-life/internal/app"
+	"github.com/dhis2-life/dhis2-life/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes (documented in README.md and `dhis2-life --help`).
+const (
+	exitOK       = 0
+	exitFailure  = 1
+	exitUsage    = 2
+	exitVerify   = 3
+	exitInterrup = 130
+)
+
+// exitError carries an exit code through urfave/cli.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		return exitUsage
+	}
+	if errors.Is(err, context.Canceled) {
+		return exitInterrup
+	}
+	return exitFailure
+}
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := newApp(stdout, stderr)
+	err := a.RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	msg := err.Error()
+	msg = strings.ReplaceAll(msg, "\n", " ")
+	fmt.Fprintf(stderr, "dhis2-life: %s\n", msg)
+	return exitCode(err)
+}
+
+const exitCodesHelp = `EXIT CODES:
+   0  success
+   1  the operation failed
+   2  usage or configuration error
+   3  verification found a problem (verify, status)
+   130 interrupted`
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	cli.AppHelpTemplate = cli.AppHelpTemplate + "\n" + exitCodesHelp + "\n"
+	a := &cli.App{
+		Name:    "dhis2-life",
+		Usage:   "snapshots, restore drills and clones for DHIS2 servers",
+		Version: version,
+		Description: `dhis2-life keeps encrypted, deduplicated snapshot sets of a DHIS2 instance
+(PostgreSQL database + file store + manifest) in a restic repository on S3 or disk,
+and proves them with restore drills.
+
+EXAMPLES:
+   dhis2-life config example > /etc/dhis2-life/dhis2-life.toml
+   dhis2-life init
+   dhis2-life snapshot
+   dhis2-life snapshots
+   dhis2-life verify latest
+   dhis2-life restore latest --to-db postgres://dhis@127.0.0.1/dhis2_copy --files-to /srv/copy`,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default $DHIS2_LIFE_CONFIG or " + config.DefaultPath + ")"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
+		},
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return usageErr("%v (see --help)", err)
+		},
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(stderr, "dhis2-life: unknown command %q (see dhis2-life --help)\n", name)
+			os.Exit(exitUsage)
+		},
+		Commands: []*cli.Command{
+			cmdInit(), cmdSnapshot(), cmdSnapshots(), cmdRestore(), cmdVerify(),
+			cmdCatalog(), cmdConfig(), cmdUnlock(), cmdInternal(),
+		},
+	}
+	for _, c := range a.Commands {
+		setUsageErr(c)
+	}
+	return a
+}
+
+func setUsageErr(c *cli.Command) {
+	c.OnUsageError = func(ctx *cli.Context, err error, isSubcommand bool) error {
+		return usageErr("%s: %v (see dhis2-life %s --help)", c.Name, err, c.Name)
+	}
+	for _, s := range c.Subcommands {
+		setUsageErr(s)
+	}
+}
+
+// logger builds the process logger from global flags.
+func logger(c *cli.Context) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		lvl = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	w := c.App.ErrWriter
+	if c.String("log-format") == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// load reads the configuration and assembles the app.
+func load(c *cli.Context) (*app.App, error) {
+	path := config.ResolvePath(c.String("config"))
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	a, err := app.New(cfg, logger(c))
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	return a, nil
+}
