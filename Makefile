@@ -48,3 +48,7 @@ clean:
 
 install: build
 	install -D -m 0755 bin/dhis2-life $(DESTDIR)$(PREFIX)/bin/dhis2-life
+	install -D -m 0644 scripts/systemd/dhis2-life.service $(DESTDIR)$(PREFIX)/lib/systemd/system/dhis2-life.service
+	sed -i 's|/usr/local/bin/dhis2-life|$(PREFIX)/bin/dhis2-life|' $(DESTDIR)$(PREFIX)/lib/systemd/system/dhis2-life.service
+	install -D -m 0644 scripts/grafana-dashboard.json $(DESTDIR)$(PREFIX)/share/dhis2-life/grafana-dashboard.json
+	install -D -m 0644 scripts/prometheus-alerts.yml $(DESTDIR)$(PREFIX)/share/dhis2-life/prometheus-alerts.yml

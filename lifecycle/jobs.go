@@ -1,0 +1,226 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dhis2-life/dhis2-life/internal/app"
+	"github.com/dhis2-life/dhis2-life/internal/catalog"
+	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/lock"
+	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/restore"
+	"github.com/dhis2-life/dhis2-life/snapshot"
+)
+
+// Job names (the "job" metric label).
+const (
+	JobSnapshot     = "snapshot"
+	JobVerify       = "verify"
+	JobRetention    = "retention"
+	JobCloneTTL     = "clone_ttl"
+	JobCloneRefresh = "clone_refresh"
+)
+
+// Jobs lists every job in the order catch-up runs them.
+var Jobs = []string{JobSnapshot, JobVerify, JobRetention, JobCloneRefresh, JobCloneTTL}
+
+// ErrUnknownJob is returned (wrapped) for a job name that does not exist.
+var ErrUnknownJob = errors.New("unknown job")
+
+// ErrSkip marks a run that had nothing to do (recorded as skipped, no alert).
+var ErrSkip = errors.New("skipped")
+
+// ParseJob checks a job name.
+func ParseJob(s string) (string, error) {
+	for _, j := range Jobs {
+		if s == j {
+			return j, nil
+		}
+	}
+	return "", fmt.Errorf("%w %q: jobs are %s", ErrUnknownJob, s, strings.Join(Jobs, ", "))
+}
+
+// ScheduleOf returns a job's cron spec from [schedule] ("" = not scheduled).
+func ScheduleOf(cfg *config.Config, job string) string {
+	s := cfg.Schedule
+	switch job {
+	case JobSnapshot:
+		return s.Snapshot
+	case JobVerify:
+		return s.Verify
+	case JobRetention:
+		return s.Retention
+	case JobCloneTTL:
+		return s.CloneTTL
+	case JobCloneRefresh:
+		return s.CloneFresh
+	}
+	return ""
+}
+
+// Env is what a job gets.
+type Env struct {
+	App      *app.App
+	Instance *config.Instance
+	Store    *Store
+	// Producer is the dump producer argv for snapshot.Take.
+	Producer    []string
+	ToolVersion string
+}
+
+// Result is what a job reports besides its error.
+type Result struct {
+	Bytes    int64
+	Manifest *manifest.Manifest
+	Drill    *restore.Report
+	// RepoReachable is false when the repository could not be reached, nil when not checked.
+	RepoReachable *bool
+}
+
+// JobFunc runs one job of one instance.
+type JobFunc func(ctx context.Context, env Env) (Result, error)
+
+// BuiltinJobs are the jobs this build can run. Retention and clone jobs are added when their
+// packages exist.
+func BuiltinJobs() map[string]JobFunc {
+	return map[string]JobFunc{JobSnapshot: SnapshotJob, JobVerify: VerifyJob}
+}
+
+func preflight(ctx context.Context, env Env, res *Result) error {
+	err := env.App.Preflight(ctx)
+	ok := err == nil
+	res.RepoReachable = &ok
+	return err
+}
+
+// scratchCatalog opens a throwaway catalogue for a long job: the job records into it, and the
+// records are copied into the real catalogue afterwards, so the real one is held only briefly.
+func scratchCatalog(cfg *config.Config) (*catalog.Catalog, func(), error) {
+	dir := cfg.Tuning.TempDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	d, err := os.MkdirTemp(dir, "job-catalog-")
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := catalog.Open(filepath.Join(d, catalog.FileName))
+	if err != nil {
+		os.RemoveAll(d)
+		return nil, nil, err
+	}
+	return c, func() { c.Close(); os.RemoveAll(d) }, nil
+}
+
+// SnapshotJob takes a snapshot set.
+func SnapshotJob(ctx context.Context, env Env) (Result, error) {
+	var res Result
+	if err := preflight(ctx, env, &res); err != nil {
+		return res, err
+	}
+	scratch, done, err := scratchCatalog(env.App.Config)
+	if err != nil {
+		return res, err
+	}
+	defer done()
+	m, err := snapshot.Take(ctx, snapshot.Options{
+		Config: env.App.Config, Instance: env.Instance, Repo: env.App.Repo, Catalog: scratch, Log: env.App.Log,
+		Producer: env.Producer, ToolVersion: env.ToolVersion,
+	})
+	if err != nil {
+		return res, err
+	}
+	res.Manifest, res.Bytes = m, m.AddedBytes()
+	recs, err := scratch.Snapshots(env.Instance.Name)
+	if err != nil {
+		return res, err
+	}
+	err = env.Store.With(ctx, func(c *catalog.Catalog) error {
+		for _, r := range recs {
+			if err := c.PutSnapshot(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("set %s is stored but could not be recorded (run `dhis2-life catalog rebuild`): %w", m.ID, err)
+	}
+	return res, nil
+}
+
+// VerifyJob drills the newest snapshot set of the instance.
+func VerifyJob(ctx context.Context, env Env) (Result, error) {
+	var res Result
+	name := env.Instance.Name
+	var latest *catalog.SnapshotRecord
+	err := env.Store.With(ctx, func(c *catalog.Catalog) error {
+		recs, err := c.Snapshots(name)
+		if err == nil && len(recs) > 0 {
+			latest = &recs[len(recs)-1]
+		}
+		return err
+	})
+	if err != nil {
+		return res, err
+	}
+	if latest == nil {
+		return res, fmt.Errorf("%w: no snapshot set of %s to drill yet", ErrSkip, name)
+	}
+	m, err := manifest.Parse(latest.Manifest)
+	if err != nil {
+		return res, err
+	}
+	if err := preflight(ctx, env, &res); err != nil {
+		return res, err
+	}
+	lk, err := lock.Acquire(filepath.Join(env.App.Config.StateDir, "locks"), name, "verify")
+	if err != nil {
+		return res, fmt.Errorf("instance %s is busy: %w", name, err)
+	}
+	defer lk.Release()
+	scratch, done, err := scratchCatalog(env.App.Config)
+	if err != nil {
+		return res, err
+	}
+	defer done()
+	in := env.Instance
+	rep, err := restore.Drill(ctx, restore.DrillOptions{
+		Restore: restore.Options{Config: env.App.Config, Repo: env.App.Repo, Log: env.App.Log, Manifest: m,
+			Target: app.InstanceConn(in), Admin: app.AdminConn(in), Jobs: env.App.Config.Tuning.RestoreJobs},
+		ReadDataSubset: "2%", Catalog: scratch,
+	})
+	if err != nil {
+		return res, err
+	}
+	res.Drill = rep
+	drills, err := scratch.Drills(name)
+	if err == nil {
+		err = env.Store.With(ctx, func(c *catalog.Catalog) error {
+			for _, d := range drills {
+				if err := c.PutDrill(d); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return res, fmt.Errorf("recording drill: %w", err)
+	}
+	if !rep.OK {
+		var bad []string
+		for _, c := range rep.Checks {
+			if !c.OK {
+				bad = append(bad, c.Name+": "+c.Detail)
+			}
+		}
+		return res, fmt.Errorf("drill of set %s failed: %s", m.ID, strings.Join(bad, "; "))
+	}
+	return res, nil
+}
