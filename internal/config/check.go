@@ -147,6 +147,7 @@ func (c *Config) Check(ctx context.Context, p Probes) []*Error {
 	}
 	for _, name := range sortedKeys(c.Targets) {
 		secret("targets."+name+".keep_password_file", "password file", c.Targets[name].KeepPasswordFile)
+		secret("targets."+name+".database_password_file", "password file", c.Targets[name].DatabasePasswordFile)
 	}
 	if s := c.Notify.SMTP; s != nil {
 		secret("notify.smtp.password_file", "password file", s.PasswordFile)

@@ -68,6 +68,10 @@ type Instance struct {
 	AdminDatabase string `toml:"admin_database"`
 	// AdminPasswordFile optionally holds the password for AdminDatabase (mode 0600).
 	AdminPasswordFile string `toml:"admin_password_file"`
+	// PGBinDir optionally names the directory of the PostgreSQL client programs (pg_dump)
+	// used for this instance; default: /usr/lib/postgresql/MAJOR/bin of the server's major
+	// version, then PATH.
+	PGBinDir string `toml:"pg_bin_dir"`
 	// ExcludeAudit opts in to excluding the data of DHIS2's audit tables.
 	ExcludeAudit bool `toml:"exclude_audit"`
 	// ExcludeTableData lists extra table name patterns (shell glob) whose data is not dumped.
@@ -82,16 +86,19 @@ type Instance struct {
 
 // Target is a clone target (staging or training copy of an instance).
 type Target struct {
-	Name       string   `toml:"-"`
-	Instance   string   `toml:"instance"`
-	Database   string   `toml:"database"`
-	DHIS2Home  string   `toml:"dhis2_home"`
-	Profile    string   `toml:"profile"` // staging | training
-	TTL        Duration `toml:"ttl"`
-	BaseURL    string   `toml:"base_url"`
-	ScrubSQL   []string `toml:"scrub_sql"`
-	BeforeHook []string `toml:"before_hook"`
-	AfterHook  []string `toml:"after_hook"`
+	Name      string `toml:"-"`
+	Instance  string `toml:"instance"`
+	Database  string `toml:"database"`
+	DHIS2Home string `toml:"dhis2_home"`
+	Profile   string `toml:"profile"` // staging | training
+	// DatabasePasswordFile optionally holds the password of Database's role (mode 0600); it is
+	// also written as connection.password into the clone's dhis.conf.
+	DatabasePasswordFile string   `toml:"database_password_file"`
+	TTL                  Duration `toml:"ttl"`
+	BaseURL              string   `toml:"base_url"`
+	ScrubSQL             []string `toml:"scrub_sql"`
+	BeforeHook           []string `toml:"before_hook"`
+	AfterHook            []string `toml:"after_hook"`
 	// HookTimeout bounds each hook (default 5m).
 	HookTimeout Duration `toml:"hook_timeout"`
 	// KeepAccounts stay usable on a training clone, with the password from KeepPasswordFile.
@@ -146,6 +153,11 @@ type Schedule struct {
 type Daemon struct {
 	MetricsListen string `toml:"metrics_listen"`
 	TextfileDir   string `toml:"textfile_dir"`
+	// StopTimeout is how long SIGTERM waits for a running job to finish before cancelling it
+	// (default 10m).
+	StopTimeout Duration `toml:"stop_timeout"`
+	// CheckInterval is how often the daemon checks RPO and drill age limits (default 5m).
+	CheckInterval Duration `toml:"check_interval"`
 }
 
 // Notify holds the alert channels.
@@ -156,6 +168,12 @@ type Notify struct {
 	Telegram *Telegram `toml:"telegram"`
 	// Interval is the minimum time between two alerts for the same problem (default 6h).
 	Interval Duration `toml:"interval"`
+	// Retries is how often a failed delivery is retried, with doubling backoff (default 4).
+	Retries int `toml:"retries"`
+	// RetryBackoff is the first retry's delay (default 5s).
+	RetryBackoff Duration `toml:"retry_backoff"`
+	// Timeout bounds one delivery attempt (default 20s).
+	Timeout Duration `toml:"timeout"`
 }
 
 // Webhook is an HTTP endpoint receiving JSON (generic webhook or Slack incoming webhook).
@@ -355,6 +373,7 @@ func (c *Config) applyDefaults() {
 		}
 		t.DHIS2Home = c.abs(t.DHIS2Home)
 		t.KeepPasswordFile = c.abs(t.KeepPasswordFile)
+		t.DatabasePasswordFile = c.abs(t.DatabasePasswordFile)
 	}
 	if a := c.Archive; a != nil {
 		a.RecipientsFile = c.abs(a.RecipientsFile)
@@ -395,6 +414,21 @@ func (c *Config) applyDefaults() {
 	c.Tuning.TempDir = c.abs(c.Tuning.TempDir)
 	if c.Notify.Interval.Duration == 0 {
 		c.Notify.Interval.Duration = 6 * time.Hour
+	}
+	if c.Notify.Retries == 0 {
+		c.Notify.Retries = 4
+	}
+	if c.Notify.RetryBackoff.Duration == 0 {
+		c.Notify.RetryBackoff.Duration = 5 * time.Second
+	}
+	if c.Notify.Timeout.Duration == 0 {
+		c.Notify.Timeout.Duration = 20 * time.Second
+	}
+	if c.Daemon.StopTimeout.Duration == 0 {
+		c.Daemon.StopTimeout.Duration = 10 * time.Minute
+	}
+	if c.Daemon.CheckInterval.Duration == 0 {
+		c.Daemon.CheckInterval.Duration = 5 * time.Minute
 	}
 	if c.Schedule.Overlap == "" {
 		c.Schedule.Overlap = "wait"

@@ -56,6 +56,10 @@ dhis2_home = "/opt/dhis2"
 # admin_database = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 # Optional file holding the password of admin_database; mode 0600 or stricter.
 # admin_password_file = "/etc/dhis2-life/postgres.pass"
+# Directory of the PostgreSQL client programs (pg_dump) for this instance; pg_dump must not
+# be older than the server. Default: /usr/lib/postgresql/MAJOR/bin for the server's major
+# version, then PATH.
+# pg_bin_dir = "/usr/lib/postgresql/15/bin"
 # Leave out the data of DHIS2's audit tables (their definitions are kept). Default: false.
 # exclude_audit = false
 # Extra tables (shell glob patterns) whose data is not dumped; definitions are kept and the
@@ -77,6 +81,10 @@ drill_max_age = "8d"
 # instance = "hmis"
 # The clone's database; never a production database. Required.
 # database = "postgres://dhis@127.0.0.1:5432/dhis2_staging?sslmode=disable"
+# Optional file (mode 0600) with the password of that role; also written as connection.password
+# into the clone's dhis.conf. Default: ~/.pgpass, and dhis.conf keeps production's password
+# only when the clone uses the same role.
+# database_password_file = "/etc/dhis2-life/staging-db.pass"
 # DHIS2_HOME of the clone, receiving files/. Default: none (database only).
 # dhis2_home = "/opt/dhis2-staging"
 # Scrub profile: "staging" or "training". Required.
@@ -85,10 +93,12 @@ drill_max_age = "8d"
 # ttl = "14d"
 # Server base URL written into the clone. Default: unchanged.
 # base_url = "https://staging.example.org"
-# Extra SQL statements run after the built-in scrub. Default: none.
+# Extra SQL run after the built-in scrub, in the same transaction: each entry is a statement, or
+# the path of a .sql file (no spaces, ending in .sql, relative to this file). Default: none.
 # scrub_sql = ["UPDATE systemsetting SET value = '\"STAGING\"' WHERE name = 'applicationTitle'"]
-# Commands (argv, no shell) run before and after the restore, e.g. to stop and start the
-# clone's DHIS2. Default: none.
+# Commands (argv, no shell) run before and after the swap, e.g. to stop and start the
+# clone's DHIS2: before_hook runs once the new copy is restored, scrubbed and verified (and
+# before ` + "`clone destroy`" + `), after_hook once it is in place. Output is logged. Default: none.
 # before_hook = ["systemctl", "stop", "dhis2-staging"]
 # after_hook = ["systemctl", "start", "dhis2-staging"]
 # Bound on each hook. Default: "5m".
@@ -97,8 +107,9 @@ drill_max_age = "8d"
 # (mode 0600 or stricter). Default: none.
 # keep_accounts = ["admin"]
 # keep_password_file = "/etc/dhis2-life/training.pass"
-# Keep a restored, scrubbed template database per snapshot set so repeated clones are fast
-# (costs the disk space of one more copy). Default: false.
+# Keep a restored, scrubbed template database (dhis2life_tpl_<target>_<set>) of the newest set
+# cloned, so repeated clones of that set are a CREATE DATABASE … TEMPLATE copy instead of a full
+# restore (costs the disk space of one more copy). Default: false.
 # template = false
 
 # Retention (grandfather-father-son) for every instance; ` + "`dhis2-life retention plan`" + ` shows
@@ -168,12 +179,21 @@ retention = "30 5 * * *"
 metrics_listen = "127.0.0.1:9469"
 # Also write metrics for node_exporter's textfile collector into this directory. Default: none.
 # textfile_dir = "/var/lib/prometheus/node-exporter"
+# On SIGTERM, how long a running job may still take before it is cancelled. Default: "10m".
+# stop_timeout = "10m"
+# How often the daemon checks RPO and drill_max_age and alerts when exceeded. Default: "5m".
+# check_interval = "5m"
 
 # Alerts on failures, recoveries and stale snapshots or drills. Default without these tables:
 # log only.
 [notify]
 # Minimum time between two alerts about the same problem. Default: "6h".
 # interval = "6h"
+# Failed deliveries are retried this often, waiting retry_backoff, then twice as long, ...
+# Delivery never delays a backup job. Defaults: 4, "5s"; each attempt times out after timeout.
+# retries = 4
+# retry_backoff = "5s"
+# timeout = "20s"
 
 # Generic webhook: POSTs JSON {"event", "instance", "job", "message", ...}.
 # [notify.webhook]

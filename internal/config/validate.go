@@ -116,6 +116,9 @@ func (c *Config) validateNotify() error {
 			return c.errAt("notify.smtp.tls", fmt.Sprintf("unknown value %q", s.TLS), `use "none", "starttls" or "tls"`)
 		}
 	}
+	if n.Retries < 0 || n.Retries > 20 {
+		return c.errAt("notify.retries", fmt.Sprintf("%d is out of range", n.Retries), "use 1 to 20 (omit it for the default, 4)")
+	}
 	if t := n.Telegram; t != nil {
 		if t.TokenFile == "" {
 			return c.errAt("notify.telegram.token_file", "missing", "point it at a 0600 file holding the bot token")
