@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -98,59 +97,27 @@ func preflight(ctx context.Context, env Env, res *Result) error {
 	return err
 }
 
-// scratchCatalog opens a throwaway catalogue for a long job: the job records into it, and the
-// records are copied into the real catalogue afterwards, so the real one is held only briefly.
-func scratchCatalog(cfg *config.Config) (*catalog.Catalog, func(), error) {
-	dir := cfg.Tuning.TempDir
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, err
-	}
-	d, err := os.MkdirTemp(dir, "job-catalog-")
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := catalog.Open(filepath.Join(d, catalog.FileName))
-	if err != nil {
-		os.RemoveAll(d)
-		return nil, nil, err
-	}
-	return c, func() { c.Close(); os.RemoveAll(d) }, nil
-}
-
 // SnapshotJob takes a snapshot set.
 func SnapshotJob(ctx context.Context, env Env) (Result, error) {
 	var res Result
 	if err := preflight(ctx, env, &res); err != nil {
 		return res, err
 	}
-	scratch, done, err := scratchCatalog(env.App.Config)
+	// The catalogue holds its file only during transactions, so the CLI keeps working
+	// while this long job runs.
+	cat, err := catalog.Open(env.Store.Path)
 	if err != nil {
 		return res, err
 	}
-	defer done()
+	defer cat.Close()
 	m, err := snapshot.Take(ctx, snapshot.Options{
-		Config: env.App.Config, Instance: env.Instance, Repo: env.App.Repo, Catalog: scratch, Log: env.App.Log,
+		Config: env.App.Config, Instance: env.Instance, Repo: env.App.Repo, Catalog: cat, Log: env.App.Log,
 		Producer: env.Producer, ToolVersion: env.ToolVersion,
 	})
 	if err != nil {
 		return res, err
 	}
 	res.Manifest, res.Bytes = m, m.AddedBytes()
-	recs, err := scratch.Snapshots(env.Instance.Name)
-	if err != nil {
-		return res, err
-	}
-	err = env.Store.With(ctx, func(c *catalog.Catalog) error {
-		for _, r := range recs {
-			if err := c.PutSnapshot(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return res, fmt.Errorf("set %s is stored but could not be recorded (run `dhis2-life catalog rebuild`): %w", m.ID, err)
-	}
 	return res, nil
 }
 
@@ -184,35 +151,21 @@ func VerifyJob(ctx context.Context, env Env) (Result, error) {
 		return res, fmt.Errorf("instance %s is busy: %w", name, err)
 	}
 	defer lk.Release()
-	scratch, done, err := scratchCatalog(env.App.Config)
+	cat, err := catalog.Open(env.Store.Path)
 	if err != nil {
 		return res, err
 	}
-	defer done()
+	defer cat.Close()
 	in := env.Instance
 	rep, err := restore.Drill(ctx, restore.DrillOptions{
 		Restore: restore.Options{Config: env.App.Config, Repo: env.App.Repo, Log: env.App.Log, Manifest: m,
 			Target: app.InstanceConn(in), Admin: app.AdminConn(in), Jobs: env.App.Config.Tuning.RestoreJobs},
-		ReadDataSubset: "2%", Catalog: scratch,
+		ReadDataSubset: "2%", Catalog: cat,
 	})
 	if err != nil {
 		return res, err
 	}
 	res.Drill = rep
-	drills, err := scratch.Drills(name)
-	if err == nil {
-		err = env.Store.With(ctx, func(c *catalog.Catalog) error {
-			for _, d := range drills {
-				if err := c.PutDrill(d); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	if err != nil {
-		return res, fmt.Errorf("recording drill: %w", err)
-	}
 	if !rep.OK {
 		var bad []string
 		for _, c := range rep.Checks {

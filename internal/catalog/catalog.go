@@ -43,8 +43,13 @@ var (
 
 // Catalog is an open catalogue. Its methods are safe for concurrent use; every write is one
 // bbolt transaction, so a killed process leaves the previous or the new state, never a mix.
+//
+// The bbolt file is opened for each transaction and closed right after it, so a long job
+// (a snapshot, a drill, the daemon) never holds the catalogue: other commands wait at most
+// for one short transaction.
 type Catalog struct {
-	db *bbolt.DB
+	path    string
+	timeout time.Duration
 }
 
 // Path returns the catalogue's path inside stateDir.
@@ -95,19 +100,39 @@ func open(path string, timeout time.Duration) (*Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialising catalogue %s: %w", path, err)
 	}
-	return &Catalog{db: db}, nil
+	if err := db.Close(); err != nil {
+		return nil, fmt.Errorf("closing catalogue %s: %w", path, err)
+	}
+	return &Catalog{path: path, timeout: timeout}, nil
 }
 
-// Close closes the catalogue and releases its lock.
-func (c *Catalog) Close() error {
-	if err := c.db.Close(); err != nil {
-		return fmt.Errorf("closing catalogue: %w", err)
-	}
-	return nil
-}
+// Close releases the catalogue. The file is only open during transactions, so this only
+// marks the value as done.
+func (c *Catalog) Close() error { return nil }
 
 // Path returns the catalogue file's path.
-func (c *Catalog) Path() string { return c.db.Path() }
+func (c *Catalog) Path() string { return c.path }
+
+// withDB opens the file for one transaction.
+func (c *Catalog) withDB(fn func(db *bbolt.DB) error) error {
+	db, err := bbolt.Open(c.path, 0o600, &bbolt.Options{Timeout: c.timeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return fmt.Errorf("opening catalogue %s: %w (waited %s): wait for the other command to finish", c.path, ErrLocked, c.timeout)
+	}
+	if err != nil {
+		return fmt.Errorf("opening catalogue %s: %w", c.path, err)
+	}
+	ferr := fn(db)
+	if err := db.Close(); err != nil && ferr == nil {
+		ferr = fmt.Errorf("closing catalogue: %w", err)
+	}
+	return ferr
+}
+
+// view runs fn in one read-only transaction.
+func (c *Catalog) view(fn func(tx *bbolt.Tx) error) error {
+	return c.withDB(func(db *bbolt.DB) error { return db.View(fn) })
+}
 
 // SnapshotRecord is a snapshot set. Manifest is the set's manifest JSON, opaque to this package.
 type SnapshotRecord struct {
@@ -146,7 +171,7 @@ func (c *Catalog) PutSnapshot(r SnapshotRecord) error {
 // Snapshots returns the snapshot sets of an instance ("" = all instances), oldest first.
 func (c *Catalog) Snapshots(instance string) ([]SnapshotRecord, error) {
 	var out []SnapshotRecord
-	err := c.db.View(func(tx *bbolt.Tx) error {
+	err := c.view(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketSnapshots).ForEach(func(k, v []byte) error {
 			var r SnapshotRecord
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -179,7 +204,7 @@ func (c *Catalog) Snapshot(idOrPrefix string) (SnapshotRecord, error) {
 	}
 	var matches [][]byte
 	var exact []byte
-	err := c.db.View(func(tx *bbolt.Tx) error {
+	err := c.view(func(tx *bbolt.Tx) error {
 		cur := tx.Bucket(bucketSnapshots).Cursor()
 		p := []byte(idOrPrefix)
 		for k, v := cur.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = cur.Next() {
@@ -306,7 +331,7 @@ func (c *Catalog) PutDrill(r DrillRecord) error {
 // Drills returns the drills of an instance ("" = all), by Start, oldest first.
 func (c *Catalog) Drills(instance string) ([]DrillRecord, error) {
 	var out []DrillRecord
-	err := c.db.View(func(tx *bbolt.Tx) error {
+	err := c.view(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketDrills).ForEach(func(k, v []byte) error {
 			var r DrillRecord
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -374,7 +399,7 @@ func (c *Catalog) PutRun(r RunRecord) error {
 // (zero = all), oldest first.
 func (c *Catalog) Runs(instance, job string, since time.Time) ([]RunRecord, error) {
 	var out []RunRecord
-	err := c.db.View(func(tx *bbolt.Tx) error {
+	err := c.view(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
 			var r RunRecord
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -455,7 +480,7 @@ func (c *Catalog) PutJSON(bucket, key string, v any) error {
 // error) when there is none.
 func (c *Catalog) GetJSON(bucket, key string, v any) (bool, error) {
 	found := false
-	err := c.db.View(func(tx *bbolt.Tx) error {
+	err := c.view(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketJSON).Bucket([]byte(bucket))
 		if b == nil {
 			return nil
@@ -494,7 +519,7 @@ func (c *Catalog) ListJSON(bucket string, fn func(key string, raw []byte) error)
 		v []byte
 	}
 	var recs []kv
-	err := c.db.View(func(tx *bbolt.Tx) error {
+	err := c.view(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketJSON).Bucket([]byte(bucket))
 		if b == nil {
 			return nil
@@ -517,7 +542,7 @@ func (c *Catalog) ListJSON(bucket string, fn func(key string, raw []byte) error)
 
 // update runs fn in one read-write transaction and wraps its error with what was being done.
 func (c *Catalog) update(what string, fn func(tx *bbolt.Tx) error) error {
-	if err := c.db.Update(fn); err != nil {
+	if err := c.withDB(func(db *bbolt.DB) error { return db.Update(fn) }); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil

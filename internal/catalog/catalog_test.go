@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"go.etcd.io/bbolt"
+
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -268,7 +270,7 @@ func TestJSON(t *testing.T) {
 	}
 }
 
-func TestReopenAndLock(t *testing.T) {
+func TestSharedAndLock(t *testing.T) {
 	dir := t.TempDir()
 	c, err := Open(dir) // a directory means dir/catalog.db
 	if err != nil {
@@ -280,19 +282,27 @@ func TestReopenAndLock(t *testing.T) {
 	if err := c.PutSnapshot(snap("a1", "hmis", 0)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = open(Path(dir), 100*time.Millisecond)
-	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "another dhis2-life holds the catalogue") {
-		t.Fatalf("second open: %v", err)
+	// A second user of the catalogue (another command while a snapshot runs) is not
+	// blocked: the file is held only during transactions.
+	c2, err := open(Path(dir), 100*time.Millisecond)
+	if err != nil {
+		t.Fatalf("second open while the first is in use: %v", err)
 	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
+	if r, err := c2.Snapshot("a1"); err != nil || r.Instance != "hmis" {
+		t.Fatalf("second user reads: %+v %v", r, err)
 	}
-	c, err = Open(Path(dir))
+	// While someone holds the file (a transaction in another process), a transaction waits
+	// for the timeout and then fails naming the lock.
+	held, err := bbolt.Open(Path(dir), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if r, err := c.Snapshot("a1"); err != nil || r.Instance != "hmis" {
-		t.Fatalf("after reopen: %+v %v", r, err)
+	err = c2.PutSnapshot(snap("a2", "hmis", 1))
+	held.Close()
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "wait for the other command") {
+		t.Fatalf("write while held: %v", err)
+	}
+	if err := c.PutSnapshot(snap("a2", "hmis", 1)); err != nil {
+		t.Fatalf("write after release: %v", err)
 	}
 }
