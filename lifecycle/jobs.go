@@ -84,10 +84,10 @@ type Result struct {
 // JobFunc runs one job of one instance.
 type JobFunc func(ctx context.Context, env Env) (Result, error)
 
-// BuiltinJobs are the jobs this build can run. Retention and clone jobs are added when their
-// packages exist.
+// BuiltinJobs are the jobs this build can run.
 func BuiltinJobs() map[string]JobFunc {
-	return map[string]JobFunc{JobSnapshot: SnapshotJob, JobVerify: VerifyJob}
+	return map[string]JobFunc{JobSnapshot: SnapshotJob, JobVerify: VerifyJob,
+		JobCloneTTL: CloneTTLJob, JobCloneRefresh: CloneRefreshJob}
 }
 
 func preflight(ctx context.Context, env Env, res *Result) error {
