@@ -23,6 +23,7 @@ type DumpOptions struct {
 	ExcludeExtra  []string // glob patterns of tables whose data is excluded
 	OrderedTables []string // extra "table=col1,col2" ordering rules
 	TempDir       string   // for pg_dump's temporary passfile
+	PGBinDir      string   // pg_dump's directory ("" = by server version, then PATH)
 }
 
 // countingWriter counts bytes written through it.
@@ -153,7 +154,7 @@ func Dump(ctx context.Context, o DumpOptions, out io.Writer) (*manifest.Trailer,
 
 // dumpSchema runs pg_dump --schema-only on the exported snapshot into a schema section.
 func dumpSchema(ctx context.Context, o DumpOptions, major int, snapshot string, sw *dumpfmt.Writer) error {
-	tool, cleanup, err := pg.ToolFor("pg_dump", major, o.Conn, o.TempDir)
+	tool, cleanup, err := pg.ToolIn(o.PGBinDir, "pg_dump", major, o.Conn, o.TempDir)
 	if err != nil {
 		return err
 	}

@@ -104,6 +104,15 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		Progress: progressFor(o, "db", estimate),
 	})
 	if err != nil {
+		keepIncomplete(&stored, sum)
+		// The producer leaves the cause of its failure in the result file; restic itself
+		// only says that the command failed.
+		var perr struct {
+			Error string `json:"error"`
+		}
+		if b, rerr := os.ReadFile(resFile.Name()); rerr == nil && json.Unmarshal(b, &perr) == nil && perr.Error != "" {
+			return fail(fmt.Errorf("database part: %s", perr.Error))
+		}
 		return fail(fmt.Errorf("database part: %w", err))
 	}
 	stored = append(stored, sum.SnapshotID)
@@ -142,6 +151,7 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 			Progress: progressFor(o, "files", 0),
 		})
 		if err != nil {
+			keepIncomplete(&stored, sum)
 			return fail(fmt.Errorf("file store part: %w", err))
 		}
 		stored = append(stored, sum.SnapshotID)
@@ -160,6 +170,7 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		Tags: manifest.Tags(m.ID, in.Name, "manifest"), Host: host, Time: o.Time,
 	})
 	if err != nil {
+		keepIncomplete(&stored, msum)
 		return fail(fmt.Errorf("manifest part: %w", err))
 	}
 	stored = append(stored, msum.SnapshotID)
@@ -172,6 +183,14 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	o.Log.Info("snapshot set stored", "set", m.ID, "tables", len(m.Tables), "rows", m.TotalRows(),
 		"bytes", m.TotalBytes(), "added", m.AddedBytes(), "seconds", m.Finished.Sub(m.Started).Seconds())
 	return m, nil
+}
+
+// keepIncomplete adds the snapshot restic stored despite failing (exit 3: incomplete source)
+// to the parts to forget.
+func keepIncomplete(stored *[]string, s *restic.Summary) {
+	if s != nil && s.SnapshotID != "" {
+		*stored = append(*stored, s.SnapshotID)
+	}
 }
 
 func partOf(s *restic.Summary, d time.Duration) manifest.Part {

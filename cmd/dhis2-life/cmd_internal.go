@@ -33,10 +33,16 @@ func cmdInternal() *cli.Command {
 				in := a.Config.Instances[name]
 				tr, err := snapshot.Dump(c.Context, snapshot.DumpOptions{
 					Conn: app.InstanceConn(in), ExcludeAudit: in.ExcludeAudit, ExcludeExtra: in.ExcludeTableData,
-					OrderedTables: a.Config.Tuning.OrderedTables, TempDir: a.Config.Tuning.TempDir,
+					OrderedTables: a.Config.Tuning.OrderedTables, TempDir: a.Config.Tuning.TempDir, PGBinDir: in.PGBinDir,
 				}, os.Stdout)
 				if err != nil {
-					return fmt.Errorf("dump of %s failed: %w", name, err)
+					err = fmt.Errorf("dump of %s failed: %w", name, err)
+					// restic reports only "command failed"; the snapshot reads the cause here.
+					if p := c.String("result"); p != "" {
+						b, _ := json.Marshal(map[string]string{"error": err.Error()})
+						_ = os.WriteFile(p, b, 0o600)
+					}
+					return err
 				}
 				if p := c.String("result"); p != "" {
 					b, _ := json.Marshal(tr)

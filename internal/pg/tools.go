@@ -25,8 +25,19 @@ type Tool struct {
 // /usr/lib/postgresql/MAJOR/bin first, then PATH) with connection arguments for c. When c
 // has a password file, a temporary passfile (0600) is written in tmpDir; call cleanup.
 func ToolFor(name string, serverMajor int, c Conn, tmpDir string) (*Tool, func(), error) {
+	return ToolIn("", name, serverMajor, c, tmpDir)
+}
+
+// ToolIn is ToolFor preferring binDir (an instance's pg_bin_dir) when it is not empty.
+func ToolIn(binDir, name string, serverMajor int, c Conn, tmpDir string) (*Tool, func(), error) {
 	path := ""
-	if serverMajor > 0 {
+	if binDir != "" {
+		path = filepath.Join(binDir, name)
+		if _, err := os.Stat(path); err != nil {
+			return nil, func() {}, fmt.Errorf("%s not found in pg_bin_dir %s: %v", name, binDir, err)
+		}
+	}
+	if path == "" && serverMajor > 0 {
 		p := fmt.Sprintf("/usr/lib/postgresql/%d/bin/%s", serverMajor, name)
 		if _, err := os.Stat(p); err == nil {
 			path = p

@@ -132,13 +132,18 @@ func (r *Repo) backup(ctx context.Context, c call, o BackupOptions) (*Summary, e
 		}
 	}
 	if _, err := r.run(ctx, c); err != nil {
-		return nil, err
+		// sum is not nil when restic stored a snapshot and still failed (exit 3, incomplete
+		// source): the caller forgets it.
+		return sum, err
 	}
 	if sum == nil || sum.SnapshotID == "" {
 		return nil, &Error{Op: "backup", ExitCode: 0, Message: "restic reported no snapshot ID in its summary"}
 	}
 	return sum, nil
 }
+
+// The backup functions return a non-nil Summary with an error when restic stored a snapshot
+// but failed anyway (exit 3: some source data could not be read).
 
 // BackupCommand runs `restic backup --stdin-from-command` with argv as the producer; restic
 // stores its stdout as filename and creates no snapshot when the producer exits non-zero.

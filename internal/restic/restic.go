@@ -189,6 +189,7 @@ type tailBuffer struct {
 	buf      []byte
 	exitErr  string
 	lastLine string
+	firstErr string // the first per-item error ("open files/x: permission denied")
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
@@ -228,6 +229,9 @@ func (t *tailBuffer) line(l []byte) {
 				return
 			case "error":
 				t.lastLine = strings.TrimSpace(m.Error.Message + " " + m.Item)
+				if t.firstErr == "" {
+					t.firstErr = strings.TrimSpace(m.Error.Message)
+				}
 				return
 			}
 		}
@@ -244,7 +248,10 @@ func (t *tailBuffer) message() string {
 	if msg == "" {
 		msg = t.lastLine
 	}
-	msg = strings.ReplaceAll(msg, "\n", " ")
+	if t.firstErr != "" && !strings.Contains(msg, t.firstErr) {
+		msg += " (first: " + t.firstErr + ")"
+	}
+	msg = strings.TrimSpace(strings.ReplaceAll(msg, "\n", " "))
 	if len(msg) > 500 {
 		msg = msg[:500] + "…"
 	}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dhis2-life/dhis2-life/internal/lock"
+	"github.com/dhis2-life/dhis2-life/internal/testenv"
+	"github.com/dhis2-life/dhis2-life/testdata/fixture"
+)
+
+// TestSnapshotDedup: a second snapshot of an unchanged database adds little, and one after a
+// simulated DHIS2 day adds much less than the first. The figures go to the test log.
+func TestSnapshotDedup(t *testing.T) {
+	// Scale 0.1: the stream must span many restic chunks (~1 MiB each) for dedup to show.
+	e := newEnvScale(t, fixture.Gen242, 0.1)
+	e.init()
+	first := e.snapshot()
+	second := e.snapshot()
+	if err := fixture.SimulateDay(t.Context(), e.pg.AdminDSNFor(e.db), 1, fixture.Options{Generation: fixture.Gen242, Home: e.home, Seed: 1}); err != nil {
+		t.Fatalf("simulate day: %v", err)
+	}
+	third := e.snapshot()
+	f, s, d := first.Parts["db"], second.Parts["db"], third.Parts["db"]
+	pct := func(n int64) float64 { return 100 * float64(n) / float64(f.AddedPacked) }
+	t.Logf("FIGURES db stream %d bytes (%d rows, %d tables); first set added %d packed (%.1fs); unchanged: %d packed (%.1f%%, %.1fs); after a simulated day (stream %d bytes): %d packed (%.1f%%, %.1fs); files part first %d packed, after the day %d packed",
+		f.Bytes, first.TotalRows(), len(first.Tables), f.AddedPacked, f.Seconds, s.AddedPacked, pct(s.AddedPacked), s.Seconds,
+		d.Bytes, d.AddedPacked, pct(d.AddedPacked), d.Seconds, first.Parts["files"].AddedPacked, third.Parts["files"].AddedPacked)
+	if f.Bytes < 4<<20 {
+		t.Errorf("db stream is only %d bytes: too small to measure dedup", f.Bytes)
+	}
+	// restic's chunks average 1 MiB (512 KiB..8 MiB): at test scale the stream is a few chunks,
+	// and two of them always change (pg_dump's archive header holds its start time; the
+	// trailer holds the snapshot time). So this asserts chunks, not percentages: an unchanged
+	// database re-stores at most those 2 chunks, a simulated day less than half of them.
+	blobs := func(set string) (added, total float64) {
+		for _, s := range e.resticSnapshots("set:"+set, "part:db") {
+			sum, _ := s["summary"].(map[string]any)
+			added, _ = sum["data_blobs"].(float64)
+		}
+		return added, 0
+	}
+	b1, _ := blobs(first.ID)
+	b2, _ := blobs(second.ID)
+	b3, _ := blobs(third.ID)
+	t.Logf("FIGURES new data blobs (chunks) of the db part: first %v, unchanged %v, after a day %v", b1, b2, b3)
+	if b1 < 5 {
+		t.Errorf("first db part has only %v chunks", b1)
+	}
+	if b2 > 2 {
+		t.Errorf("second snapshot of an unchanged database stored %v new chunks, want <= 2 (header and trailer)", b2)
+	}
+	if b3 >= b1/2 {
+		t.Errorf("snapshot after a simulated day stored %v new chunks of %v, want < half", b3, b1)
+	}
+	if pct(s.AddedPacked) >= 5 {
+		t.Errorf("second snapshot of an unchanged database added %d bytes packed (%.1f%% of the first), want < 5%%", s.AddedPacked, pct(s.AddedPacked))
+	}
+	if pct(d.AddedPacked) >= 25 {
+		t.Errorf("snapshot after a simulated day added %d bytes packed (%.1f%% of the first), want < 25%%", d.AddedPacked, pct(d.AddedPacked))
+	}
+	if third.TotalRows() <= first.TotalRows() {
+		t.Errorf("simulated day did not add rows: %d then %d", first.TotalRows(), third.TotalRows())
+	}
+}
+
+func newEnvScale(t *testing.T, gen string, scale float64) *env {
+	t.Helper()
+	e := newEnv(t, "")
+	dropDB(t, e.pg, e.db)
+	_ = os.RemoveAll(e.home)
+	e.gen = gen
+	e.db = createFixture(t, e.pg, gen, e.home, scale)
+	e.writeConfig()
+	return e
+}
+
+// useMock makes the config's restic the scripted mock in mode (it execs the real restic for
+// everything it does not script).
+func (e *env) useMock(mode string) string {
+	e.t.Helper()
+	mock := filepath.Join(repoRoot(e.t), "testdata", "mock-restic", "restic")
+	if _, err := os.Stat(mock); err != nil {
+		e.t.Fatal(err)
+	}
+	log := filepath.Join(e.dir, "mock-restic.log")
+	s3env, err := os.ReadFile(e.s3.EnvFile(e.t))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.envFile = filepath.Join(e.dir, "mock.env")
+	writeFile(e.t, e.envFile, string(s3env)+fmt.Sprintf("MOCK_RESTIC_REAL=%s\nMOCK_RESTIC_MODE=%s\nMOCK_RESTIC_LOG=%s\n", testenv.Restic(e.t), mode, log), 0o600)
+	e.restic = mock
+	e.writeConfig()
+	return log
+}
+
+// TestSnapshotIncompleteFiles: restic exit 3 (a source file could not be read) fails the
+// snapshot; nothing is recorded and the parts already stored are forgotten.
+func TestSnapshotIncompleteFiles(t *testing.T) {
+	e := newEnv(t, fixture.Gen240)
+	e.init()
+	log := e.useMock("incomplete-files")
+	r := e.run("snapshot")
+	oneLineError(t, r, 1, "file store", "could not be read")
+	if b, _ := os.ReadFile(log); !strings.Contains(string(b), "backup") {
+		t.Fatalf("the mock restic was not used for backup:\n%s", b)
+	}
+	if got := e.snapshotsJSON(); len(got) != 0 {
+		t.Errorf("failed snapshot recorded: %d sets", len(got))
+	}
+	e.mustRun("catalog", "rebuild")
+	if got := e.snapshotsJSON(); len(got) != 0 {
+		t.Errorf("catalog rebuild found %d sets after a failed snapshot", len(got))
+	}
+	if snaps := e.resticSnapshots("dhis2-life"); len(snaps) != 0 {
+		t.Errorf("parts of the failed set left in the repository: %d restic snapshots", len(snaps))
+	}
+}
+
+// TestSnapshotBusy: a second snapshot while one runs is refused with a clear message.
+func TestSnapshotBusy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "")
+	e.init()
+	lk, err := lock.Acquire(filepath.Join(e.stateDir, "locks"), testInstance, "snapshot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.run("snapshot")
+	lk.Release()
+	oneLineError(t, r, 1, "busy", testInstance, fmt.Sprint(os.Getpid()))
+	if got := e.snapshotsJSON(); len(got) != 0 {
+		t.Errorf("refused snapshot recorded %d sets", len(got))
+	}
+	e.snapshot()
+}
+
+// TestSnapshotKilled: a snapshot killed with SIGKILL mid-run records nothing; the next one
+// recovers the stale lock and succeeds.
+func TestSnapshotKilled(t *testing.T) {
+	e := newEnvScale(t, fixture.Gen242, 0.01)
+	e.init()
+	cmd := exec.Command(testBinary, "--config", e.cfgPath, "snapshot")
+	cmd.Env = cliEnv()
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the dump producer runs, then kill the snapshot process alone (as the OOM
+	// killer would): restic and the producer are left to finish or die on their own.
+	deadline := time.Now().Add(30 * time.Second)
+	for !processRunning(e.cfgPath, "dump-stream") {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the dump producer never started:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if st := cmd.ProcessState; st.Exited() || !strings.Contains(st.String(), "killed") {
+		t.Fatalf("snapshot finished before it was killed (%v):\n%s", st, out)
+	}
+	// Let the orphaned restic and producer end (they are this test's processes).
+	for deadline := time.Now().Add(60 * time.Second); processRunning(e.cfgPath, "") && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := e.snapshotsJSON(); len(got) != 0 {
+		t.Fatalf("killed snapshot recorded %d sets", len(got))
+	}
+	r := e.mustRun("snapshot")
+	if !strings.Contains(r.stderr, "stale") && !strings.Contains(r.stderr, "killed") {
+		t.Errorf("the next snapshot did not say it recovered a stale lock:\n%s", r.stderr)
+	}
+	if got := e.snapshotsJSON(); len(got) != 1 {
+		t.Fatalf("after recovery: %d sets, want 1", len(got))
+	}
+	e.mustRun("catalog", "rebuild")
+	if got := e.snapshotsJSON(); len(got) != 1 {
+		t.Errorf("catalog rebuild after a killed run: %d sets, want 1 (the killed set has no manifest)", len(got))
+	}
+}
+
+// processRunning reports whether a process whose command line mentions cfg (and sub, when
+// given) runs: the test's own dhis2-life processes, restic's children included via the env.
+func processRunning(cfg, sub string) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, en := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", en.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if strings.Contains(s, cfg) && (sub == "" || strings.Contains(s, sub)) {
+			if st, err := os.ReadFile(filepath.Join("/proc", en.Name(), "stat")); err == nil {
+				if i := strings.LastIndexByte(string(st), ')'); i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
+					continue
+				}
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// TestSnapshotOldPgDump: a pg_dump older than the server is refused, naming both versions.
+func TestSnapshotOldPgDump(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, fixture.Gen240)
+	e.init()
+	bin := filepath.Join(e.dir, "oldpg")
+	writeFile(t, filepath.Join(bin, "pg_dump"), "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 13.0'; exit 0; fi\necho 'fake pg_dump must not dump' >&2\nexit 1\n", 0o755)
+	e.instanceExtra = append(e.instanceExtra, fmt.Sprintf("pg_bin_dir = %q", bin))
+	e.writeConfig()
+	r := e.run("snapshot")
+	oneLineError(t, r, 1, "pg_dump", "13", "15")
+	if got := e.snapshotsJSON(); len(got) != 0 {
+		t.Errorf("failed snapshot recorded %d sets", len(got))
+	}
+	if snaps := e.resticSnapshots("dhis2-life"); len(snaps) != 0 {
+		t.Errorf("failed snapshot left %d restic snapshots", len(snaps))
+	}
+}
+
+// TestSnapshotDatabaseUnreachable: a database nobody listens for fails fast with its name.
+func TestSnapshotDatabaseUnreachable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "")
+	e.init()
+	port := closedPort(t)
+	cfg, _ := os.ReadFile(e.cfgPath)
+	bad := strings.Replace(string(cfg), fmt.Sprintf("127.0.0.1:%d/%s", e.pg.Port, e.db), fmt.Sprintf("127.0.0.1:%d/%s", port, e.db), 1)
+	writeFile(t, e.cfgPath, bad, 0o600)
+	r := e.run("snapshot")
+	oneLineError(t, r, 1, "database", fmt.Sprint(port))
+	if r.dur > 20*time.Second {
+		t.Errorf("took %s", r.dur)
+	}
+	if snaps := e.resticSnapshots("dhis2-life"); len(snaps) != 0 {
+		t.Errorf("failed snapshot left %d restic snapshots", len(snaps))
+	}
+}
