@@ -46,6 +46,12 @@ type Options struct {
 	SkipDatabase bool
 	// Progress receives bytes read of the database stream.
 	Progress func(done, total int64)
+	// DBStream, when set, opens the database stream instead of `restic dump` of the db part
+	// (restore from an archive, without the repository).
+	DBStream func(ctx context.Context) (io.ReadCloser, error)
+	// FilesFrom, when set, opens the file store part as a tar stream (as `restic dump` writes
+	// it) that is extracted into FilesTo instead of `restic restore`.
+	FilesFrom func(ctx context.Context) (io.ReadCloser, error)
 }
 
 // Result describes a finished restore.
@@ -261,7 +267,7 @@ func dropDatabase(ctx context.Context, o *Options, db string) error {
 func restoreDatabase(ctx context.Context, o *Options, res *Result) error {
 	m := o.Manifest
 	part, ok := m.Parts["db"]
-	if !ok || part.Snapshot == "" {
+	if o.DBStream == nil && (!ok || part.Snapshot == "") {
 		return fmt.Errorf("set %s has no database part", m.ID)
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -269,7 +275,12 @@ func restoreDatabase(ctx context.Context, o *Options, res *Result) error {
 	pr, pw := io.Pipe()
 	dumpErr := make(chan error, 1)
 	go func() {
-		err := o.Repo.Dump(ctx, part.Snapshot, "/"+manifest.DBFile, pw)
+		var err error
+		if o.DBStream != nil {
+			err = copyFrom(ctx, o.DBStream, pw)
+		} else {
+			err = o.Repo.Dump(ctx, part.Snapshot, "/"+manifest.DBFile, pw)
+		}
 		pw.CloseWithError(err)
 		dumpErr <- err
 	}()
@@ -512,6 +523,9 @@ func checkFilesTarget(dir string, force bool) error {
 }
 
 func restoreFiles(ctx context.Context, o *Options) error {
+	if o.FilesFrom != nil {
+		return extractFiles(ctx, o)
+	}
 	p, ok := o.Manifest.Parts["files"]
 	if !ok || p.Snapshot == "" {
 		reason := "no file store part"

@@ -67,6 +67,13 @@ EXAMPLES:
 			} else {
 				fmt.Fprintf(c.App.Writer, "repository %s exists and opens with the configured password\n", a.Config.Repository.URL)
 			}
+			if a.Config.Archive != nil {
+				name, err := escrowRefresh(ctx, a)
+				if err != nil {
+					return fmt.Errorf("escrow bundle: %w", err)
+				}
+				fmt.Fprintf(c.App.Writer, "escrow bundle (repository password + config, age-encrypted) stored as %s/%s\n", a.Config.Archive.Bucket, name)
+			}
 			return nil
 		},
 	}

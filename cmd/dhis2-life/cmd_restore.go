@@ -30,7 +30,8 @@ connection creates the database and extensions.
 EXAMPLES:
    dhis2-life restore latest --to-db postgres://dhis@127.0.0.1:5432/dhis2_restored
    dhis2-life restore 20261127T020000Z-3fa1 --to-db postgres://dhis@127.0.0.1/dhis2_copy --files-to /srv/dhis2-copy --force
-   dhis2-life restore latest --to-db postgres://dhis@127.0.0.1/dhis2_copy --dry-run`,
+   dhis2-life restore latest --to-db postgres://dhis@127.0.0.1/dhis2_copy --dry-run
+   dhis2-life restore 20261127T020000Z-3fa1 --from-archive --identity key.txt --to-db postgres://dhis@127.0.0.1/dhis2_old`,
 		Flags: []cli.Flag{
 			instanceFlag,
 			&cli.StringFlag{Name: "to-db", Usage: "target database `DSN` (no password: use --to-db-password-file or ~/.pgpass)"},
@@ -42,6 +43,8 @@ EXAMPLES:
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel index/constraint builds (default tuning.restore_jobs)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan and change nothing"},
 			jsonFlag,
+			&cli.BoolFlag{Name: "from-archive", Usage: "restore from the set's archive object (see `dhis2-life archives`), without the restic repository"},
+			&cli.StringFlag{Name: "identity", Usage: "age identity `FILE` that decrypts the archive (with --from-archive)"},
 		},
 		Action: func(c *cli.Context) error {
 			a, err := load(c)
@@ -60,6 +63,9 @@ EXAMPLES:
 				if _, err := a.Config.Instance(instance); err != nil {
 					return usageErr("%v", err)
 				}
+			}
+			if c.Bool("from-archive") {
+				return restoreFromArchive(c, a)
 			}
 			cat, err := a.Catalog()
 			if err != nil {

@@ -68,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a := newApp(stdout, stderr)
-	err := a.RunContext(ctx, args)
+	err := a.RunContext(ctx, interspersed(a, args))
 	if err == nil {
 		return exitOK
 	}
@@ -120,6 +120,8 @@ EXAMPLES:
 		Commands: []*cli.Command{
 			cmdInit(), cmdSnapshot(), cmdSnapshots(), cmdRestore(), cmdVerify(),
 			cmdCatalog(), cmdConfig(), cmdUnlock(), cmdInternal(),
+			cmdDaemon(), cmdStatus(), cmdNotify(), cmdMunin(), cmdSchedule(), cmdClone(), cmdClones(),
+			cmdRetention(), cmdArchive(), cmdArchives(), cmdKeep(), cmdUnkeep(), cmdEscrow(),
 		},
 	}
 	for _, c := range a.Commands {
@@ -163,4 +165,91 @@ func load(c *cli.Context) (*app.App, error) {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
 	return a, nil
+}
+
+// interspersed lets flags follow positional arguments, as the documented syntax
+// `dhis2-life restore ID|latest --to-db DSN` does: urfave/cli v2 stops parsing flags at the
+// first positional argument, so the command's positional arguments are moved after its flags.
+func interspersed(a *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	out := []string{args[0]}
+	i := skipFlags(a.Flags, args, 1, &out)
+	cmds := a.Commands
+	var cmd *cli.Command
+	for i < len(args) {
+		var next *cli.Command
+		for _, c := range cmds {
+			if c.HasName(args[i]) {
+				next = c
+			}
+		}
+		if next == nil {
+			break
+		}
+		cmd = next
+		out = append(out, args[i])
+		i++
+		if len(cmd.Subcommands) == 0 {
+			break
+		}
+		i = skipFlags(cmd.Flags, args, i, &out)
+		cmds = cmd.Subcommands
+	}
+	if cmd == nil || cmd.SkipFlagParsing {
+		return append(out, args[i:]...)
+	}
+	var flags, positional []string
+	for i < len(args) {
+		arg := args[i]
+		if arg == "--" {
+			positional = append(positional, args[i:]...)
+			break
+		}
+		if len(arg) > 1 && strings.HasPrefix(arg, "-") {
+			flags = append(flags, arg)
+			if takesValue(cmd.Flags, arg) && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		} else {
+			positional = append(positional, arg)
+		}
+		i++
+	}
+	out = append(out, flags...)
+	return append(out, positional...)
+}
+
+// skipFlags copies the flags (with values) starting at args[i] to out and returns the index
+// of the first non-flag argument.
+func skipFlags(fs []cli.Flag, args []string, i int, out *[]string) int {
+	for i < len(args) && len(args[i]) > 1 && strings.HasPrefix(args[i], "-") && args[i] != "--" {
+		*out = append(*out, args[i])
+		if takesValue(fs, args[i]) && i+1 < len(args) {
+			*out = append(*out, args[i+1])
+			i++
+		}
+		i++
+	}
+	return i
+}
+
+// takesValue reports whether arg ("--name" or "-n", without "=value") names a flag that
+// takes a separate value.
+func takesValue(fs []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if strings.Contains(name, "=") {
+		return false
+	}
+	for _, f := range fs {
+		for _, n := range f.Names() {
+			if n == name {
+				_, isBool := f.(*cli.BoolFlag)
+				return !isBool
+			}
+		}
+	}
+	return false
 }

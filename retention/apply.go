@@ -1,0 +1,419 @@
+package retention
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/dhis2-life/dhis2-life/internal/catalog"
+	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/lock"
+	"github.com/dhis2-life/dhis2-life/internal/manifest"
+)
+
+// Catalogue buckets used by retention.
+const (
+	KeepBucket    = "keep"              // keep marks (key: set ID)
+	PointsBucket  = "points"            // rollback points (owned by lifecycle; read here)
+	JournalBucket = "retention-journal" // apply journal (key: instance)
+	StateBucket   = "retention"         // "last-prune"
+)
+
+// KeepMark pins a set (`dhis2-life keep ID`).
+type KeepMark struct {
+	SetID   string    `json:"set_id"`
+	Created time.Time `json:"created"`
+	Note    string    `json:"note,omitempty"`
+}
+
+// Pins returns, per set ID, why it is pinned: keep marks and rollback points.
+func Pins(cat *catalog.Catalog) (map[string][]string, error) {
+	pins := map[string][]string{}
+	err := cat.ListJSON(KeepBucket, func(key string, raw []byte) error {
+		var k KeepMark
+		if json.Unmarshal(raw, &k) == nil && k.SetID != "" {
+			key = k.SetID
+		}
+		why := "keep mark"
+		if k.Note != "" {
+			why += " (" + k.Note + ")"
+		}
+		pins[key] = append(pins[key], why)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Rollback points: any record naming a set in one of these fields pins it.
+	err = cat.ListJSON(PointsBucket, func(key string, raw []byte) error {
+		var rec map[string]any
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return fmt.Errorf("decoding rollback point %s: %w", key, err)
+		}
+		for _, f := range []string{"set_id", "set", "snapshot", "snapshot_set", "set_ids"} {
+			switch v := rec[f].(type) {
+			case string:
+				if v != "" {
+					pins[v] = append(pins[v], "rollback point "+key)
+				}
+			case []any:
+				for _, x := range v {
+					if s, ok := x.(string); ok && s != "" {
+						pins[s] = append(pins[s], "rollback point "+key)
+					}
+				}
+			}
+		}
+		return nil
+	})
+	return pins, err
+}
+
+// InstancePlan is the plan of one instance.
+type InstancePlan struct {
+	Instance string
+	Policy   *Policy
+	Items    []Item
+	// Resumed names the interrupted run whose archive duties were carried over.
+	Resumed string
+}
+
+// BuildPlan plans the retention of an instance from the catalogue (sets, pins, archives) and
+// any interrupted apply journal: a set that an interrupted run had due for archive stays
+// archive-then-forget unless the fresh plan keeps it.
+func BuildPlan(cfg *config.Config, cat *catalog.Catalog, instance string, loc *time.Location) (*InstancePlan, error) {
+	recs, err := cat.Snapshots(instance)
+	if err != nil {
+		return nil, err
+	}
+	pins, err := Pins(cat)
+	if err != nil {
+		return nil, err
+	}
+	archived := map[string]string{}
+	arcs, err := Records(cat)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range arcs {
+		archived[a.ID] = a.Object
+	}
+	sets := make([]Set, 0, len(recs))
+	for _, r := range recs {
+		sets = append(sets, Set{ID: r.ID, Instance: r.Instance, Time: r.Time, Pinned: pins[r.ID], Archived: archived[r.ID]})
+	}
+	p := &InstancePlan{Instance: instance, Policy: PolicyFrom(cfg.RetentionFor(instance))}
+	p.Items = Plan(p.Policy, sets, loc)
+	j, err := loadJournal(cat, instance)
+	if err != nil {
+		return nil, err
+	}
+	if j != nil {
+		p.Resumed = j.Started.Format(time.RFC3339)
+		for i, it := range p.Items {
+			old, ok := j.Items[it.ID]
+			if ok && old.Decision == ArchiveThenForget && it.Decision == Forget {
+				p.Items[i].Decision = ArchiveThenForget
+				p.Items[i].Classes = old.Classes
+				p.Items[i].Reasons = append(p.Items[i].Reasons, "due for archive in the interrupted run of "+p.Resumed)
+			}
+		}
+	}
+	return p, nil
+}
+
+// journal is the persisted state of an apply run of one instance.
+type journal struct {
+	Started time.Time               `json:"started"`
+	Items   map[string]journalEntry `json:"items"`
+}
+
+type journalEntry struct {
+	Decision string   `json:"decision"`
+	Classes  []string `json:"classes,omitempty"`
+	State    string   `json:"state"` // planned | archived | forgotten | done
+}
+
+func loadJournal(cat *catalog.Catalog, instance string) (*journal, error) {
+	var j journal
+	ok, err := cat.GetJSON(JournalBucket, instance, &j)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &j, nil
+}
+
+// ErrKeepsNothing is returned when a plan would forget every set of an instance.
+var ErrKeepsNothing = errors.New("the retention policy keeps no snapshot set")
+
+// Applier carries out plans.
+type Applier struct {
+	Config   *config.Config
+	Catalog  *catalog.Catalog
+	Repo     Repository
+	Archiver *Archiver // nil when no [archive] is configured
+	Log      *slog.Logger
+	Now      func() time.Time
+	Location *time.Location
+
+	// step, when set (tests), runs after each persisted step; an error aborts like a kill.
+	step func(what, id string) error
+}
+
+// ApplyOptions select what apply does.
+type ApplyOptions struct {
+	DryRun     bool
+	AllowEmpty bool
+	Prune      bool // prune now regardless of retention.prune_schedule
+}
+
+// Result is the outcome of an apply run of one instance.
+type Result struct {
+	Instance  string   `json:"instance"`
+	Kept      int      `json:"kept"`
+	Archived  []string `json:"archived"`
+	Forgotten []string `json:"forgotten"`
+	Pruned    bool     `json:"pruned"`
+	Resumed   string   `json:"resumed,omitempty"`
+	DryRun    bool     `json:"dry_run,omitempty"`
+}
+
+func (a *Applier) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *Applier) log() *slog.Logger {
+	if a.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Log
+}
+
+func (a *Applier) hook(what, id string) error {
+	if a.step == nil {
+		return nil
+	}
+	return a.step(what, id)
+}
+
+// CheckPlan refuses plans that cannot or must not be applied.
+func CheckPlan(p *InstancePlan, hasArchive, allowEmpty bool) error {
+	c := Count(p.Items)
+	if len(p.Items) > 0 && c[Keep] == 0 && !allowEmpty {
+		return fmt.Errorf("instance %s: %w: all %d sets would be forgotten; fix [retention] or pass --allow-empty", p.Instance, ErrKeepsNothing, len(p.Items))
+	}
+	if c[ArchiveThenForget] > 0 && !hasArchive {
+		return fmt.Errorf("instance %s: %d sets must be archived before they are forgotten (retention.archive), but no [archive] is configured", p.Instance, c[ArchiveThenForget])
+	}
+	return nil
+}
+
+// Apply carries out the plan of one instance: archive (confirmed and recorded) before forget,
+// forget every part of a set in restic, delete it from the catalogue, and prune when due.
+// A journal in the catalogue makes an interrupted run resumable.
+func (a *Applier) Apply(ctx context.Context, instance string, o ApplyOptions) (*Result, error) {
+	lk, err := lock.Acquire(filepath.Join(a.Config.StateDir, "locks"), instance, "retention")
+	if err != nil {
+		if errors.Is(err, lock.ErrHeld) {
+			return nil, fmt.Errorf("instance %s is busy: %w; wait for it to finish", instance, err)
+		}
+		return nil, err
+	}
+	defer lk.Release()
+	p, err := BuildPlan(a.Config, a.Catalog, instance, a.Location)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckPlan(p, a.Archiver != nil, o.AllowEmpty); err != nil {
+		return nil, err
+	}
+	res := &Result{Instance: instance, Kept: Count(p.Items)[Keep], Resumed: p.Resumed, DryRun: o.DryRun,
+		Archived: []string{}, Forgotten: []string{}}
+	if o.DryRun {
+		for _, it := range p.Items {
+			switch it.Decision {
+			case ArchiveThenForget:
+				if it.Archived == "" {
+					res.Archived = append(res.Archived, it.ID)
+				}
+				res.Forgotten = append(res.Forgotten, it.ID)
+			case Forget:
+				res.Forgotten = append(res.Forgotten, it.ID)
+			}
+		}
+		res.Pruned = o.Prune || a.pruneDue()
+		return res, nil
+	}
+	j := &journal{Started: a.now().UTC(), Items: map[string]journalEntry{}}
+	if old, err := loadJournal(a.Catalog, instance); err != nil {
+		return nil, err
+	} else if old != nil {
+		j.Started = old.Started
+		a.log().Warn("resuming an interrupted retention run", "instance", instance, "started", old.Started)
+	}
+	work := 0
+	for _, it := range p.Items {
+		if it.Decision != Keep {
+			j.Items[it.ID] = journalEntry{Decision: it.Decision, Classes: it.Classes, State: "planned"}
+			work++
+		}
+	}
+	save := func() error { return a.Catalog.PutJSON(JournalBucket, instance, j) }
+	if work > 0 {
+		if err := save(); err != nil {
+			return nil, err
+		}
+	}
+	// Restic snapshots of every set of the instance, by set ID (all parts, by tag).
+	var parts map[string][]string
+	if work > 0 {
+		snaps, err := a.Repo.Snapshots(ctx, manifest.TagApp, "instance:"+instance)
+		if err != nil {
+			return nil, fmt.Errorf("listing the repository's snapshots: %w", err)
+		}
+		parts = map[string][]string{}
+		for _, s := range snaps {
+			if id := s.Tag("set"); id != "" {
+				parts[id] = append(parts[id], s.ID)
+			}
+		}
+	}
+	var failed []string
+	for _, it := range p.Items {
+		if it.Decision == Keep {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		e := j.Items[it.ID]
+		if it.Decision == ArchiveThenForget {
+			rec, err := a.ensureArchive(ctx, it)
+			if err != nil {
+				a.log().Error("archive failed; the set is kept", "set", it.ID, "err", err)
+				failed = append(failed, fmt.Sprintf("%s: %v", it.ID, err))
+				continue
+			}
+			if it.Archived == "" {
+				res.Archived = append(res.Archived, it.ID)
+			}
+			e.State = "archived"
+			j.Items[it.ID] = e
+			if err := save(); err != nil {
+				return res, err
+			}
+			if err := a.hook("archived", it.ID); err != nil {
+				return res, err
+			}
+			a.log().Info("archive confirmed", "set", it.ID, "object", rec.Object)
+		}
+		if ids := parts[it.ID]; len(ids) > 0 {
+			sort.Strings(ids)
+			if err := a.Repo.Forget(ctx, ids...); err != nil {
+				failed = append(failed, fmt.Sprintf("%s: forgetting its restic snapshots: %v", it.ID, err))
+				continue
+			}
+		}
+		e.State = "forgotten"
+		j.Items[it.ID] = e
+		if err := save(); err != nil {
+			return res, err
+		}
+		if err := a.hook("forgotten", it.ID); err != nil {
+			return res, err
+		}
+		if err := a.Catalog.DeleteSnapshot(it.ID); err != nil {
+			return res, err
+		}
+		e.State = "done"
+		j.Items[it.ID] = e
+		if err := save(); err != nil {
+			return res, err
+		}
+		res.Forgotten = append(res.Forgotten, it.ID)
+		a.log().Info("set forgotten", "set", it.ID, "decision", it.Decision)
+	}
+	if o.Prune || (len(res.Forgotten) > 0 && a.pruneDue()) {
+		a.log().Info("pruning the repository")
+		if err := a.Repo.Prune(ctx); err != nil {
+			failed = append(failed, fmt.Sprintf("prune: %v", err))
+		} else {
+			res.Pruned = true
+			_ = a.Catalog.PutJSON(StateBucket, "last-prune", a.now().UTC())
+		}
+	}
+	if len(failed) > 0 {
+		return res, fmt.Errorf("retention of %s incomplete (%d problems; failed sets are kept and retried next run): %s", instance, len(failed), strings.Join(failed, "; "))
+	}
+	if err := a.Catalog.DeleteKey(JournalBucket, instance); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func (a *Applier) ensureArchive(ctx context.Context, it Item) (*ArchiveRecord, error) {
+	if a.Archiver == nil {
+		return nil, errors.New("no [archive] configured")
+	}
+	if rec, err := Record(a.Catalog, it.ID); err != nil {
+		return nil, err
+	} else if rec != nil {
+		// Confirm the recorded archive is still there before forgetting the set.
+		st, err := a.Archiver.Store.Stat(ctx, rec.Object, rec.VersionID)
+		if err != nil {
+			return nil, fmt.Errorf("confirming archive %s: %w", rec.Object, err)
+		}
+		if st.Size != rec.Size {
+			return nil, fmt.Errorf("confirming archive %s: it holds %d bytes, %d were recorded", rec.Object, st.Size, rec.Size)
+		}
+		return rec, nil
+	}
+	r, err := a.Catalog.Snapshot(it.ID)
+	if err != nil {
+		return nil, err
+	}
+	m, err := manifest.Parse(r.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	return a.Archiver.Archive(ctx, m, r.Manifest, it.Classes)
+}
+
+// pruneDue reports whether retention.prune_schedule has come due since the last prune.
+func (a *Applier) pruneDue() bool {
+	spec := ""
+	if a.Config.Retention != nil {
+		spec = a.Config.Retention.PruneSchedule
+	}
+	for _, in := range a.Config.Instances {
+		if in.Retention != nil && in.Retention.PruneSchedule != "" {
+			spec = in.Retention.PruneSchedule
+		}
+	}
+	if spec == "" {
+		return false
+	}
+	sch, err := cron.ParseStandard(spec)
+	if err != nil {
+		return false
+	}
+	var last time.Time
+	if _, err := a.Catalog.GetJSON(StateBucket, "last-prune", &last); err != nil {
+		return false
+	}
+	if last.IsZero() {
+		return true
+	}
+	return !sch.Next(last).After(a.now())
+}
