@@ -129,6 +129,14 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	if !o.SkipDatabase {
 		created, err := prepareDatabase(ctx, &o)
 		if err != nil {
+			if created {
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+				defer cancel()
+				if derr := dropDatabase(dctx, &o, res.Database); derr != nil {
+					return nil, fmt.Errorf("%w (the database %s it created could NOT be dropped: %v)", err, res.Database, derr)
+				}
+				return nil, fmt.Errorf("%w (the database %s it created was dropped)", err, res.Database)
+			}
 			return nil, err
 		}
 		res.Created = created
@@ -201,9 +209,10 @@ func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
 	}
 	// Extensions first: DHIS2 needs postgis, pg_trgm and btree_gin, and postgis is not a
 	// trusted extension, so this uses the admin connection.
+	created := !exists
 	conn, err := o.adminFor(db).Connect(ctx)
 	if err != nil {
-		return !exists, err
+		return created, err
 	}
 	defer conn.Close(context.Background())
 	exts := map[string]string{}
@@ -222,17 +231,17 @@ func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
 			schema = "public"
 		}
 		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE SCHEMA IF NOT EXISTS %s", pg.QuoteIdent(schema))); err != nil {
-			return true, fmt.Errorf("creating schema %s: %w", schema, err)
+			return created, fmt.Errorf("creating schema %s: %w", schema, err)
 		}
 		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE EXTENSION IF NOT EXISTS %s WITH SCHEMA %s", pg.QuoteIdent(name), pg.QuoteIdent(schema))); err != nil {
-			return true, fmt.Errorf("creating extension %s in %s (needs a superuser: set admin_database; for postgis install postgresql-%d-postgis-3): %w",
+			return created, fmt.Errorf("creating extension %s in %s (needs a superuser: set admin_database; for postgis install postgresql-%d-postgis-3): %w",
 				name, o.Target.Database(), o.Manifest.Server.VersionNum/10000, err)
 		}
 	}
 	if _, err := conn.Exec(ctx, "ALTER SCHEMA public OWNER TO "+pg.QuoteIdent(o.owner())); err != nil {
 		o.Log.Debug("could not give schema public to the owner", "err", err)
 	}
-	return true, nil
+	return created, nil
 }
 
 func countRelations(ctx context.Context, c pg.Conn) (int, error) {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -34,11 +36,11 @@ EXAMPLES:
 			}
 			if isS3 {
 				creds := s3.CredentialsFromEnv(append(os.Environ(), a.Env...))
-				pctx, cancel := withTimeout(ctx, 15e9)
+				pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 				err := s3.EnsureBucket(pctx, loc, creds, false)
 				cancel()
 				if err != nil {
-					if perr := s3.Probe(ctx, loc, creds, 10e9); perr != nil {
+					if perr := s3.Probe(ctx, loc, creds, 10*time.Second); perr != nil {
 						return perr
 					}
 					return err

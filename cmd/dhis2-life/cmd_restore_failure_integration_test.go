@@ -191,3 +191,30 @@ func (c *smallCluster) resize(t *testing.T, bytes int64) {
 	}
 	_ = strings.TrimSpace
 }
+
+// TestRestoreExtensionsNeedSuperuser: without admin_database the target role (CREATEDB, not
+// superuser) creates the database but cannot create PostGIS; the error names the fix and
+// the database it created is dropped again.
+func TestRestoreExtensionsNeedSuperuser(t *testing.T) {
+	e := newEnv(t, fixture.Gen242)
+	e.init()
+	e.snapshot()
+	b, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "admin_database") {
+			kept = append(kept, l)
+		}
+	}
+	writeFile(t, e.cfgPath, strings.Join(kept, "\n"), 0o600)
+	target := "noext_" + randName()
+	t.Cleanup(func() { dropDB(t, e.pg, target) })
+	r := e.run("restore", "latest", "--to-db", e.dsnFor(target), "--to-db-password-file", e.dbPass)
+	oneLineError(t, r, 1, "admin_database", target, "was dropped")
+	if dbExists(t, e.pg, target) {
+		t.Errorf("database %s created by the failed restore still exists", target)
+	}
+}

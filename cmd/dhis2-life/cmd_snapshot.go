@@ -100,4 +100,3 @@ func fmtCount(n int64) string {
 	}
 	return out
 }
-

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,11 +80,5 @@ func instanceName(c *cli.Context, a *app.App) (string, error) {
 	return in.Name, nil
 }
 
-func since(t time.Time) string { return ui.Duration(time.Since(t)) }
-
-// withTimeout is a helper for bounded preflight steps.
-func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, d)
-}
 
 func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
