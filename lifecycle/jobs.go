@@ -87,7 +87,7 @@ type JobFunc func(ctx context.Context, env Env) (Result, error)
 // BuiltinJobs are the jobs this build can run.
 func BuiltinJobs() map[string]JobFunc {
 	return map[string]JobFunc{JobSnapshot: SnapshotJob, JobVerify: VerifyJob,
-		JobCloneTTL: CloneTTLJob, JobCloneRefresh: CloneRefreshJob}
+		JobRetention: RetentionJob, JobCloneTTL: CloneTTLJob, JobCloneRefresh: CloneRefreshJob}
 }
 
 func preflight(ctx context.Context, env Env, res *Result) error {

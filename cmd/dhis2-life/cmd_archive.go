@@ -50,17 +50,10 @@ func newArchiver(c *cli.Context, a *app.App, cat *catalog.Catalog) (*retention.A
 	if a.Config.Archive == nil {
 		return nil, usageErr("no [archive] table in %s: add one (see `dhis2-life config example`)", a.Config.Path)
 	}
-	rs, err := archiveRecipients(a)
-	if err != nil {
+	if _, err := archiveRecipients(a); err != nil {
 		return nil, err
 	}
-	b, err := archiveBucket(c.Context, a)
-	if err != nil {
-		return nil, err
-	}
-	ac := a.Config.Archive
-	return &retention.Archiver{Store: b, Repo: a.Repo, Catalog: cat, Recipients: rs, Bucket: ac.Bucket,
-		Prefix: ac.Prefix, LockMode: ac.LockMode, StorageClass: ac.StorageClass, Log: a.Log}, nil
+	return retention.NewArchiver(c.Context, a.Config, a.Env, a.Repo, cat, a.Log)
 }
 
 func cmdArchive() *cli.Command {
