@@ -73,22 +73,12 @@ EXAMPLES:
    dhis2-life archive 20261127T020000Z-3fa1`,
 		Flags: []cli.Flag{instanceFlag, jsonFlag},
 		Action: func(c *cli.Context) error {
-			a, err := load(c)
+			s, err := loadSet(c)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			if c.NArg() != 1 {
-				return usageErr("archive takes one set: an ID, an ID prefix or latest")
-			}
-			cat, err := a.Catalog()
-			if err != nil {
-				return err
-			}
-			m, err := resolveSet(cat, c.Args().First(), c.String("instance"))
-			if err != nil {
-				return err
-			}
+			defer s.app.Close()
+			a, cat, m := s.app, s.cat, s.m
 			rec, err := cat.Snapshot(m.ID)
 			if err != nil {
 				return err

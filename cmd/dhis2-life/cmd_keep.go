@@ -21,22 +21,12 @@ EXAMPLES:
    dhis2-life keep latest`,
 		Flags: []cli.Flag{instanceFlag, &cli.StringFlag{Name: "note", Usage: "why the set is kept (shown in `retention plan`)"}},
 		Action: func(c *cli.Context) error {
-			a, err := load(c)
+			s, err := loadSet(c)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			if c.NArg() != 1 {
-				return usageErr("keep takes one set: an ID, an ID prefix or latest")
-			}
-			cat, err := a.Catalog()
-			if err != nil {
-				return err
-			}
-			m, err := resolveSet(cat, c.Args().First(), c.String("instance"))
-			if err != nil {
-				return err
-			}
+			defer s.app.Close()
+			cat, m := s.cat, s.m
 			if err := cat.PutJSON(retention.KeepBucket, m.ID, retention.KeepMark{SetID: m.ID, Created: time.Now().UTC(), Note: c.String("note")}); err != nil {
 				return err
 			}

@@ -32,28 +32,12 @@ EXAMPLES:
 			&cli.BoolFlag{Name: "keep-scratch", Usage: "leave the scratch database and files for inspection"},
 		},
 		Action: func(c *cli.Context) error {
-			a, err := load(c)
+			s, err := loadSet(c)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			if c.NArg() != 1 {
-				return usageErr("verify takes one set: an ID, an ID prefix or latest")
-			}
-			instance := c.String("instance")
-			if instance != "" {
-				if _, err := a.Config.Instance(instance); err != nil {
-					return usageErr("%v", err)
-				}
-			}
-			cat, err := a.Catalog()
-			if err != nil {
-				return err
-			}
-			m, err := resolveSet(cat, c.Args().First(), instance)
-			if err != nil {
-				return err
-			}
+			defer s.app.Close()
+			a, cat, m := s.app, s.cat, s.m
 			in, ok := a.Config.Instances[m.Instance]
 			if !ok {
 				return usageErr("set %s belongs to instance %q, which is not configured here", m.ID, m.Instance)

@@ -82,3 +82,38 @@ func instanceName(c *cli.Context, a *app.App) (string, error) {
 
 
 func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+
+// setArg is what a command that takes one snapshot set ("ID|latest") works with.
+type setArg struct {
+	app *app.App
+	cat *catalog.Catalog
+	m   *manifest.Manifest
+}
+
+// loadSet loads the configuration, checks the command's one set argument and --instance,
+// and resolves the set in the catalogue. The caller closes s.app.
+func loadSet(c *cli.Context) (*setArg, error) {
+	if c.NArg() != 1 {
+		return nil, usageErr("%s takes one set: an ID, an ID prefix or latest", c.Command.Name)
+	}
+	a, err := load(c)
+	if err != nil {
+		return nil, err
+	}
+	instance := c.String("instance")
+	if instance != "" {
+		if _, err := a.Config.Instance(instance); err != nil {
+			a.Close()
+			return nil, usageErr("%v", err)
+		}
+	}
+	cat, err := a.Catalog()
+	if err == nil {
+		var m *manifest.Manifest
+		if m, err = resolveSet(cat, c.Args().First(), instance); err == nil {
+			return &setArg{app: a, cat: cat, m: m}, nil
+		}
+	}
+	a.Close()
+	return nil, err
+}
