@@ -170,29 +170,9 @@ func (c *Catalog) PutSnapshot(r SnapshotRecord) error {
 
 // Snapshots returns the snapshot sets of an instance ("" = all instances), oldest first.
 func (c *Catalog) Snapshots(instance string) ([]SnapshotRecord, error) {
-	var out []SnapshotRecord
-	err := c.view(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketSnapshots).ForEach(func(k, v []byte) error {
-			var r SnapshotRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decoding snapshot set %s: %w", k, err)
-			}
-			if instance == "" || r.Instance == instance {
-				out = append(out, r)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing snapshot sets: %w", err)
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].Time.Equal(out[j].Time) {
-			return out[i].Time.Before(out[j].Time)
-		}
-		return out[i].ID < out[j].ID
-	})
-	return out, nil
+	return list(c, bucketSnapshots, "snapshot sets",
+		func(r SnapshotRecord) bool { return instance == "" || r.Instance == instance },
+		func(r SnapshotRecord) (time.Time, string) { return r.Time, r.ID })
 }
 
 // Snapshot returns the snapshot set whose ID is idOrPrefix or, failing that, the only one
@@ -330,29 +310,9 @@ func (c *Catalog) PutDrill(r DrillRecord) error {
 
 // Drills returns the drills of an instance ("" = all), by Start, oldest first.
 func (c *Catalog) Drills(instance string) ([]DrillRecord, error) {
-	var out []DrillRecord
-	err := c.view(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketDrills).ForEach(func(k, v []byte) error {
-			var r DrillRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decoding drill %s: %w", k, err)
-			}
-			if instance == "" || r.Instance == instance {
-				out = append(out, r)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing drills: %w", err)
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].Start.Equal(out[j].Start) {
-			return out[i].Start.Before(out[j].Start)
-		}
-		return out[i].ID < out[j].ID
-	})
-	return out, nil
+	return list(c, bucketDrills, "drills",
+		func(r DrillRecord) bool { return instance == "" || r.Instance == instance },
+		func(r DrillRecord) (time.Time, string) { return r.Start, r.ID })
 }
 
 // Run outcomes.
@@ -398,27 +358,39 @@ func (c *Catalog) PutRun(r RunRecord) error {
 // Runs returns the runs of a job of an instance ("" = any) that started at or after since
 // (zero = all), oldest first.
 func (c *Catalog) Runs(instance, job string, since time.Time) ([]RunRecord, error) {
-	var out []RunRecord
+	return list(c, bucketRuns, "job runs",
+		func(r RunRecord) bool {
+			return (instance == "" || r.Instance == instance) && (job == "" || r.Job == job) && !r.Start.Before(since)
+		},
+		func(r RunRecord) (time.Time, string) { return r.Start, r.ID })
+}
+
+// list decodes the records of a bucket that keep selects, ordered by the time and ID that
+// order returns.
+func list[T any](c *Catalog, bucket []byte, what string, keep func(T) bool, order func(T) (time.Time, string)) ([]T, error) {
+	var out []T
 	err := c.view(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
-			var r RunRecord
+		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+			var r T
 			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decoding job run %s: %w", k, err)
+				return fmt.Errorf("decoding %s %s: %w", what, k, err)
 			}
-			if (instance == "" || r.Instance == instance) && (job == "" || r.Job == job) && !r.Start.Before(since) {
+			if keep(r) {
 				out = append(out, r)
 			}
 			return nil
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing job runs: %w", err)
+		return nil, fmt.Errorf("listing %s: %w", what, err)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].Start.Equal(out[j].Start) {
-			return out[i].Start.Before(out[j].Start)
+		ti, idi := order(out[i])
+		tj, idj := order(out[j])
+		if !ti.Equal(tj) {
+			return ti.Before(tj)
 		}
-		return out[i].ID < out[j].ID
+		return idi < idj
 	})
 	return out, nil
 }
