@@ -114,6 +114,9 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 	}
 	defer cleanup()
 
+	// The repository check reads other data than the restore: run it meanwhile.
+	checkErr := make(chan error, 1)
+	go func() { checkErr <- ro.Repo.Check(ctx, o.ReadDataSubset) }()
 	t0 := time.Now()
 	res, err := Restore(ctx, ro)
 	rep.RestoreSeconds = time.Since(t0).Seconds()
@@ -127,7 +130,7 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 			rep.add("database checks", false, "%v", err)
 		}
 	}
-	if err := ro.Repo.Check(ctx, o.ReadDataSubset); err != nil {
+	if err := <-checkErr; err != nil {
 		rep.add("repository check", false, "%v", err)
 	} else {
 		subset := o.ReadDataSubset
