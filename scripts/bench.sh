@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# bench.sh — `make bench`: build a DHIS2-shaped database with the fixture generator in the private
+# PostgreSQL + MinIO of scripts/services.sh, then measure dhis2-life against today's practice on
+# the same machine in one run, and write bench/results/latest.json + latest.md (DESIGN.md
+# contract) and print the table. Measures that cannot be taken (clone not built yet) are absent.
+#
+# Environment:
+#   BENCH_SCALE=1.0     fixture scale (1.0 ≈ 2 GB on disk, ~40% analytics)
+#   BENCH_DAYS=30       days of storage: one snapshot per day, DAYS-1 simulated days of changes
+#   BENCH_SCALE4=4      scale of the second peak-RSS run (BENCH_SCALE4=0 skips it)
+#   BENCH_SEED4=2       fixture seed of the scale-4 database (seed 1 hits a uid collision at scale 4)
+#   BENCH_PROFILE=1     also time the snapshot's stages alone (producer, restic, pg_dump -Z0)
+#   BENCH_QUICK=1       harness check in < 3 min: scale 0.02, 3 days, no scale-4 run, no profile
+#   BENCH_DIR=/var/tmp/dhis2-life-bench   work directory (dumps, config, DHIS2_HOME, logs)
+#   BENCH_OUT=bench/results               where latest.json and latest.md go
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH=${DHIS2_LIFE_TOOLS:-/var/tmp/dhis2-life-tools}/bin:/usr/local/go/bin:$PATH
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  SCALE=${BENCH_SCALE:-0.02}; DAYS=${BENCH_DAYS:-3}; SCALE4=${BENCH_SCALE4:-0}; PROFILE=${BENCH_PROFILE:-0}
+else
+  SCALE=${BENCH_SCALE:-1.0}; DAYS=${BENCH_DAYS:-30}; SCALE4=${BENCH_SCALE4:-4}; PROFILE=${BENCH_PROFILE:-1}
+fi
+SEED4=${BENCH_SEED4:-2}
+DIR=${BENCH_DIR:-/var/tmp/dhis2-life-bench}
+OUT=${BENCH_OUT:-$ROOT/bench/results}
+BIN=$ROOT/bin/dhis2-life
+T=$DIR/bin
+M=$DIR/metrics.txt
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+metric() { echo "$1 $2" >> "$M"; }
+# timed NAME CMD…: run CMD under benchrun (wall time + peak RSS per program into $M).
+timed() { local name=$1; shift; "$T/benchrun" -metrics "$M" -name "$name" -- "$@"; }
+# settle: flush dirty pages left by the previous step so each timed step starts alike.
+settle() { psql_admin -c CHECKPOINT >/dev/null; sync; sleep 1; }
+wall() { awk -v k="$1.wall_s" '$1 == k { v = $2 } END { print v }' "$M"; }
+
+[ -x "$BIN" ] || go build -o "$BIN" ./cmd/dhis2-life
+mkdir -p "$T"
+for c in benchrun s3put s3du report; do go build -o "$T/$c" "./bench/cmd/$c"; done
+
+step "services: private PostgreSQL + MinIO (scripts/services.sh)"
+scripts/services.sh start
+eval "$(scripts/services.sh env)"
+ADMIN=$DHIS2_LIFE_TEST_PG_ADMIN_DSN
+PORT=$DHIS2_LIFE_TEST_PG_PORT
+APPUSER=$DHIS2_LIFE_TEST_PG_APP_USER
+S3=$DHIS2_LIFE_TEST_S3_ENDPOINT
+export AWS_ACCESS_KEY_ID=$DHIS2_LIFE_TEST_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$DHIS2_LIFE_TEST_S3_SECRET_KEY
+PGBIN=${DHIS2_LIFE_PG_BIN:-/usr/lib/postgresql/15/bin}
+psql_admin() { psql -X -q -v ON_ERROR_STOP=1 "$ADMIN" "$@"; }
+dbdsn() { echo "postgres://$APPUSER@127.0.0.1:$PORT/$1?sslmode=disable"; }
+# Baselines connect like dhis2-life does: as the app role over TCP (restores as the superuser).
+export PGPASSWORD; PGPASSWORD=$(cat "$DHIS2_LIFE_TEST_PG_APP_PASSWORD_FILE")
+# The same regenerable-data exclusions as dhis2-life (DOMAIN.md), so the ratio measures the pipeline.
+EXCL=(--exclude-table-data='public.analytics*' --exclude-table-data='public._*'
+      --exclude-table-data='public.aggregated*' --exclude-table-data='public.completeness*')
+
+RUNID=$(date +%s)
+BUCKET=bench-$RUNID
+SRC=bench_src
+drop_dbs() { for d in "$@"; do psql_admin -c "DROP DATABASE IF EXISTS $d WITH (FORCE)"; done; }
+drop_dbs $SRC bench_restored bench_pg_restore bench_clone bench_s4 bench_s4_restored
+rm -rf "$DIR/work"; mkdir -p "$DIR/work"; chmod 700 "$DIR" "$DIR/work"
+W=$DIR/work
+: > "$M"
+metric quick "$QUICK"; metric scale "$SCALE"; metric storage.scale "$SCALE"; metric storage.days "$DAYS"
+metric version.dhis2-life "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"
+metric version.restic "$(restic version | awk '{print $2}')"
+metric version.postgres "$(psql -X -At "$ADMIN" -c 'show server_version' | awk '{print $1}')"
+metric version.pg_dump "$("$PGBIN/pg_dump" --version | awk '{print $3}')"
+metric version.minio "$(minio --version 2>/dev/null | head -1 | awk '{print $3}')"
+
+# write_config NAME DB HOME PREFIX: a config like scripts/demo.sh writes, one instance "hmis".
+write_config() {
+  local cfg=$W/$1.toml
+  cat > "$cfg" <<TOML
+# written by scripts/bench.sh
+state_dir = "$W/state-$1"
+
+[repository]
+url = "s3:http://$S3/$BUCKET/$4"
+password_file = "$W/repository.pass"
+env_file = "$W/s3.env"
+
+[instances.hmis]
+database = "$(dbdsn "$2")"
+database_password_file = "$W/db.pass"
+admin_database = "$ADMIN"
+dhis2_home = "$3"
+TOML
+  if [ -n "${CLONE:-}" ]; then
+    cat >> "$cfg" <<TOML
+
+[targets.staging]
+instance = "hmis"
+database = "$(dbdsn bench_clone)"
+database_password_file = "$W/db.pass"
+dhis2_home = "$W/clone-home"
+profile = "staging"
+template = true   # repeat clones of a set copy a scrubbed template database
+TOML
+  fi
+  echo "$cfg"
+}
+head -c 24 /dev/urandom | base64 > "$W/repository.pass"
+printf 'AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" > "$W/s3.env"
+cp "$DHIS2_LIFE_TEST_PG_APP_PASSWORD_FILE" "$W/db.pass"
+chmod 600 "$W"/repository.pass "$W"/s3.env "$W"/db.pass
+CLONE=
+if "$BIN" clone --help >/dev/null 2>&1; then CLONE=1; fi
+
+step "fixture: DHIS2 2.42-shaped database, scale $SCALE"
+go build -o "$T/dhis2-fixture" ./testdata/fixture/cmd/dhis2-fixture
+fixture() { "$T/dhis2-fixture" -admin "$ADMIN" -generation 2.42 -owner "$APPUSER" "$@"; }
+fixture -db $SRC -scale "$SCALE" -home "$W/home"
+psql_admin -d $SRC -c "CHECKPOINT" -c "VACUUM ANALYZE" >/dev/null 2>&1 || psql_admin -c CHECKPOINT
+metric db_bytes "$(psql -X -At "$ADMIN" -c "select pg_database_size('$SRC')")"
+
+export DHIS2_LIFE_CONFIG; DHIS2_LIFE_CONFIG=$(write_config main $SRC "$W/home" hmis)
+"$BIN" init
+
+step "baseline: pg_dump -Fc with the same exclusions (local file)"
+settle
+timed pgdump_fc "$PGBIN/pg_dump" -h 127.0.0.1 -p "$PORT" -U "$APPUSER" -Fc "${EXCL[@]}" -f "$W/full.dump" $SRC
+metric storage.fc_bytes "$(stat -c %s "$W/full.dump")"
+
+step "dhis2-life snapshot (first set, empty repository)"
+settle
+timed snapshot "$BIN" snapshot --json > "$W/snapshot.json"
+cat "$W/snapshot.json"
+read -r first_bytes _ < <("$T/s3du" -endpoint "$S3" -bucket "$BUCKET" -prefix hmis/)
+metric storage.first_bytes "$first_bytes"
+
+step "baseline: today's practice, pg_dump -O -Fp | gzip, then S3 PUT to the same MinIO"
+settle
+timed dst_dump bash -c "set -o pipefail; '$PGBIN/pg_dump' -h 127.0.0.1 -p $PORT -U $APPUSER -O -Fp ${EXCL[*]} $SRC | gzip > '$W/full.sql.gz'"
+timed dst_upload "$T/s3put" -endpoint "$S3" -bucket "$BUCKET" -key "pgbackups/$SRC.sql.gz" "$W/full.sql.gz"
+metric dst.wall_s "$(awk -v a="$(wall dst_dump)" -v b="$(wall dst_upload)" 'BEGIN { print a + b }')"
+metric storage.gz_bytes "$(stat -c %s "$W/full.sql.gz")"
+
+step "dhis2-life restore latest into a fresh database"
+settle
+timed restore "$BIN" restore latest --to-db "$(dbdsn bench_restored)" --to-db-password-file "$W/db.pass" --files-to "$W/restored-home"
+
+step "baseline: createdb + pg_restore -j2 of the -Fc file into a fresh database"
+settle
+timed pg_restore bash -c "set -e; '$PGBIN/createdb' -h 127.0.0.1 -p $PORT -U postgres -O $APPUSER bench_pg_restore
+  PGPASSWORD= '$PGBIN/pg_restore' -h 127.0.0.1 -p $PORT -U postgres -j2 -d bench_pg_restore '$W/full.dump'"
+drop_dbs bench_restored bench_pg_restore
+
+step "dhis2-life verify latest (restore drill)"
+settle
+timed verify "$BIN" verify latest --json > "$W/verify.json" || { cat "$W/verify.json"; exit 1; }
+grep -q '"ok": true' "$W/verify.json" || { echo "verify did not report ok" >&2; cat "$W/verify.json"; exit 1; }
+metric verify.restore_s "$(sed -n 's/^  "restore_seconds": \([0-9.]*\),*$/\1/p' "$W/verify.json")"
+
+if [ -n "$CLONE" ]; then
+  step "dhis2-life clone: first and repeat clone of the same set"
+  settle
+  if timed clone_first "$BIN" clone --to staging --from latest && timed clone_repeat "$BIN" clone --to staging --from latest; then :; else
+    echo "clone failed: repeat_clone_vs_first left out" >&2
+    sed -i '/^clone_/d' "$M"
+  fi
+  "$BIN" clone destroy staging --yes >/dev/null || true
+  drop_dbs bench_clone
+fi
+
+if [ "$PROFILE" = 1 ]; then
+  # Where does the snapshot's time go? Each stage alone, same database, same machine.
+  step "profile: the snapshot's stages alone"
+  settle
+  timed prof_producer bash -c "'$BIN' --log-level warn internal dump-stream --instance hmis > '$W/prof.stream'"
+  metric prof.stream_bytes "$(stat -c %s "$W/prof.stream")"
+  RESTIC_PASSWORD_FILE=$W/repository.pass restic -q -r "s3:http://$S3/$BUCKET/prof" init >/dev/null
+  settle
+  timed prof_restic env RESTIC_PASSWORD_FILE="$W/repository.pass" restic -q -r "s3:http://$S3/$BUCKET/prof" backup \
+    --stdin-from-command --stdin-filename dhis2-db.stream -- cat "$W/prof.stream"
+  settle
+  timed prof_pgdump_z0 "$PGBIN/pg_dump" -h 127.0.0.1 -p "$PORT" -U "$APPUSER" -Fc -Z0 "${EXCL[@]}" -f "$W/prof.dump" $SRC
+  rm -f "$W/prof.stream" "$W/prof.dump"
+fi
+
+step "storage: $DAYS daily snapshots ($((DAYS - 1)) simulated days of changes)"
+for d in $(seq 1 $((DAYS - 1))); do
+  fixture -db $SRC -home "$W/home" -simulate-day "$d"
+  timed "day$d" "$BIN" snapshot --json > /dev/null
+done
+read -r bucket_bytes objects < <("$T/s3du" -endpoint "$S3" -bucket "$BUCKET" -prefix hmis/)
+metric storage.bucket_bytes "$bucket_bytes"; metric storage.objects "$objects"; metric storage.snapshots "$DAYS"
+metric storage.restic_raw_bytes "$(RESTIC_PASSWORD_FILE=$W/repository.pass restic -r "s3:http://$S3/$BUCKET/hmis" stats --mode raw-data --json 2>/dev/null | sed -n 's/.*"total_size":\([0-9]*\).*/\1/p')"
+drop_dbs $SRC
+rm -f "$W/full.dump" "$W/full.sql.gz"
+
+if [ "$SCALE4" != 0 ]; then
+  step "peak RSS at scale $SCALE4: fixture, snapshot, restore"
+  metric scale4 "$SCALE4"
+  if fixture -db bench_s4 -scale "$SCALE4" -seed "$SEED4" -home "$W/home4"; then
+    DHIS2_LIFE_CONFIG=$(write_config s4 bench_s4 "$W/home4" hmis4)
+    "$BIN" init
+    settle
+    timed s4_snapshot "$BIN" snapshot --json > "$W/s4_snapshot.json"
+    settle
+    timed s4_restore "$BIN" restore latest --to-db "$(dbdsn bench_s4_restored)" --to-db-password-file "$W/db.pass" --files-to "$W/restored-home4"
+  else
+    echo "fixture at scale $SCALE4 failed: peak_rss_mb_scale4 left out" >&2
+    metric note.scale4 "the scale-$SCALE4 fixture (seed $SEED4) failed to build, so peak_rss_mb_scale4 is absent"
+  fi
+  drop_dbs bench_s4 bench_s4_restored
+fi
+
+step "results"
+"$T/report" -metrics "$M" -out "$OUT"
+cp "$M" "$OUT/latest-metrics.txt"
+echo "wrote $OUT/latest.json, latest.md and latest-metrics.txt (every raw number of this run)"
