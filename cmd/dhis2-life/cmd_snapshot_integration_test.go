@@ -38,7 +38,9 @@ func TestSnapshotDedup(t *testing.T) {
 	// restic's chunks average 1 MiB (512 KiB..8 MiB): at test scale the stream is a few chunks,
 	// and two of them always change (pg_dump's archive header holds its start time; the
 	// trailer holds the snapshot time). So this asserts chunks, not percentages: an unchanged
-	// database re-stores at most those 2 chunks, a simulated day less than half of them.
+	// database re-stores at most those 2 chunks; a simulated day (0.5% new rows in a new
+	// period, 0.1% updates in the last 3) about a quarter of them. A dump in physical row
+	// order re-stores ~43% a day (DESIGN.md), so the limits below still catch a regression.
 	blobs := func(set string) (added, total float64) {
 		for _, s := range e.resticSnapshots("set:"+set, "part:db") {
 			sum, _ := s["summary"].(map[string]any)
@@ -56,14 +58,15 @@ func TestSnapshotDedup(t *testing.T) {
 	if b2 > 2 {
 		t.Errorf("second snapshot of an unchanged database stored %v new chunks, want <= 2 (header and trailer)", b2)
 	}
-	if b3 >= b1/2 {
-		t.Errorf("snapshot after a simulated day stored %v new chunks of %v, want < half", b3, b1)
+	if b3 > 0.35*b1 {
+		t.Errorf("snapshot after a simulated day stored %v new chunks of %v, want <= 35%%", b3, b1)
 	}
-	if pct(s.AddedPacked) >= 5 {
-		t.Errorf("second snapshot of an unchanged database added %d bytes packed (%.1f%% of the first), want < 5%%", s.AddedPacked, pct(s.AddedPacked))
+	// Two chunks are 2-12% of a stream this size, depending on where the chunker cuts.
+	if pct(s.AddedPacked) >= 12 {
+		t.Errorf("second snapshot of an unchanged database added %d bytes packed (%.1f%% of the first), want < 12%%", s.AddedPacked, pct(s.AddedPacked))
 	}
-	if pct(d.AddedPacked) >= 25 {
-		t.Errorf("snapshot after a simulated day added %d bytes packed (%.1f%% of the first), want < 25%%", d.AddedPacked, pct(d.AddedPacked))
+	if pct(d.AddedPacked) >= 35 {
+		t.Errorf("snapshot after a simulated day added %d bytes packed (%.1f%% of the first), want < 35%%", d.AddedPacked, pct(d.AddedPacked))
 	}
 	if third.TotalRows() <= first.TotalRows() {
 		t.Errorf("simulated day did not add rows: %d then %d", first.TotalRows(), third.TotalRows())
