@@ -450,7 +450,7 @@ func (p *Prepared) Run(ctx context.Context) (*Record, error) {
 	if err := RunHook(ctx, o.Log, "after_hook", t.AfterHook, t.HookTimeout.Duration, p.hookEnv()); err != nil {
 		return rec, fmt.Errorf("clone %s is in place, but: %w", t.Name, err)
 	}
-	o.Log.Info("clone in place", "target", t.Name, "set", m.ID, "seconds", rec.Seconds, "from_template", rec.FromTemplate)
+	o.Log.Info("clone in place", "target", t.Name, "set", m.ID, "took", time.Duration(rec.Seconds*float64(time.Second)).Round(time.Millisecond), "from_template", rec.FromTemplate)
 	return rec, nil
 }
 

@@ -46,7 +46,7 @@ func RunHook(ctx context.Context, log *slog.Logger, name string, argv []string, 
 		}
 		return fmt.Errorf("%s %q failed: %v (its output is in the log)", name, strings.Join(argv, " "), err)
 	}
-	log.Info("hook done", "hook", name, "seconds", time.Since(t0).Seconds())
+	log.Info("hook done", "hook", name, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/metrics"
 	"github.com/dhis2-life/dhis2-life/internal/notify"
+	"github.com/dhis2-life/dhis2-life/internal/ui"
 )
 
 // Metric names (contract).
@@ -440,7 +441,7 @@ func (d *Daemon) RunJob(ctx context.Context, instance, job string) error {
 		run.Outcome = catalog.OutcomeOK
 		d.reg.Set(MetricLastSuccess, l, float64(run.End.Unix()))
 		d.reg.Add(MetricFailures, l, 0)
-		d.log.Info("job finished", "instance", instance, "job", job, "seconds", dur.Seconds(), "bytes", res.Bytes)
+		d.log.Info("job finished", "instance", instance, "job", job, "took", dur.Round(time.Millisecond), "added", ui.Bytes(res.Bytes))
 		disp.Success(instance, job)
 	case errors.Is(err, ErrSkip):
 		run.Outcome, run.Error = catalog.OutcomeSkipped, err.Error()
@@ -452,7 +453,7 @@ func (d *Daemon) RunJob(ctx context.Context, instance, job string) error {
 	default:
 		run.Outcome, run.Error = catalog.OutcomeFailed, disp.Redact(err.Error())
 		d.reg.Add(MetricFailures, l, 1)
-		d.log.Error("job failed", "instance", instance, "job", job, "seconds", dur.Seconds(), "err", run.Error)
+		d.log.Error("job failed", "instance", instance, "job", job, "took", dur.Round(time.Millisecond), "err", run.Error)
 		disp.Failure(instance, job, fmt.Sprintf("%s of instance %s failed after %s: %s", job, instance, dur.Round(time.Second), err))
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)

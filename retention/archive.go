@@ -20,6 +20,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/restic"
 	"github.com/dhis2-life/dhis2-life/internal/s3"
+	"github.com/dhis2-life/dhis2-life/internal/ui"
 )
 
 // ArchivesBucket is the catalogue bucket of archive records (key: set ID).
@@ -165,7 +166,7 @@ func (a *Archiver) Archive(ctx context.Context, m *manifest.Manifest, rawManifes
 		pw.CloseWithError(err)
 		prodErr <- err
 	}()
-	a.log().Info("archiving set", "set", m.ID, "object", name, "db_bytes", db.Bytes, "files_bytes", filesSize)
+	a.log().Info("archiving set", "set", m.ID, "object", name, "db", ui.Bytes(db.Bytes), "files", ui.Bytes(filesSize))
 	obj, err := a.Store.Put(ctx, name, pr, map[string]string{"dhis2-life-set": m.ID, "dhis2-life-instance": m.Instance})
 	pr.CloseWithError(errors.New("upload ended"))
 	perr := <-prodErr
@@ -208,7 +209,7 @@ func (a *Archiver) Archive(ctx context.Context, m *manifest.Manifest, rawManifes
 	if err := a.Catalog.PutJSON(ArchivesBucket, m.ID, rec); err != nil {
 		return nil, fmt.Errorf("archive of %s is stored and confirmed as %s but could not be recorded: %w", m.ID, name, err)
 	}
-	a.log().Info("archive confirmed", "set", m.ID, "object", name, "bytes", rec.Size, "sha256", sum)
+	a.log().Info("archive confirmed", "set", m.ID, "object", name, "size", ui.Bytes(rec.Size), "sha256", sum)
 	return rec, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
 	"github.com/dhis2-life/dhis2-life/internal/restic"
+	"github.com/dhis2-life/dhis2-life/internal/ui"
 )
 
 // Options configure Take.
@@ -97,7 +98,7 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	resFile.Close()
 	defer os.Remove(resFile.Name())
 	argv := append(append([]string{}, o.Producer...), "--result", resFile.Name())
-	o.Log.Info("dumping database", "instance", in.Name, "set", m.ID, "estimate_bytes", estimate)
+	o.Log.Info("dumping database", "instance", in.Name, "set", m.ID, "estimate", ui.Bytes(estimate))
 	t0 := time.Now()
 	sum, err := o.Repo.BackupCommand(ctx, manifest.DBFile, argv, nil, restic.BackupOptions{
 		Tags: manifest.Tags(m.ID, in.Name, "db"), Host: host, Time: o.Time,
@@ -181,7 +182,7 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		return m, fmt.Errorf("set %s is stored but could not be recorded in the catalogue (run `dhis2-life catalog rebuild`): %w", m.ID, err)
 	}
 	o.Log.Info("snapshot set stored", "set", m.ID, "tables", len(m.Tables), "rows", m.TotalRows(),
-		"bytes", m.TotalBytes(), "added", m.AddedBytes(), "seconds", m.Finished.Sub(m.Started).Seconds())
+		"read", ui.Bytes(m.TotalBytes()), "added", ui.Bytes(m.AddedBytes()), "took", m.Finished.Sub(m.Started).Round(time.Millisecond))
 	return m, nil
 }
 

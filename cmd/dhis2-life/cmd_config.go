@@ -10,6 +10,7 @@ import (
 
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/s3"
 )
 
 func cmdConfig() *cli.Command {
@@ -59,7 +60,12 @@ EXAMPLES:
 					}
 					if aerr == nil {
 						probes.Repository = func(ctx context.Context) error {
+							notYet := &config.Error{Msg: "the repository does not exist yet", Severity: config.SeverityWarning,
+								Fix: "run `dhis2-life init`: it creates the bucket and the repository"}
 							if err := a.Preflight(ctx); err != nil {
+								if errors.Is(err, s3.ErrNoBucket) {
+									return notYet
+								}
 								return err
 							}
 							ok, err := a.Repo.Exists(ctx)
@@ -67,7 +73,7 @@ EXAMPLES:
 								return err
 							}
 							if !ok {
-								return errors.New("repository does not exist yet: run `dhis2-life init`")
+								return notYet
 							}
 							return nil
 						}

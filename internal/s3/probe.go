@@ -13,6 +13,9 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
+// ErrNoBucket is wrapped by Probe's error when the bucket does not exist.
+var ErrNoBucket = errors.New("bucket does not exist")
+
 // Location is an S3 endpoint, bucket and prefix parsed from a restic repository URL.
 type Location struct {
 	Endpoint string // host:port
@@ -110,7 +113,7 @@ func Probe(ctx context.Context, loc Location, c Credentials, timeout time.Durati
 		return describe(err, loc.Endpoint, loc.Bucket)
 	}
 	if !ok {
-		return fmt.Errorf("S3 bucket %q does not exist on %s (create it, or `dhis2-life init` creates it when the credentials allow)", loc.Bucket, loc.Endpoint)
+		return fmt.Errorf("S3 bucket %q on %s: %w (create it, or `dhis2-life init` creates it when the credentials allow)", loc.Bucket, loc.Endpoint, ErrNoBucket)
 	}
 	return nil
 }
