@@ -37,6 +37,7 @@ const (
 	MetricClones         = "dhis2_life_clones"
 	MetricSnapshotTime   = "dhis2_life_snapshot_timestamp_seconds"
 	MetricRepositoryUp   = "dhis2_life_repository_up"
+	MetricRepositorySize = "dhis2_life_repository_bytes"
 	MetricStatusOK       = "dhis2_life_status_ok"
 	TextfileName         = "dhis2_life.prom"
 	notifyStateFileName  = "notify-state.json"
@@ -210,6 +211,7 @@ func defineMetrics(r *metrics.Registry) {
 	r.Define(MetricClones, metrics.Gauge, "Clones of the instance recorded in the catalogue.")
 	r.Define(MetricSnapshotTime, metrics.Gauge, "Unix time of the newest snapshot set.")
 	r.Define(MetricRepositoryUp, metrics.Gauge, "1 when the last job reached the repository, 0 when it could not.")
+	r.Define(MetricRepositorySize, metrics.Gauge, "Stored size of the repository in bytes, as measured after the last snapshot.")
 	r.Define(MetricStatusOK, metrics.Gauge, "1 when the instance is within its rpo and drill_max_age limits.")
 }
 
@@ -528,6 +530,9 @@ func (d *Daemon) refresh(ctx context.Context, instance string) *Report {
 		d.reg.Set(MetricDrillRestore, il, dr.RestoreSeconds)
 	}
 	d.reg.Set(MetricClones, il, float64(len(st.Clones)))
+	if st.Repository != nil {
+		d.reg.Set(MetricRepositorySize, il, float64(st.Repository.Bytes))
+	}
 	d.reg.Set(MetricStatusOK, il, b2f(st.OK))
 	for _, job := range Jobs {
 		if _, ok := d.jobs[job]; ok && ScheduleOf(cfg, job) != "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
@@ -118,6 +119,18 @@ func SnapshotJob(ctx context.Context, env Env) (Result, error) {
 		return res, err
 	}
 	res.Manifest, res.Bytes = m, m.AddedBytes()
+	// The repository's stored size, for status and metrics; restic stats reads the index,
+	// so it is bounded and its failure does not fail the snapshot.
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if st, err := env.App.Repo.RawStats(sctx); err != nil {
+		env.App.Log.Warn("could not measure the repository size", "err", err)
+	} else {
+		rs := RepositorySize{Bytes: st.TotalSize, UncompressedBytes: st.TotalUncompressedSize, Snapshots: st.SnapshotsCount, MeasuredAt: time.Now().UTC()}
+		if err := cat.PutJSON(BucketRepository, env.Instance.Name, rs); err != nil {
+			env.App.Log.Warn("could not record the repository size", "err", err)
+		}
+	}
 	return res, nil
 }
 

@@ -30,12 +30,25 @@ type InstanceStatus struct {
 	LastRuns      map[string]RunStatus `json:"last_runs"`
 	Failures7d    int                  `json:"failures_7d"`
 	Clones        []json.RawMessage    `json:"clones"`
+	// Repository is the repository's stored size as last measured (after a daemon snapshot).
+	Repository *RepositorySize `json:"repository"`
 	// RPOSeconds and DrillMaxAgeSeconds are the configured limits (0 = none).
 	RPOSeconds         float64  `json:"rpo_seconds"`
 	DrillMaxAgeSeconds float64  `json:"drill_max_age_seconds"`
 	Problems           []string `json:"problems"`
 	OK                 bool     `json:"ok"`
 }
+
+// RepositorySize is the stored size of the repository (restic stats --mode raw-data).
+type RepositorySize struct {
+	Bytes             int64     `json:"bytes"`
+	UncompressedBytes int64     `json:"uncompressed_bytes"`
+	Snapshots         int64     `json:"restic_snapshots"`
+	MeasuredAt        time.Time `json:"measured_at"`
+}
+
+// BucketRepository holds RepositorySize records by instance name.
+const BucketRepository = "repository-size"
 
 // SnapshotStatus describes the newest snapshot set.
 type SnapshotStatus struct {
@@ -91,6 +104,10 @@ func Status(cfg *config.Config, cat *catalog.Catalog, now time.Time) (*Report, e
 			return nil, err
 		}
 		st.Snapshots = len(snaps)
+		var rs RepositorySize
+		if ok, err := cat.GetJSON(BucketRepository, name, &rs); err == nil && ok {
+			st.Repository = &rs
+		}
 		if len(snaps) > 0 {
 			s := snaps[len(snaps)-1]
 			ss := &SnapshotStatus{ID: s.ID, Time: s.Time, AgeSeconds: now.Sub(s.Time).Seconds()}

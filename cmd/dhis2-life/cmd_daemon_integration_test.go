@@ -164,6 +164,10 @@ tls = "none"
 	if n := len(hook.Requests()) + len(slack.Requests()) + len(tg.Requests()) + len(mail.Mails()); n != 0 {
 		fail("%d notifications before any failure", n)
 	}
+	wait("the repository size", 30*time.Second, func() bool {
+		v, ok := metricValue(get(metricsURL), `dhis2_life_repository_bytes{instance="hmis"}`)
+		return ok && v > 0
+	})
 
 	// Outage: exactly one alert per notifier, even after several failed runs.
 	e.s3.Stop()

@@ -127,6 +127,9 @@ func printStatus(c *cli.Context, rep *lifecycle.Report) {
 				fmt.Fprintf(w, "  next %-10s %s (in %s)\n", job, t.Local().Format(time.RFC3339), ui.Duration(time.Until(t)))
 			}
 		}
+		if r := st.Repository; r != nil {
+			fmt.Fprintf(w, "  repository      %s stored (%s before compression), measured %s\n", ui.Bytes(r.Bytes), ui.Bytes(r.UncompressedBytes), ui.Age(r.MeasuredAt, time.Now()))
+		}
 		fmt.Fprintf(w, "  failures (7d)   %d\n", st.Failures7d)
 		fmt.Fprintf(w, "  clones          %d\n", len(st.Clones))
 		for _, p := range st.Problems {
