@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"filippo.io/age"
@@ -13,6 +14,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/crypt"
+	"github.com/dhis2-life/dhis2-life/internal/lock"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
 	"github.com/dhis2-life/dhis2-life/internal/s3"
 	"github.com/dhis2-life/dhis2-life/internal/ui"
@@ -79,6 +81,12 @@ EXAMPLES:
 			}
 			defer s.app.Close()
 			a, cat, m := s.app, s.cat, s.m
+			// Retention apply archives under the same lock: never two uploads of one set.
+			lk, err := lock.Acquire(filepath.Join(a.Config.StateDir, "locks"), m.Instance, "archive")
+			if err != nil {
+				return fmt.Errorf("instance %s is busy: %w; wait for it to finish", m.Instance, err)
+			}
+			defer lk.Release()
 			rec, err := cat.Snapshot(m.ID)
 			if err != nil {
 				return err

@@ -80,7 +80,6 @@ func instanceName(c *cli.Context, a *app.App) (string, error) {
 	return in.Name, nil
 }
 
-
 func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 
 // setArg is what a command that takes one snapshot set ("ID|latest") works with.
