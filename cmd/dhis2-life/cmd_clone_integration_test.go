@@ -417,3 +417,44 @@ func TestCloneTemplateAndLifecycle(t *testing.T) {
 		t.Fatal("production database gone")
 	}
 }
+
+// TestCloneFromLive: --from live takes a fresh snapshot set first and clones exactly that
+// set, so the clone has rows written after the last scheduled snapshot.
+func TestCloneFromLive(t *testing.T) {
+	e := newEnv(t, fixture.Gen242)
+	e.init()
+	old := e.snapshot()
+	target := "live_" + randName()
+	t.Cleanup(func() { dropDB(t, e.pg, target) })
+	e.setTargets(tgt{name: "staging", db: target, profile: "staging"})
+	if err := fixture.SimulateDay(t.Context(), e.pg.AdminDSNFor(e.db), 1, fixture.Options{Generation: fixture.Gen242, Home: e.home, Seed: 1}); err != nil {
+		t.Fatalf("simulate day: %v", err)
+	}
+	rec, _ := e.cloneJSON("--to", "staging", "--from", "live")
+	sets := e.snapshotsJSON()
+	if len(sets) != 2 {
+		t.Fatalf("--from live recorded %d sets, want the old one and a new one", len(sets))
+	}
+	fresh := sets[len(sets)-1]
+	if rec.Set != fresh.ID || rec.Set == old.ID {
+		t.Fatalf("clone is of set %s; the fresh set is %s (old %s)", rec.Set, fresh.ID, old.ID)
+	}
+	conn := connectAdmin(t, e.pg, target)
+	defer conn.Close(context.Background())
+	var want, got int64
+	for _, tb := range fresh.Tables {
+		if tb.Name == "datavalue" {
+			want = tb.Rows
+		}
+	}
+	got = q1(t, conn, "SELECT count(*) FROM datavalue")
+	if want == 0 || got != want {
+		t.Fatalf("clone has %d datavalue rows, the fresh set %d", got, want)
+	}
+	for _, tb := range old.Tables {
+		if tb.Name == "datavalue" && tb.Rows >= want {
+			t.Fatalf("the simulated day added no datavalue rows (%d then %d)", tb.Rows, want)
+		}
+	}
+	assertScrubbed(t, conn, "staging", rec.Set)
+}
