@@ -44,7 +44,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a.Repo = &restic.Repo{
 		Bin: bin, URL: cfg.Repository.URL, PasswordFile: cfg.Repository.PasswordFile, Env: a.Env,
 		Timeout: cfg.Repository.Timeout.Duration, CacheDir: filepath.Join(cfg.StateDir, "cache"),
-		Compression: cfg.Tuning.Compression, PackSizeMB: cfg.Tuning.PackSizeMB, Logger: log,
+		Compression: cfg.Tuning.Compression, PackSizeMB: cfg.Tuning.PackSizeMB, MemoryLimitMB: cfg.Tuning.ResticMemoryLimitMB, Logger: log,
 	}
 	return a, nil
 }

@@ -210,6 +210,8 @@ type Tuning struct {
 	Compression string `toml:"compression"`
 	// PackSizeMB is restic's --pack-size (default restic's).
 	PackSizeMB int `toml:"pack_size_mb"`
+	// ResticMemoryLimitMB is a soft memory limit (GOMEMLIMIT) for restic processes, 0 = none.
+	ResticMemoryLimitMB int `toml:"restic_memory_limit_mb"`
 	// TempDir holds temporary files (default state_dir/tmp).
 	TempDir string `toml:"temp_dir"`
 }

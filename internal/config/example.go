@@ -238,6 +238,9 @@ metrics_listen = "127.0.0.1:9469"
 # compression = "auto"
 # restic --pack-size in MiB. Default: restic's.
 # pack_size_mb = 16
+# Soft memory limit for restic processes in MiB (Go's GOMEMLIMIT; 0 = none). restic dump of
+# a 1 GiB set peaks at ~190 MB by default and ~130 MB with 64; lower trades CPU for memory.
+# restic_memory_limit_mb = 0
 # Temporary files. Default: state_dir/tmp.
 # temp_dir = "/var/lib/dhis2-life/tmp"
 `

@@ -35,6 +35,8 @@ type Repo struct {
 	Compression string
 	// PackSizeMB is --pack-size (0 = restic's default).
 	PackSizeMB int
+	// MemoryLimitMB sets GOMEMLIMIT for restic (0 = none).
+	MemoryLimitMB int
 	// Logger receives debug lines; nil = discard.
 	Logger *slog.Logger
 }
@@ -70,6 +72,9 @@ func (r *Repo) env() []string {
 		"RESTIC_PROGRESS_FPS=0.5")
 	if r.CacheDir != "" {
 		env = append(env, "RESTIC_CACHE_DIR="+r.CacheDir)
+	}
+	if r.MemoryLimitMB > 0 {
+		env = append(env, fmt.Sprintf("GOMEMLIMIT=%dMiB", r.MemoryLimitMB))
 	}
 	return append(env, r.Env...)
 }

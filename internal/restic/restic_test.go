@@ -230,3 +230,18 @@ func TestPasswordNeverInArgv(t *testing.T) {
 		t.Errorf("password file passed in argv: %q", b)
 	}
 }
+
+func TestEnvMemoryLimitAndNoInheritedSecrets(t *testing.T) {
+	t.Setenv("RESTIC_PASSWORD", "from-the-shell")
+	r := &Repo{URL: "/repo", PasswordFile: "/pw", MemoryLimitMB: 96}
+	env := strings.Join(r.env(), "\n")
+	if !strings.Contains(env, "GOMEMLIMIT=96MiB") {
+		t.Errorf("GOMEMLIMIT not passed: %s", env)
+	}
+	if strings.Contains(env, "from-the-shell") {
+		t.Error("RESTIC_PASSWORD of the calling shell reached restic")
+	}
+	if strings.Contains((&Repo{URL: "/repo"}).env()[0], "GOMEMLIMIT") {
+		t.Error("GOMEMLIMIT set without a limit")
+	}
+}
