@@ -241,7 +241,7 @@ func TestEnvMemoryLimitAndNoInheritedSecrets(t *testing.T) {
 	if strings.Contains(env, "from-the-shell") {
 		t.Error("RESTIC_PASSWORD of the calling shell reached restic")
 	}
-	if strings.Contains((&Repo{URL: "/repo"}).env()[0], "GOMEMLIMIT") {
+	if strings.Contains(strings.Join((&Repo{URL: "/repo"}).env(), "\n"), "GOMEMLIMIT=") {
 		t.Error("GOMEMLIMIT set without a limit")
 	}
 }
