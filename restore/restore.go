@@ -44,6 +44,8 @@ type Options struct {
 	Jobs int
 	// SkipDatabase restores only the files.
 	SkipDatabase bool
+	// SkipAnalyze leaves out the ANALYZE after the load (drills: nobody queries the copy).
+	SkipAnalyze bool
 	// Progress receives bytes read of the database stream.
 	Progress func(done, total int64)
 	// DBStream, when set, opens the database stream instead of `restic dump` of the db part
@@ -122,9 +124,24 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	if o.FilesTo != "" {
+		if err := checkFilesPart(&o); err != nil {
+			return nil, err
+		}
 		if err := checkFilesTarget(o.FilesTo, o.Force); err != nil {
 			return nil, err
 		}
+	}
+	// The file store restores meanwhile: restic reads other data and the work is I/O.
+	filesDone := make(chan error, 1)
+	if o.FilesTo != "" {
+		go func() {
+			t := time.Now()
+			err := restoreFiles(ctx, &o)
+			res.FilesSeconds = time.Since(t).Seconds()
+			filesDone <- err
+		}()
+	} else {
+		filesDone <- nil
 	}
 	if !o.SkipDatabase {
 		created, err := prepareDatabase(ctx, &o)
@@ -135,12 +152,15 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 				if derr := dropDatabase(dctx, &o, res.Database); derr != nil {
 					return nil, fmt.Errorf("%w (the database %s it created could NOT be dropped: %v)", err, res.Database, derr)
 				}
+				<-filesDone
 				return nil, fmt.Errorf("%w (the database %s it created was dropped)", err, res.Database)
 			}
+			<-filesDone
 			return nil, err
 		}
 		res.Created = created
 		if err := restoreDatabase(ctx, &o, res); err != nil {
+			<-filesDone
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
 			if derr := dropDatabase(dctx, &o, res.Database); derr != nil {
@@ -149,13 +169,11 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("restoring %s: %w (the half-restored database %s was dropped)", m.ID, err, res.Database)
 		}
 	}
+	if err := <-filesDone; err != nil {
+		return nil, err
+	}
 	if o.FilesTo != "" {
-		t := time.Now()
-		if err := restoreFiles(ctx, &o); err != nil {
-			return nil, err
-		}
 		res.FilesTo = o.FilesTo
-		res.FilesSeconds = time.Since(t).Seconds()
 	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
@@ -462,8 +480,10 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 		return fmt.Errorf("building indexes and constraints (post-data): %w", err)
 	}
 	res.PostDataSeconds = time.Since(t).Seconds()
-	if _, err := dc.Exec(ctx, "ANALYZE"); err != nil {
-		o.Log.Warn("ANALYZE after restore failed", "err", err)
+	if !o.SkipAnalyze {
+		if _, err := dc.Exec(ctx, "ANALYZE"); err != nil {
+			o.Log.Warn("ANALYZE after restore failed", "err", err)
+		}
 	}
 	return nil
 }
@@ -531,9 +551,10 @@ func checkFilesTarget(dir string, force bool) error {
 	return nil
 }
 
-func restoreFiles(ctx context.Context, o *Options) error {
+// checkFilesPart fails when the set has no file store part to restore.
+func checkFilesPart(o *Options) error {
 	if o.FilesFrom != nil {
-		return extractFiles(ctx, o)
+		return nil
 	}
 	p, ok := o.Manifest.Parts["files"]
 	if !ok || p.Snapshot == "" {
@@ -541,8 +562,16 @@ func restoreFiles(ctx context.Context, o *Options) error {
 		if ok && p.Skipped != "" {
 			reason = p.Skipped
 		}
-		return fmt.Errorf("set %s has no files to restore: %s", o.Manifest.ID, reason)
+		return fmt.Errorf("set %s has no files to restore (%s): leave out --files-to", o.Manifest.ID, reason)
 	}
+	return nil
+}
+
+func restoreFiles(ctx context.Context, o *Options) error {
+	if o.FilesFrom != nil {
+		return extractFiles(ctx, o)
+	}
+	p := o.Manifest.Parts["files"]
 	if err := os.MkdirAll(o.FilesTo, 0o750); err != nil {
 		return fmt.Errorf("creating %s: %w", o.FilesTo, err)
 	}

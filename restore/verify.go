@@ -81,7 +81,7 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 	}
 	ro := o.Restore
 	ro.Target = base.WithDatabase(scratch)
-	ro.Force, ro.Terminate = true, true
+	ro.Force, ro.Terminate, ro.SkipAnalyze = true, true, true
 	ro.Owner = o.Restore.Owner
 	if ro.Owner == "" {
 		ro.Owner = base.User()

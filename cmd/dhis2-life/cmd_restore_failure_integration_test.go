@@ -218,3 +218,24 @@ func TestRestoreExtensionsNeedSuperuser(t *testing.T) {
 		t.Errorf("database %s created by the failed restore still exists", target)
 	}
 }
+
+// TestRestoreFilesWithoutFilesPart: --files-to on a set that has no file store part is
+// refused before anything is written (the database is not created).
+func TestRestoreFilesWithoutFilesPart(t *testing.T) {
+	e := newEnv(t, "")
+	if err := os.RemoveAll(e.home); err != nil {
+		t.Fatal(err)
+	}
+	e.init()
+	m := e.snapshot()
+	if p := m.Parts["files"]; p.Snapshot != "" || p.Skipped == "" {
+		t.Fatalf("files part %+v, want skipped with a reason", p)
+	}
+	target := "nofiles_" + randName()
+	t.Cleanup(func() { dropDB(t, e.pg, target) })
+	r := e.run("restore", "latest", "--to-db", e.dsnFor(target), "--to-db-password-file", e.dbPass, "--files-to", filepath.Join(e.dir, "out"))
+	oneLineError(t, r, 1, "no files to restore", "--files-to")
+	if dbExists(t, e.pg, target) {
+		t.Errorf("database %s was created although the restore was refused", target)
+	}
+}
