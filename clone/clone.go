@@ -563,7 +563,7 @@ func (p *Prepared) viaTemplate(ctx context.Context, rec *Record) error {
 			o.Log.Warn("could not record the template", "template", p.Template, "err", err)
 		}
 		// One template per target: drop those of other sets.
-		if err := dropTemplates(ctx, o.Catalog, admin, o.Target.Name, p.Template, o.Log); err != nil {
+		if err := dropTemplates(ctx, o.Config, o.Catalog, admin, o.Target.Name, p.Template, o.Log); err != nil {
 			o.Log.Warn("could not drop older templates", "target", o.Target.Name, "err", err)
 		}
 	}
@@ -590,19 +590,43 @@ func (p *Prepared) viaTemplate(ctx context.Context, rec *Record) error {
 }
 
 // dropTemplates drops the templates of a target except keep ("" = all).
-func dropTemplates(ctx context.Context, cat *catalog.Catalog, admin *pgx.Conn, target, keep string, log *slog.Logger) error {
+func dropTemplates(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, admin *pgx.Conn, target, keep string, log *slog.Logger) error {
 	names := map[string]bool{}
+	others := map[string]bool{} // templates recorded for other targets
 	_ = cat.ListJSON(BucketTemplates, func(key string, raw []byte) error {
 		var tr templateRecord
-		if jsonUnmarshal(raw, &tr) == nil && tr.Target == target {
-			names[key] = true
+		if jsonUnmarshal(raw, &tr) == nil {
+			if tr.Target == target {
+				names[key] = true
+			} else {
+				others[key] = true
+			}
 		}
 		return nil
 	})
-	rows, err := admin.Query(ctx, `SELECT datname FROM pg_database WHERE starts_with(datname, $1)`, templatePrefix(target))
+	// The prefix of target "a" also matches the templates of targets "a_b", "a-b", ...
+	prefix := templatePrefix(target)
+	var longer []string
+	if cfg != nil {
+		for n := range cfg.Targets {
+			if op := templatePrefix(n); n != target && len(op) > len(prefix) && strings.HasPrefix(op, prefix) {
+				longer = append(longer, op)
+			}
+		}
+	}
+	rows, err := admin.Query(ctx, `SELECT datname FROM pg_database WHERE starts_with(datname, $1)`, prefix)
 	if err == nil {
 		dbs, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	next:
 		for _, d := range dbs {
+			if others[d] {
+				continue
+			}
+			for _, op := range longer {
+				if strings.HasPrefix(d, op) {
+					continue next
+				}
+			}
 			names[d] = true
 		}
 	}

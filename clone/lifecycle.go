@@ -156,7 +156,7 @@ func Destroy(ctx context.Context, o DestroyOptions) (*DestroyResult, error) {
 		}
 	}
 	rows.Close()
-	if err := dropTemplates(ctx, o.Catalog, admin, t.Name, "", o.Log); err != nil {
+	if err := dropTemplates(ctx, o.Config, o.Catalog, admin, t.Name, "", o.Log); err != nil {
 		res.Warnings = append(res.Warnings, err.Error())
 	}
 	for n := range before {
@@ -197,6 +197,13 @@ type ExpireResult struct {
 // Expire destroys every clone past its TTL (ending its sessions). It returns the clones it
 // handled; the error joins the failures.
 func Expire(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, log *slog.Logger, now time.Time) ([]ExpireResult, error) {
+	return ExpireInstance(ctx, cfg, cat, log, "", now)
+}
+
+// ExpireInstance is Expire for the clones of one instance ("" = all). The clones of an
+// instance no longer configured belong to the first configured instance, so that the
+// per-instance daemon jobs never race each other for the same clone.
+func ExpireInstance(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, log *slog.Logger, instance string, now time.Time) ([]ExpireResult, error) {
 	recs, err := List(cat)
 	if err != nil {
 		return nil, err
@@ -204,6 +211,17 @@ func Expire(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, log *
 	var out []ExpireResult
 	var errs []error
 	for _, r := range recs {
+		if instance != "" {
+			owner := r.Instance
+			if _, ok := cfg.Instances[owner]; !ok {
+				if names := cfg.InstanceNames(); len(names) > 0 {
+					owner = names[0]
+				}
+			}
+			if owner != instance {
+				continue
+			}
+		}
 		e := ExpiresAt(cfg, r)
 		if e.IsZero() || now.Before(e) {
 			continue

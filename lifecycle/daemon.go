@@ -422,6 +422,10 @@ func (d *Daemon) RunJob(ctx context.Context, instance, job string) error {
 		producer = d.o.Producer(cfg, instance)
 	}
 	res, err := fn(ctx, Env{App: a, Instance: in, Store: d.store, Producer: producer, ToolVersion: d.o.ToolVersion})
+	// A reload during the job closed the dispatcher it started with: report to the current one.
+	d.mu.Lock()
+	disp = d.disp
+	d.mu.Unlock()
 	run.End = time.Now().UTC()
 	dur := run.End.Sub(start)
 	l := metrics.Labels{"instance": instance, "job": job}

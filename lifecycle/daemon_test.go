@@ -314,3 +314,35 @@ func TestStatusLimits(t *testing.T) {
 		t.Fatalf("27h later: %v", rep.SortedProblems())
 	}
 }
+
+func TestFailureAlertAfterReloadDuringJob(t *testing.T) {
+	// SIGHUP while a job runs replaces (and closes) the notification dispatcher: the job's
+	// failure must still be alerted.
+	dir := t.TempDir()
+	hook := notifytest.NewHTTP(t, `{}`)
+	p := filepath.Join(dir, "c.toml")
+	writeConfig(t, p, fmt.Sprintf("[schedule]\nsnapshot = \"@every 1h\"\n[notify.webhook]\nurl = %q\n", hook.URL))
+	f := &fakeJobs{fail: true, block: make(chan struct{})}
+	logs := &syncBuf{}
+	d, err := New(Options{ConfigPath: p, Log: slog.New(slog.NewTextHandler(logs, nil)), Jobs: map[string]JobFunc{JobSnapshot: f.snapshot}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	hup := make(chan os.Signal, 1)
+	done := make(chan error)
+	go func() { done <- d.Run(ctx, hup) }()
+	waitFor(t, "catch-up snapshot", 5*time.Second, func() bool { return f.started.Load() == 1 })
+	hup <- os.Interrupt
+	waitFor(t, "reload", 5*time.Second, func() bool { return strings.Contains(logs.String(), "configuration reloaded") })
+	time.Sleep(100 * time.Millisecond) // the old dispatcher closes in the background
+	close(f.block)
+	waitFor(t, "failure alert", 5*time.Second, func() bool { return len(hook.Requests()) == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "dispatcher closed") {
+		t.Fatalf("notification dropped:\n%s", logs.String())
+	}
+}

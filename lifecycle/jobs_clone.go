@@ -20,7 +20,7 @@ func CloneTTLJob(ctx context.Context, env Env) (Result, error) {
 		return res, err
 	}
 	defer cat.Close()
-	out, err := clone.Expire(ctx, env.App.Config, cat, env.App.Log, time.Now())
+	out, err := clone.ExpireInstance(ctx, env.App.Config, cat, env.App.Log, env.Instance.Name, time.Now())
 	if err != nil {
 		return res, err
 	}

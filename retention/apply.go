@@ -318,6 +318,21 @@ func (a *Applier) Apply(ctx context.Context, instance string, o ApplyOptions) (*
 			}
 			a.log().Info("archive confirmed", "set", it.ID, "object", rec.Object)
 		}
+		// A keep mark or rollback point may have been added since the plan was built (an
+		// archive upload can take hours): look again right before forgetting.
+		pins, err := Pins(a.Catalog)
+		if err != nil {
+			return res, err
+		}
+		if why := pins[it.ID]; len(why) > 0 {
+			a.log().Info("set pinned since the plan was made; kept", "set", it.ID, "pinned", strings.Join(why, ", "))
+			delete(j.Items, it.ID)
+			if err := save(); err != nil {
+				return res, err
+			}
+			res.Kept++
+			continue
+		}
 		if ids := parts[it.ID]; len(ids) > 0 {
 			sort.Strings(ids)
 			if err := a.Repo.Forget(ctx, ids...); err != nil {

@@ -361,3 +361,54 @@ func TestPruneSchedule(t *testing.T) {
 		t.Fatal("weekly prune not due a week later")
 	}
 }
+
+func TestApplyHonoursPinsAddedDuringTheRun(t *testing.T) {
+	// `dhis2-life keep` or a rollback point may pin a set while a long apply runs (archive
+	// uploads take hours): the set must not be forgotten by the plan made before.
+	f := newFixture(t, &config.Retention{KeepLast: 1}, 5, day("2026-03-10"))
+	f.app.step = func(what, id string) error {
+		if what == "forgotten" && id == f.sets[0] {
+			if err := f.cat.PutJSON(KeepBucket, f.sets[2], KeepMark{SetID: f.sets[2]}); err != nil {
+				return err
+			}
+			return f.cat.PutJSON(PointsBucket, "pre-upgrade", map[string]any{"set_id": f.sets[3]})
+		}
+		return nil
+	}
+	res, err := f.app.Apply(context.Background(), "hmis", ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Forgotten) != 2 || res.Kept != 3 {
+		t.Fatalf("%+v", res)
+	}
+	left, _ := f.cat.Snapshots("hmis")
+	if len(left) != 3 || left[0].ID != f.sets[2] || left[1].ID != f.sets[3] {
+		t.Fatalf("sets pinned during the run were forgotten: %+v", left)
+	}
+	for _, id := range f.repo.forgot {
+		if strings.HasSuffix(id, f.sets[2]) || strings.HasSuffix(id, f.sets[3]) {
+			t.Fatalf("restic snapshot %s of a pinned set forgotten", id)
+		}
+	}
+	if ok, _ := f.cat.GetJSON(JournalBucket, "hmis", &journal{}); ok {
+		t.Fatal("journal left after a complete run")
+	}
+}
+
+// failingStore refuses uploads after reading a little, like S3 denying a multipart part.
+type failingStore struct{ fakeStore }
+
+func (s *failingStore) Put(ctx context.Context, name string, r io.Reader, meta map[string]string) (s3.Object, error) {
+	_, _ = io.CopyN(io.Discard, r, 10)
+	return s3.Object{}, errors.New("uploading to archive bucket \"arch\": AccessDenied: Access Denied")
+}
+
+func TestArchiveReportsTheUploadError(t *testing.T) {
+	f := newFixture(t, monthlyPolicy(), 40, day("2026-03-10"))
+	f.app.Archiver.Store = &failingStore{fakeStore{objs: map[string][]byte{}}}
+	_, err := f.app.Apply(context.Background(), "hmis", ApplyOptions{})
+	if err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Fatalf("the store's error is not reported: %v", err)
+	}
+}

@@ -170,11 +170,13 @@ func (a *Archiver) Archive(ctx context.Context, m *manifest.Manifest, rawManifes
 	obj, err := a.Store.Put(ctx, name, pr, map[string]string{"dhis2-life-set": m.ID, "dhis2-life-instance": m.Instance})
 	pr.CloseWithError(errors.New("upload ended"))
 	perr := <-prodErr
-	if perr != nil {
-		return nil, fmt.Errorf("archiving %s: %w (nothing recorded)", m.ID, perr)
-	}
+	// The upload's error first: when the upload fails, the producer only sees "upload ended";
+	// when the producer fails, the upload's error carries the producer's.
 	if err != nil {
 		return nil, fmt.Errorf("archiving %s: %w (nothing recorded)", m.ID, err)
+	}
+	if perr != nil {
+		return nil, fmt.Errorf("archiving %s: %w (nothing recorded)", m.ID, perr)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	// Confirm: size and checksum of what the store now holds.
