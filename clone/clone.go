@@ -53,6 +53,9 @@ type Options struct {
 	Manifest *manifest.Manifest
 	// Terminate ends other sessions on the target at the swap instead of refusing.
 	Terminate bool
+	// Force replaces a target database that holds data but is not a clone recorded for the
+	// target (the first clone into a database made by hand).
+	Force bool
 	Jobs      int
 	Progress  func(done, total int64)
 	// BeforeSwap, when set, runs after the new copy is verified and before the swap (tests).
@@ -345,6 +348,11 @@ func (p *Prepared) Run(ctx context.Context) (*Record, error) {
 	exists, err := dbExists(ctx, admin, p.Database)
 	if err != nil {
 		return nil, err
+	}
+	if exists && !o.Force {
+		if err := p.replaceable(ctx); err != nil {
+			return nil, err
+		}
 	}
 	// Fail early on sessions (the swap checks again): unless a before_hook will stop them.
 	if exists && !o.Terminate && len(t.BeforeHook) == 0 {
@@ -774,4 +782,27 @@ func recoverHome(log *slog.Logger, home string) {
 			_ = os.Rename(old, home)
 		}
 	}
+}
+
+// replaceable refuses to replace a target database that holds data unless it is the clone
+// recorded for this target.
+func (p *Prepared) replaceable(ctx context.Context) error {
+	if err := destroyable(p.o.Catalog, p.o.Target); err == nil {
+		return nil
+	}
+	c, err := p.srv.connFor(p.Database).Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+	var n int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r','p','v','m','S') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`).Scan(&n); err != nil {
+		return fmt.Errorf("inspecting %s: %w", p.Database, err)
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: database %s of target %s holds %d tables/views/sequences and no clone of it is recorded; pass --force to replace it (its contents will be lost)", ErrNotAClone, p.Database, p.o.Target.Name, n)
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/pg"
 	"github.com/dhis2-life/dhis2-life/internal/lock"
 	"github.com/dhis2-life/dhis2-life/restore"
 )
@@ -98,6 +99,9 @@ func targetNames(cfg *config.Config) []string {
 func Destroy(ctx context.Context, o DestroyOptions) (*DestroyResult, error) {
 	t, err := resolveTarget(o.Config, o.Catalog, o.Target)
 	if err != nil {
+		return nil, err
+	}
+	if err := destroyable(o.Catalog, t); err != nil {
 		return nil, err
 	}
 	lk, err := lock.Acquire(filepath.Join(o.Config.StateDir, "locks"), "clone-"+t.Name, "clone-destroy")
@@ -234,4 +238,26 @@ func ExpireInstance(ctx context.Context, cfg *config.Config, cat *catalog.Catalo
 		out = append(out, x)
 	}
 	return out, errors.Join(errs...)
+}
+
+// ErrNotAClone is returned when destroy would drop a database dhis2-life did not clone.
+var ErrNotAClone = errors.New("not a recorded clone")
+
+// destroyable refuses to drop a target's database unless the catalogue records a clone in
+// exactly that database: the configured database may have been changed to one dhis2-life
+// never created.
+func destroyable(cat *catalog.Catalog, t *config.Target) error {
+	var r Record
+	ok, err := cat.GetJSON(BucketClones, t.Name, &r)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: no clone of target %s is recorded in the catalogue; dhis2-life drops only databases it cloned (drop it by hand if you mean to)", ErrNotAClone, t.Name)
+	}
+	rec, cur := pg.Conn{DSN: r.Database}, pg.Conn{DSN: t.Database}
+	if rec.Database() != cur.Database() || rec.Describe() != cur.Describe() {
+		return fmt.Errorf("%w: target %s was cloned into %s but is now configured as %s; restore the configuration or drop the database by hand", ErrNotAClone, t.Name, rec.Describe(), cur.Describe())
+	}
+	return nil
 }

@@ -46,6 +46,7 @@ EXAMPLES:
 			&cli.StringFlag{Name: "to", Usage: "clone target `NAME` ([targets.NAME] in the config)"},
 			&cli.StringFlag{Name: "from", Value: "latest", Usage: "snapshot set: `ID`, ID prefix, latest or live"},
 			&cli.BoolFlag{Name: "terminate", Usage: "end sessions on the target at the swap instead of refusing"},
+			&cli.BoolFlag{Name: "force", Usage: "replace a target database that holds data but is not a recorded clone"},
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel index/constraint builds (default tuning.restore_jobs)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "check and print the plan; change nothing"},
 			jsonFlag,
@@ -146,7 +147,7 @@ func cloneAction(c *cli.Context) error {
 		}
 	}
 	opts := clone.Options{Config: a.Config, Target: t, Repo: a.Repo, Catalog: cat, Log: a.Log, Manifest: m,
-		Terminate: c.Bool("terminate"), Jobs: c.Int("jobs")}
+		Terminate: c.Bool("terminate"), Force: c.Bool("force"), Jobs: c.Int("jobs")}
 	p, err := clone.Prepare(c.Context, opts)
 	if err != nil {
 		return cloneErr(err)

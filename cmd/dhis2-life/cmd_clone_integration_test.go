@@ -458,3 +458,43 @@ func TestCloneFromLive(t *testing.T) {
 	}
 	assertScrubbed(t, conn, "staging", rec.Set)
 }
+
+// TestCloneDestroyOnlyRecordedClones: destroy refuses a target with no recorded clone, and
+// one whose configured database is no longer the one that was cloned (it would drop a
+// database dhis2-life never created).
+func TestCloneDestroyOnlyRecordedClones(t *testing.T) {
+	e := newEnv(t, fixture.Gen242)
+	e.init()
+	e.snapshot()
+	cloned, other := "cl_"+randName(), e.pg.CreateDB(t, "precious")
+	t.Cleanup(func() { dropDB(t, e.pg, cloned) })
+	e.setTargets(tgt{name: "staging", db: other, profile: "staging"})
+	r := e.run("clone", "destroy", "staging", "--yes")
+	oneLineError(t, r, 1, "no clone of target staging is recorded")
+	if !dbExists(t, e.pg, other) {
+		t.Fatal("destroy dropped a database that was never cloned")
+	}
+	// The first clone into a database made by hand that holds data needs --force.
+	e.pg.AdminExec(t, other, "CREATE TABLE handmade (id int)")
+	r = e.run("clone", "--to", "staging")
+	oneLineError(t, r, 1, other, "--force")
+	oc := connectAdmin(t, e.pg, other)
+	n := q1(t, oc, "SELECT count(*) FROM pg_class WHERE relname = 'handmade'")
+	oc.Close(context.Background())
+	if n != 1 {
+		t.Fatal("clone without --force replaced a database that was not a clone")
+	}
+	e.setTargets(tgt{name: "staging", db: cloned, profile: "staging"})
+	e.cloneJSON("--to", "staging")
+	e.setTargets(tgt{name: "staging", db: other, profile: "staging"})
+	r = e.run("clone", "destroy", "staging", "--yes")
+	oneLineError(t, r, 1, "was cloned into", cloned)
+	if !dbExists(t, e.pg, other) || !dbExists(t, e.pg, cloned) {
+		t.Fatal("destroy dropped a database although the configuration changed since the clone")
+	}
+	e.setTargets(tgt{name: "staging", db: cloned, profile: "staging"})
+	e.mustRun("clone", "destroy", "staging", "--yes")
+	if dbExists(t, e.pg, cloned) {
+		t.Fatal("destroy of the recorded clone left its database")
+	}
+}
