@@ -56,6 +56,11 @@ func extractFiles(ctx context.Context, o *Options) error {
 			return fmt.Errorf("files tarball entry %q points outside %s", h.Name, root)
 		}
 		dst := filepath.Join(root, name)
+		// A symlink restored earlier must not carry a later entry outside root
+		// ("link -> /etc", then "link/passwd"), nor may writing a file follow one.
+		if err := noSymlinkBelow(root, name); err != nil {
+			return fmt.Errorf("files tarball entry %q: %w", h.Name, err)
+		}
 		mode := os.FileMode(h.Mode).Perm()
 		switch h.Typeflag {
 		case tar.TypeDir:
@@ -65,6 +70,11 @@ func extractFiles(ctx context.Context, o *Options) error {
 		case tar.TypeReg:
 			if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
 				return err
+			}
+			if fi, err := os.Lstat(dst); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+				if err := os.Remove(dst); err != nil {
+					return fmt.Errorf("restoring %s: %w", dst, err)
+				}
 			}
 			f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode|0o600)
 			if err != nil {
@@ -90,4 +100,21 @@ func extractFiles(ctx context.Context, o *Options) error {
 			o.Log.Debug("skipping tar entry", "name", h.Name, "type", h.Typeflag)
 		}
 	}
+}
+
+// noSymlinkBelow fails when a directory on the way from root to root/name is a symlink.
+func noSymlinkBelow(root, name string) error {
+	dir := root
+	parts := strings.Split(name, string(filepath.Separator))
+	for _, p := range parts[:len(parts)-1] {
+		dir = filepath.Join(dir, p)
+		fi, err := os.Lstat(dir)
+		if err != nil {
+			return nil // not there yet: created as a directory
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("its directory %s is a symlink; refusing to write through it", dir)
+		}
+	}
+	return nil
 }

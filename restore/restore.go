@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,17 +85,40 @@ func GuardProduction(ctx context.Context, cfg *config.Config, target pg.Conn) er
 	if err != nil {
 		return err
 	}
+	te = withLocalAliases(te)
 	for _, name := range cfg.InstanceNames() {
 		in := cfg.Instances[name]
 		pe, err := (pg.Conn{DSN: in.Database}).Resolve(ctx)
 		if err != nil {
 			continue
 		}
-		if te.Same(pe) {
+		if te.Same(withLocalAliases(pe)) {
 			return fmt.Errorf("%w: %s is the production database of instance %s; restore into another database and switch over deliberately", ErrUnsafeTarget, target.Describe(), name)
 		}
 	}
 	return nil
+}
+
+// withLocalAliases adds the loopback addresses to an endpoint that names one of this host's
+// own addresses: postgres://…@192.0.2.2/dhis2 reaches the same server as 127.0.0.1 does.
+func withLocalAliases(ep pg.Endpoint) pg.Endpoint {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ep
+	}
+	local := map[string]bool{}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			local[ipn.IP.String()] = true
+		}
+	}
+	for _, h := range ep.Hosts {
+		if ip := net.ParseIP(h); ip != nil && local[ip.String()] {
+			ep.Hosts = append(append([]string{}, ep.Hosts...), "127.0.0.1", "::1")
+			break
+		}
+	}
+	return ep
 }
 
 func (o *Options) adminFor(db string) pg.Conn {
@@ -131,19 +155,25 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	// The file store restores meanwhile: restic reads other data and the work is I/O.
+	// The file store restores while the database loads (restic reads other data and the
+	// work is I/O), but only once the database target has passed its guards: a refused
+	// restore writes nothing.
 	filesDone := make(chan error, 1)
-	if o.FilesTo != "" {
+	startFiles := func() {
+		if o.FilesTo == "" {
+			filesDone <- nil
+			return
+		}
 		go func() {
 			t := time.Now()
 			err := restoreFiles(ctx, &o)
 			res.FilesSeconds = time.Since(t).Seconds()
 			filesDone <- err
 		}()
-	} else {
-		filesDone <- nil
 	}
-	if !o.SkipDatabase {
+	if o.SkipDatabase {
+		startFiles()
+	} else {
 		created, err := prepareDatabase(ctx, &o)
 		if err != nil {
 			if created {
@@ -152,13 +182,12 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 				if derr := dropDatabase(dctx, &o, res.Database); derr != nil {
 					return nil, fmt.Errorf("%w (the database %s it created could NOT be dropped: %v)", err, res.Database, derr)
 				}
-				<-filesDone
 				return nil, fmt.Errorf("%w (the database %s it created was dropped)", err, res.Database)
 			}
-			<-filesDone
 			return nil, err
 		}
 		res.Created = created
+		startFiles()
 		if err := restoreDatabase(ctx, &o, res); err != nil {
 			<-filesDone
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -258,6 +287,15 @@ func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
 	}
 	if _, err := conn.Exec(ctx, "ALTER SCHEMA public OWNER TO "+pg.QuoteIdent(o.owner())); err != nil {
 		o.Log.Debug("could not give schema public to the owner", "err", err)
+	}
+	// The extensions' own schemas are left out of pg_restore (they exist now): give them to
+	// the owner as pg_restore --no-owner would have.
+	for _, schema := range exts {
+		if schema != "" && schema != "public" && schema != "pg_catalog" {
+			if _, err := conn.Exec(ctx, "ALTER SCHEMA "+pg.QuoteIdent(schema)+" OWNER TO "+pg.QuoteIdent(o.owner())); err != nil {
+				o.Log.Debug("could not give an extension schema to the owner", "schema", schema, "err", err)
+			}
+		}
 	}
 	return created, nil
 }
@@ -393,7 +431,14 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 		return err
 	}
 	defer cleanup()
-	listFile, err := tocList(ctx, tool, schemaFile, work)
+	// Extension schemas exist already (prepareDatabase creates them before the extensions).
+	extSchemas := map[string]bool{}
+	for _, e := range m.Extensions {
+		if e.Schema != "" && e.Schema != "public" {
+			extSchemas[e.Schema] = true
+		}
+	}
+	listFile, err := tocList(ctx, tool, schemaFile, work, extSchemas)
 	if err != nil {
 		return err
 	}
@@ -445,6 +490,9 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 				cols[i] = pg.QuoteIdent(c)
 			}
 			q := fmt.Sprintf("COPY %s (%s) FROM STDIN", pg.QualifiedName(h.Schema, h.Name), strings.Join(cols, ", "))
+			if len(cols) == 0 { // a table without columns: "()" is a syntax error
+				q = fmt.Sprintf("COPY %s FROM STDIN", pg.QualifiedName(h.Schema, h.Name))
+			}
 			tag, err := dc.PgConn().CopyFrom(ctx, sr, q)
 			if err != nil {
 				return fmt.Errorf("loading table %s: %w", key, err)
@@ -491,8 +539,8 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 var skipTOC = regexp.MustCompile(`^\d+; \d+ \d+ (EXTENSION|COMMENT - EXTENSION|SCHEMA - public|COMMENT - SCHEMA public) `)
 
 // tocList writes pg_restore's table of contents without the entries we handle ourselves
-// (extensions, created first by a superuser; the public schema).
-func tocList(ctx context.Context, tool *pg.Tool, archive, dir string) (string, error) {
+// (extensions, created first by a superuser; the public schema and the extensions' schemas).
+func tocList(ctx context.Context, tool *pg.Tool, archive, dir string, skipSchemas map[string]bool) (string, error) {
 	cmd := exec.CommandContext(ctx, tool.Path, "--list", archive)
 	cmd.Env = append(os.Environ(), tool.Env...)
 	out, err := cmd.Output()
@@ -501,7 +549,7 @@ func tocList(ctx context.Context, tool *pg.Tool, archive, dir string) (string, e
 	}
 	var keep []string
 	for _, l := range strings.Split(string(out), "\n") {
-		if skipTOC.MatchString(l) {
+		if skipTOC.MatchString(l) || skipSchemaEntry(l, skipSchemas) {
 			continue
 		}
 		keep = append(keep, l)
@@ -511,6 +559,14 @@ func tocList(ctx context.Context, tool *pg.Tool, archive, dir string) (string, e
 		return "", fmt.Errorf("writing restore list: %w", err)
 	}
 	return p, nil
+}
+
+var schemaTOC = regexp.MustCompile(`^\d+; \d+ \d+ SCHEMA - (.+) \S+$`)
+
+// skipSchemaEntry reports whether a TOC line creates one of the schemas (name, then owner).
+func skipSchemaEntry(line string, schemas map[string]bool) bool {
+	sm := schemaTOC.FindStringSubmatch(strings.TrimRight(line, " "))
+	return sm != nil && schemas[sm[1]]
 }
 
 func runTool(ctx context.Context, t *pg.Tool, args ...string) error {

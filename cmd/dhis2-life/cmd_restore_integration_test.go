@@ -61,8 +61,12 @@ func TestRestoreNonEmptyTarget(t *testing.T) {
 	target := e.pg.CreateDB(t, "nonempty")
 	e.pg.AdminExec(t, target, "CREATE TABLE precious (id int); INSERT INTO precious VALUES (42)")
 
-	r := e.run("restore", "latest", "--to-db", e.dsnFor(target), "--to-db-password-file", e.dbPass)
+	filesTo := filepath.Join(e.dir, "refused-files")
+	r := e.run("restore", "latest", "--to-db", e.dsnFor(target), "--to-db-password-file", e.dbPass, "--files-to", filesTo)
 	oneLineError(t, r, 1, "not empty", "--force", target)
+	if _, err := os.Stat(filesTo); !os.IsNotExist(err) {
+		t.Errorf("refused restore wrote the file store into %s (%v)", filesTo, err)
+	}
 	conn := connectAdmin(t, e.pg, target)
 	var n int
 	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM precious").Scan(&n); err != nil || n != 1 {

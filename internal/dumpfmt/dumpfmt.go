@@ -153,6 +153,9 @@ func NewReader(r io.Reader) (*Reader, error) {
 	br := bufio.NewReaderSize(r, chunkSize)
 	m := make([]byte, len(Magic))
 	if _, err := io.ReadFull(br, m); err != nil {
+		if !isEOF(err) {
+			return nil, fmt.Errorf("reading the database stream: %w", err)
+		}
 		return nil, fmt.Errorf("%w: reading header: %v", ErrCorrupt, err)
 	}
 	if string(m) != Magic {
@@ -177,10 +180,13 @@ func (r *Reader) Next() (*Header, error) {
 	}
 	b0, err := r.r.ReadByte()
 	if err != nil {
-		return nil, r.fail("stream ends without its end marker (was the dump interrupted?)")
+		return nil, r.failRead(err, "stream ends without its end marker (was the dump interrupted?)")
 	}
 	b1, err := r.r.ReadByte()
-	if err != nil || b0 != esc {
+	if err != nil {
+		return nil, r.failRead(err, "expected a section header")
+	}
+	if b0 != esc {
 		return nil, r.fail("expected a section header")
 	}
 	switch b1 {
@@ -195,7 +201,7 @@ func (r *Reader) Next() (*Header, error) {
 	for {
 		c, err := r.r.ReadByte()
 		if err != nil {
-			return nil, r.fail("truncated section header")
+			return nil, r.failRead(err, "truncated section header")
 		}
 		if c != esc {
 			hb = append(hb, c)
@@ -206,7 +212,7 @@ func (r *Reader) Next() (*Header, error) {
 		}
 		m, err := r.r.ReadByte()
 		if err != nil {
-			return nil, r.fail("truncated section header")
+			return nil, r.failRead(err, "truncated section header")
 		}
 		if m == mLiteral {
 			hb = append(hb, esc)
@@ -230,6 +236,18 @@ func (r *Reader) fail(msg string) error {
 	return r.err
 }
 
+// failRead fails on a read error: the stream is corrupt when it simply ends, but an error of
+// the underlying reader (e.g. restic dump failing) is returned as the cause.
+func (r *Reader) failRead(err error, msg string) error {
+	if isEOF(err) {
+		return r.fail(msg)
+	}
+	r.err = fmt.Errorf("reading the database stream: %w", err)
+	return r.err
+}
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) }
+
 // Read reads body bytes of the current section; io.EOF at its end.
 func (r *Reader) Read(p []byte) (int, error) {
 	if !r.inBody {
@@ -245,7 +263,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 			if n > 0 {
 				return n, nil
 			}
-			return 0, r.fail("stream ends inside a section (was the dump interrupted?)")
+			return 0, r.failRead(err, "stream ends inside a section (was the dump interrupted?)")
 		}
 		avail := r.r.Buffered()
 		buf, _ = r.r.Peek(avail)
@@ -264,7 +282,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 			if n > 0 {
 				return n, nil
 			}
-			return 0, r.fail("truncated escape sequence")
+			return 0, r.failRead(err, "truncated escape sequence")
 		}
 		switch pair[1] {
 		case mLiteral:

@@ -157,3 +157,34 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestReadErrorIsReturned: when the underlying reader fails (restic dump dies), the reader
+// returns that error, not "stream is corrupt", wherever the failure falls.
+func TestReadErrorIsReturned(t *testing.T) {
+	var buf bytes.Buffer
+	w, _ := NewWriter(&buf)
+	w.Begin(Header{Kind: KindTable, Name: "datavalue"})
+	w.Write(bytes.Repeat([]byte("1\t2\t3\n"), 10000))
+	w.End()
+	w.Close()
+	full := buf.Bytes()
+	cause := errors.New("restic dump failed (exit 1): wrong password")
+	for _, cut := range []int{3, len(Magic), len(Magic) + 5, len(full) / 2, len(full) - 2} {
+		src := io.MultiReader(bytes.NewReader(full[:cut]), iotestErrReader{cause})
+		r, err := NewReader(src)
+		got := err
+		for got == nil {
+			_, got = r.Next()
+			if got == nil {
+				_, got = io.ReadAll(r)
+			}
+		}
+		if !errors.Is(got, cause) {
+			t.Errorf("cut at %d: want the reader's error, got %v", cut, got)
+		}
+	}
+}
+
+type iotestErrReader struct{ err error }
+
+func (e iotestErrReader) Read([]byte) (int, error) { return 0, e.err }

@@ -187,9 +187,20 @@ func (e Endpoint) Same(o Endpoint) bool {
 
 // Redact removes any password from a DSN for messages.
 func Redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	if u, err := url.Parse(dsn); err == nil && (strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")) {
+		changed := false
+		if u.User != nil {
+			if _, has := u.User.Password(); has {
+				u.User = url.UserPassword(u.User.Username(), "xxxxx")
+				changed = true
+			}
+		}
+		if q := u.Query(); q.Has("password") { // libpq also takes ?password=
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+			changed = true
+		}
+		if changed {
 			return u.String()
 		}
 		return dsn
