@@ -256,10 +256,13 @@ func checkFiles(ctx context.Context, conn *pgx.Conn, rep *Report, o DrillOptions
 		rep.add("file resources", false, "set has no files part to check fileresource rows against")
 		return
 	}
-	container := "files"
-	for _, p := range m.Files.Paths {
-		if p != "dhis.conf" {
-			container = p
+	container := m.Files.Container
+	if container == "" { // manifests before the field: the one path that is not dhis.conf
+		container = "files"
+		for _, p := range m.Files.Paths {
+			if p != "dhis.conf" {
+				container = p
+			}
 		}
 	}
 	rows, err := conn.Query(ctx, "SELECT storagekey, contentlength, contentmd5 FROM public.fileresource WHERE storagekey IS NOT NULL AND storagekey <> '' ORDER BY storagekey")

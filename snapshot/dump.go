@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -169,11 +168,9 @@ func dumpSchema(ctx context.Context, o DumpOptions, major int, snapshot string, 
 	var stderr bytes.Buffer
 	cmd.Stdout = sw
 	cmd.Stderr = &stderr
-	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("pg_dump --schema-only failed: %v: %s", err, strings.TrimSpace(lastLine(stderr.String())))
 	}
-	_ = start
 	return sw.End()
 }
 

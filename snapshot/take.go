@@ -221,9 +221,23 @@ func filePaths(home string) (*manifest.Files, string) {
 	if conf != nil && conf.Get("filestore.container") != "" {
 		container = conf.Get("filestore.container")
 	}
+	f.Container = container
 	if f.Provider == "filesystem" {
-		if st, err := os.Stat(filepath.Join(home, container)); err == nil && st.IsDir() {
-			f.Paths = append(f.Paths, container)
+		dir := filepath.Join(home, container)
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			if lst, err := os.Lstat(dir); err == nil && lst.Mode()&os.ModeSymlink != 0 {
+				// restic stores a symlink given as a path as the link itself, but follows
+				// it as a parent: back up the entries below it (files/dataValue, ...).
+				ents, err := os.ReadDir(dir)
+				if err != nil {
+					return f, fmt.Sprintf("cannot read the file store %s: %v", dir, err)
+				}
+				for _, e := range ents {
+					f.Paths = append(f.Paths, filepath.Join(container, e.Name()))
+				}
+			} else {
+				f.Paths = append(f.Paths, container)
+			}
 		}
 	}
 	if len(f.Paths) == 0 {

@@ -253,3 +253,43 @@ func TestSnapshotDatabaseUnreachable(t *testing.T) {
 		t.Errorf("failed snapshot left %d restic snapshots", len(snaps))
 	}
 }
+
+// TestSnapshotSymlinkedFileStore: DHIS2_HOME/files is often a symlink to a bigger disk.
+// restic stores a symlink path as the link itself, so the file store must still be backed up
+// by content, restored as a directory, and pass the drill.
+func TestSnapshotSymlinkedFileStore(t *testing.T) {
+	e := newEnv(t, fixture.Gen242)
+	real := filepath.Join(e.dir, "bigdisk", "dhis2-files")
+	if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(e.home, "files"), real); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, filepath.Join(e.home, "files")); err != nil {
+		t.Fatal(err)
+	}
+	e.init()
+	m := e.snapshot()
+	if m.Files == nil || m.Files.Container != "files" || len(m.Files.Paths) < 3 {
+		t.Fatalf("files part paths %+v", m.Files)
+	}
+	out := filepath.Join(e.dir, "restored")
+	e.mustRun("restore", "latest", "--files-to", out)
+	if st, err := os.Lstat(filepath.Join(out, "files")); err != nil || !st.IsDir() {
+		t.Fatalf("restored files/ is not a directory: %v %v", st, err)
+	}
+	src, dst := treeSums(t, real), treeSums(t, filepath.Join(out, "files"))
+	if len(src) < 2 || len(src) != len(dst) {
+		t.Fatalf("file store has %d files, restored %d", len(src), len(dst))
+	}
+	for p, c := range src {
+		if dst[p] != c {
+			t.Fatalf("restored %s differs from the file store", p)
+		}
+	}
+	r := e.mustRun("verify", "latest", "--json")
+	if !strings.Contains(r.stdout, `"ok": true`) {
+		t.Fatalf("drill of a symlinked file store failed:\n%s", r.stdout)
+	}
+}

@@ -97,6 +97,8 @@ type Files struct {
 	Home     string   `json:"home"`
 	Paths    []string `json:"paths"`
 	Provider string   `json:"provider"`
+	// Container is the file store directory under Home (filestore.container, default files).
+	Container string `json:"container,omitempty"`
 }
 
 // TotalRows sums the row counts.
