@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/dumpfmt"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
@@ -528,6 +530,10 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 		return fmt.Errorf("building indexes and constraints (post-data): %w", err)
 	}
 	res.PostDataSeconds = time.Since(t).Seconds()
+	// pg_dump --schema-only creates materialized views WITH NO DATA: fill them as they were.
+	if err := refreshMatviews(ctx, dc); err != nil {
+		o.Log.Warn("could not refresh materialized views", "err", err)
+	}
 	if !o.SkipAnalyze {
 		if _, err := dc.Exec(ctx, "ANALYZE"); err != nil {
 			o.Log.Warn("ANALYZE after restore failed", "err", err)
@@ -633,6 +639,32 @@ func restoreFiles(ctx context.Context, o *Options) error {
 	}
 	if err := o.Repo.Restore(ctx, p.Snapshot, o.FilesTo, nil); err != nil {
 		return fmt.Errorf("restoring files to %s: %w", o.FilesTo, err)
+	}
+	return nil
+}
+
+// refreshMatviews populates every materialized view left unpopulated by the restore.
+func refreshMatviews(ctx context.Context, c *pgx.Conn) error {
+	rows, err := c.Query(ctx, `SELECT schemaname, matviewname FROM pg_matviews WHERE NOT ispopulated ORDER BY 1, 2`)
+	if err != nil {
+		return err
+	}
+	names, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var s, n string
+		err := r.Scan(&s, &n)
+		return pg.QualifiedName(s, n), err
+	})
+	if err != nil {
+		return err
+	}
+	var failed []string
+	for _, n := range names {
+		if _, err := c.Exec(ctx, "REFRESH MATERIALIZED VIEW "+n); err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", n, err))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%s", strings.Join(failed, "; "))
 	}
 	return nil
 }

@@ -32,6 +32,7 @@ INSERT INTO public.scratchpad (v) VALUES ('x'), ('y');
 CREATE TABLE public.trgm (v text);
 CREATE INDEX trgm_idx ON public.trgm USING gin (v ext.gin_trgm_ops);
 INSERT INTO public.trgm VALUES ('hello');
+CREATE MATERIALIZED VIEW public._view_ident_count AS SELECT count(*) AS n FROM public.ident;
 `)
 	e.init()
 	m := e.snapshot()
@@ -48,6 +49,7 @@ INSERT INTO public.trgm VALUES ('hello');
 		`SELECT count(*) FROM public.parted_2`:                            10,
 		`SELECT count(*) FROM public.scratchpad`:                          2,
 		`SELECT count(*) FROM public.trgm`:                                1,
+		`SELECT n FROM public._view_ident_count`:                          3, // refreshed
 	} {
 		var n int64
 		if err := conn.QueryRow(context.Background(), q).Scan(&n); err != nil || n != want {

@@ -92,6 +92,7 @@ func TestParseErrors(t *testing.T) {
 		{"missing dhis2_home", strings.Replace(minimal, "dhis2_home = \"/opt/dhis2\"\n", "", 1), 6, "instances.hmis.dhis2_home", "missing"},
 		{"password in URL DSN", strings.Replace(minimal, "dhis@", "dhis:secret@", 1), 7, "instances.hmis.database", "contains a password"},
 		{"password in key=value DSN", strings.Replace(minimal, `"postgres://dhis@127.0.0.1:5432/dhis2?sslmode=disable"`, `"host=/run dbname=dhis2 password=x"`, 1), 7, "instances.hmis.database", "contains a password"},
+		{"password in URL DSN query", strings.Replace(minimal, "sslmode=disable", "sslmode=disable&password=secret", 1), 7, "instances.hmis.database", "contains a password"},
 		{"DSN without database", strings.Replace(minimal, "5432/dhis2?", "5432/?", 1), 7, "instances.hmis.database", "names no database"},
 		{"bad profile", minimal + "\n[targets.staging]\ninstance = \"hmis\"\ndatabase = \"postgres://dhis@h/dhis2_staging\"\nprofile = \"prod\"\n", 13, "targets.staging.profile", `unknown profile "prod"`},
 		{"target of unknown instance", minimal + "\n[targets.staging]\ninstance = \"sierra\"\ndatabase = \"postgres://dhis@h/s\"\nprofile = \"staging\"\n", 11, "targets.staging.instance", `unknown instance "sierra"`},

@@ -238,7 +238,7 @@ func checkDSN(dsn string) error {
 		if err != nil {
 			return fmt.Errorf("DSN does not parse: %v", strings.ReplaceAll(err.Error(), dsn, "<dsn>"))
 		}
-		if _, has := u.User.Password(); has {
+		if _, has := u.User.Password(); has || u.Query().Has("password") {
 			return fmt.Errorf("DSN contains a password (secrets must not be in the config)")
 		}
 		if strings.Trim(u.Path, "/") == "" {
