@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/dhis2-life/dhis2-life/internal/config"
@@ -35,5 +36,17 @@ func TestGuardProductionLocalAddress(t *testing.T) {
 	other := pg.Conn{DSN: fmt.Sprintf("postgres://dhis@%s:5432/dhis2_copy?sslmode=disable", local)}
 	if err := GuardProduction(context.Background(), cfg, other); err != nil {
 		t.Fatalf("another database on the same server: %v", err)
+	}
+}
+
+func TestToolErrorPrefersTheServerError(t *testing.T) {
+	out := `pg_restore: error: a worker process died unexpectedly
+pg_restore: error: could not execute query: ERROR:  could not extend file "base/16384/16999": No space left on device
+HINT:  Check free disk space.`
+	if got := toolError(out); !strings.Contains(got, "No space left on device") || !strings.HasPrefix(got, "ERROR:") {
+		t.Fatalf("toolError = %q", got)
+	}
+	if got := toolError("pg_restore: warning: x\npg_restore: error: schema \"x\" already exists\n"); got != `pg_restore: error: schema "x" already exists` {
+		t.Fatalf("toolError = %q", got)
 	}
 }

@@ -454,26 +454,29 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 	}
 	res.PreDataSeconds = time.Since(t).Seconds()
 
-	// Section 2..n: table data.
+	// Section 2..n: table data, two tables at a time (see loader).
 	t = time.Now()
-	dc, err := conn.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer dc.Close(context.Background())
 	setup := []string{"SET client_encoding = 'UTF8'", "SET DateStyle = ISO", "SET IntervalStyle = postgres",
 		"SET synchronous_commit = off", "SET statement_timeout = 0", "SET row_security = off"}
 	if o.Admin != nil {
 		setup = append(setup, "SET ROLE "+pg.QuoteIdent(o.owner()))
 	}
-	for _, s := range setup {
-		if _, err := dc.Exec(ctx, s); err != nil {
-			return fmt.Errorf("preparing data load (%s): %w", s, err)
-		}
-	}
-	want := map[string]int64{}
+	want, size := map[string]int64{}, map[string]int64{}
 	for _, tb := range m.Tables {
 		want[tb.Schema+"."+tb.Name] = tb.Rows
+		size[tb.Schema+"."+tb.Name] = tb.StreamBytes
+	}
+	ld, err := newLoader(ctx, conn, setup, work, o.Jobs-1, int64(o.Config.Tuning.RestoreSpoolMB)<<20, want, size)
+	if err != nil {
+		return err
+	}
+	defer ld.close()
+	fail := func(err error) error {
+		ld.cancel(err)
+		if werr := ld.Wait(); werr != nil {
+			return werr
+		}
+		return err
 	}
 	var trailerSeen bool
 	for {
@@ -482,34 +485,24 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 			break
 		}
 		if err != nil {
-			return err
+			return fail(err)
 		}
 		switch h.Kind {
 		case dumpfmt.KindTable:
-			key := h.Schema + "." + h.Name
-			cols := make([]string, len(h.Columns))
-			for i, c := range h.Columns {
-				cols[i] = pg.QuoteIdent(c)
+			if err := ld.Table(h, sr); err != nil {
+				return fail(err)
 			}
-			q := fmt.Sprintf("COPY %s (%s) FROM STDIN", pg.QualifiedName(h.Schema, h.Name), strings.Join(cols, ", "))
-			if len(cols) == 0 { // a table without columns: "()" is a syntax error
-				q = fmt.Sprintf("COPY %s FROM STDIN", pg.QualifiedName(h.Schema, h.Name))
-			}
-			tag, err := dc.PgConn().CopyFrom(ctx, sr, q)
-			if err != nil {
-				return fmt.Errorf("loading table %s: %w", key, err)
-			}
-			if exp, ok := want[key]; ok && exp != tag.RowsAffected() {
-				return fmt.Errorf("loading table %s: %d rows loaded, manifest says %d", key, tag.RowsAffected(), exp)
-			}
-			res.Tables++
-			res.Rows += tag.RowsAffected()
 		case dumpfmt.KindTrailer:
 			trailerSeen = true
 		default:
-			return fmt.Errorf("%w: unexpected section %q", dumpfmt.ErrCorrupt, h.Kind)
+			return fail(fmt.Errorf("%w: unexpected section %q", dumpfmt.ErrCorrupt, h.Kind))
 		}
 	}
+	if err := ld.Wait(); err != nil {
+		return err
+	}
+	res.Tables, res.Rows = ld.tables, ld.rows
+	dc := ld.direct
 	if !trailerSeen {
 		return fmt.Errorf("%w: stream has no trailer", dumpfmt.ErrCorrupt)
 	}
@@ -579,16 +572,28 @@ func runTool(ctx context.Context, t *pg.Tool, args ...string) error {
 	cmd := t.Command(ctx, args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		msg := strings.TrimSpace(string(out))
-		if i := strings.Index(msg, "pg_restore: error:"); i >= 0 {
-			msg = msg[i:]
-		}
-		if nl := strings.IndexByte(msg, '\n'); nl > 0 {
-			msg = msg[:nl]
-		}
-		return fmt.Errorf("%s: %v: %s", filepath.Base(t.Path), err, msg)
+		msg := toolError(string(out))
+		return fmt.Errorf("%s: %v: %s%s", filepath.Base(t.Path), err, msg, diskHint(msg))
 	}
 	return nil
+}
+
+// toolError picks the line that says what went wrong: the server's own error (with -j,
+// pg_restore's last word is often only "a worker process died unexpectedly"), else
+// pg_restore's first error line, else the last line.
+func toolError(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, l := range lines {
+		if i := strings.Index(l, "ERROR:"); i >= 0 {
+			return strings.TrimSpace(l[i:])
+		}
+	}
+	for _, l := range lines {
+		if i := strings.Index(l, "pg_restore: error:"); i >= 0 {
+			return strings.TrimSpace(l[i:])
+		}
+	}
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 func exitDetail(err error) error {
@@ -667,4 +672,13 @@ func refreshMatviews(ctx context.Context, c *pgx.Conn) error {
 		return fmt.Errorf("%s", strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+// diskHint says plainly when a PostgreSQL error means the server's disk is full (it reports
+// "No space left on device" or, for a partial write, "could not extend file ... wrote only").
+func diskHint(msg string) string {
+	if strings.Contains(msg, "No space left on device") || strings.Contains(msg, "could not extend file") {
+		return " (the target server is out of disk space)"
+	}
+	return ""
 }

@@ -61,7 +61,7 @@ func TestRestoreDiskFull(t *testing.T) {
 
 	target := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/full?sslmode=disable", small.port)
 	r := e.run("restore", "latest", "--to-db", target)
-	oneLineError(t, r, 1, "No space left on device", "full", "was dropped")
+	oneLineError(t, r, 1, "out of disk space", "full", "was dropped")
 	var n int
 	if err := small.conn(t).QueryRow(context.Background(), "SELECT count(*) FROM pg_database WHERE datname = 'full'").Scan(&n); err != nil || n != 0 {
 		t.Errorf("half-restored database still exists (%d, %v)", n, err)

@@ -210,6 +210,10 @@ type Tuning struct {
 	Compression string `toml:"compression"`
 	// PackSizeMB is restic's --pack-size (default restic's).
 	PackSizeMB int `toml:"pack_size_mb"`
+	// RestoreSpoolMB bounds the temporary file a restore may spool one table to so that a
+	// second connection loads it while the stream goes on (default 1024 when unset; -1 =
+	// load one table at a time straight from the stream).
+	RestoreSpoolMB int `toml:"restore_spool_mb"`
 	// ResticMemoryLimitMB is a soft memory limit (GOMEMLIMIT) for restic processes, 0 = none.
 	ResticMemoryLimitMB int `toml:"restic_memory_limit_mb"`
 	// TempDir holds temporary files (default state_dir/tmp).
@@ -409,6 +413,9 @@ func (c *Config) applyDefaults() {
 	c.Daemon.TextfileDir = c.abs(c.Daemon.TextfileDir)
 	if c.Tuning.RestoreJobs == 0 {
 		c.Tuning.RestoreJobs = 2
+	}
+	if c.Tuning.RestoreSpoolMB == 0 {
+		c.Tuning.RestoreSpoolMB = 1024
 	}
 	if c.Tuning.TempDir == "" {
 		c.Tuning.TempDir = filepath.Join(c.StateDir, "tmp")

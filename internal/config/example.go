@@ -238,6 +238,10 @@ metrics_listen = "127.0.0.1:9469"
 # compression = "auto"
 # restic --pack-size in MiB. Default: restic's.
 # pack_size_mb = 16
+# Temporary disk (MiB) for loading two tables at once during a restore: when a second
+# connection is idle, a table that fits is spooled to temp_dir and loaded there while the
+# stream goes on (restore_jobs - 1 extra connections). Default 1024; -1 = one table at a time.
+# restore_spool_mb = 1024
 # Soft memory limit for restic processes in MiB (Go's GOMEMLIMIT; 0 = none). restic dump of
 # a 1 GiB set peaks at ~190 MB by default and ~130 MB with 64; lower trades CPU for memory.
 # restic_memory_limit_mb = 0
