@@ -398,7 +398,7 @@ func runID(t time.Time, job, instance string) string {
 // updates the metrics and notifies.
 func (d *Daemon) RunJob(ctx context.Context, instance, job string) error {
 	d.mu.Lock()
-	cfg, a, disp := d.cfg, d.app, d.disp
+	cfg, a := d.cfg, d.app
 	d.mu.Unlock()
 	in, ok := cfg.Instances[instance]
 	if !ok {
@@ -424,7 +424,7 @@ func (d *Daemon) RunJob(ctx context.Context, instance, job string) error {
 	res, err := fn(ctx, Env{App: a, Instance: in, Store: d.store, Producer: producer, ToolVersion: d.o.ToolVersion})
 	// A reload during the job closed the dispatcher it started with: report to the current one.
 	d.mu.Lock()
-	disp = d.disp
+	disp := d.disp
 	d.mu.Unlock()
 	run.End = time.Now().UTC()
 	dur := run.End.Sub(start)
