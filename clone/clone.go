@@ -55,9 +55,9 @@ type Options struct {
 	Terminate bool
 	// Force replaces a target database that holds data but is not a clone recorded for the
 	// target (the first clone into a database made by hand).
-	Force bool
-	Jobs      int
-	Progress  func(done, total int64)
+	Force    bool
+	Jobs     int
+	Progress func(done, total int64)
 	// BeforeSwap, when set, runs after the new copy is verified and before the swap (tests).
 	BeforeSwap func(ctx context.Context) error
 }

@@ -12,8 +12,8 @@ import (
 
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/config"
-	"github.com/dhis2-life/dhis2-life/internal/pg"
 	"github.com/dhis2-life/dhis2-life/internal/lock"
+	"github.com/dhis2-life/dhis2-life/internal/pg"
 	"github.com/dhis2-life/dhis2-life/restore"
 )
 

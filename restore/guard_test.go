@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 
@@ -24,6 +25,9 @@ func TestGuardProductionLocalAddress(t *testing.T) {
 		}
 	}
 	if local == nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no non-loopback IPv4 address on this host: the guard cannot be tested here")
+		}
 		t.Skip("no non-loopback IPv4 address on this host")
 	}
 	cfg := &config.Config{Instances: map[string]*config.Instance{
