@@ -15,7 +15,6 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/crypt"
 	"github.com/dhis2-life/dhis2-life/internal/lock"
-	"github.com/dhis2-life/dhis2-life/internal/pg"
 	"github.com/dhis2-life/dhis2-life/internal/s3"
 	"github.com/dhis2-life/dhis2-life/internal/ui"
 	"github.com/dhis2-life/dhis2-life/restore"
@@ -210,27 +209,13 @@ func restoreFromArchive(c *cli.Context, a *app.App) error {
 	if err != nil {
 		return err
 	}
-	opts := restore.Options{
-		Config: a.Config, Log: a.Log, Manifest: m,
-		Owner: c.String("owner"), FilesTo: c.String("files-to"), Force: c.Bool("force"),
-		Terminate: c.Bool("terminate"), Jobs: c.Int("jobs"), SkipDatabase: c.String("to-db") == "",
-		DBStream: func(ctx context.Context) (io.ReadCloser, error) { return ar.Open(ctx, retention.EntryDB) },
+	opts, err := restoreOptions(c, a, m)
+	if err != nil {
+		return err
 	}
+	opts.DBStream = func(ctx context.Context) (io.ReadCloser, error) { return ar.Open(ctx, retention.EntryDB) }
 	if p, ok := m.Parts["files"]; ok && p.Snapshot != "" {
 		opts.FilesFrom = func(ctx context.Context) (io.ReadCloser, error) { return ar.Open(ctx, retention.EntryFiles) }
-	}
-	if opts.Jobs == 0 {
-		opts.Jobs = a.Config.Tuning.RestoreJobs
-	}
-	if !opts.SkipDatabase {
-		opts.Target = pg.Conn{DSN: c.String("to-db"), PasswordFile: c.String("to-db-password-file")}
-		if _, err := opts.Target.Config(); err != nil {
-			return usageErr("--to-db: %v", err)
-		}
-		if opts.Target.Database() == "" {
-			return usageErr("--to-db names no database")
-		}
-		opts.Admin = adminFor(c.Context, a.Config, m.Instance, opts.Target)
 	}
 	if c.Bool("dry-run") {
 		return printRestorePlan(c, opts)

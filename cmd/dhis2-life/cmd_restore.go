@@ -75,23 +75,9 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			opts := restore.Options{
-				Config: a.Config, Repo: a.Repo, Log: a.Log, Manifest: m,
-				Owner: c.String("owner"), FilesTo: c.String("files-to"), Force: c.Bool("force"),
-				Terminate: c.Bool("terminate"), Jobs: c.Int("jobs"), SkipDatabase: c.String("to-db") == "",
-			}
-			if opts.Jobs == 0 {
-				opts.Jobs = a.Config.Tuning.RestoreJobs
-			}
-			if !opts.SkipDatabase {
-				opts.Target = pg.Conn{DSN: c.String("to-db"), PasswordFile: c.String("to-db-password-file")}
-				if _, err := opts.Target.Config(); err != nil {
-					return usageErr("--to-db: %v", err)
-				}
-				if opts.Target.Database() == "" {
-					return usageErr("--to-db names no database")
-				}
-				opts.Admin = adminFor(c.Context, a.Config, m.Instance, opts.Target)
+			opts, err := restoreOptions(c, a, m)
+			if err != nil {
+				return err
 			}
 			if c.Bool("dry-run") {
 				return printRestorePlan(c, opts)
@@ -120,6 +106,30 @@ EXAMPLES:
 			return nil
 		},
 	}
+}
+
+// restoreOptions builds the restore of set m from the command's flags (shared by restores
+// from the repository and from an archive).
+func restoreOptions(c *cli.Context, a *app.App, m *manifest.Manifest) (restore.Options, error) {
+	opts := restore.Options{
+		Config: a.Config, Repo: a.Repo, Log: a.Log, Manifest: m,
+		Owner: c.String("owner"), FilesTo: c.String("files-to"), Force: c.Bool("force"),
+		Terminate: c.Bool("terminate"), Jobs: c.Int("jobs"), SkipDatabase: c.String("to-db") == "",
+	}
+	if opts.Jobs == 0 {
+		opts.Jobs = a.Config.Tuning.RestoreJobs
+	}
+	if !opts.SkipDatabase {
+		opts.Target = pg.Conn{DSN: c.String("to-db"), PasswordFile: c.String("to-db-password-file")}
+		if _, err := opts.Target.Config(); err != nil {
+			return opts, usageErr("--to-db: %v", err)
+		}
+		if opts.Target.Database() == "" {
+			return opts, usageErr("--to-db names no database")
+		}
+		opts.Admin = adminFor(c.Context, a.Config, m.Instance, opts.Target)
+	}
+	return opts, nil
 }
 
 // adminFor returns the instance's admin connection when target is on the same server.
