@@ -72,7 +72,7 @@ metric version.dhis2-life "$(git rev-parse --short HEAD 2>/dev/null || echo unkn
 metric version.restic "$(restic version | awk '{print $2}')"
 metric version.postgres "$(psql -X -At "$ADMIN" -c 'show server_version' | awk '{print $1}')"
 metric version.pg_dump "$("$PGBIN/pg_dump" --version | awk '{print $3}')"
-metric version.minio "$(minio --version 2>/dev/null | head -1 | awk '{print $3}')"
+metric version.minio "$(minio --version 2>/dev/null | awk 'NR==1{print $3}')"
 
 # write_config NAME DB HOME PREFIX: a config like scripts/demo.sh writes, one instance "hmis".
 write_config() {

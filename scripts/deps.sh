@@ -44,7 +44,10 @@ goinstall() {
   fi
 }
 
-if ! "$T/bin/restic" version 2>/dev/null | grep -q "restic $RESTIC_VERSION"; then
+# Versions are captured first and matched in the shell: `cmd | grep -q` under pipefail fails with
+# SIGPIPE (141) whenever grep exits before cmd has finished writing.
+have_restic=$("$T/bin/restic" version 2>/dev/null || true)
+if [[ "$have_restic" != *"restic $RESTIC_VERSION"* ]]; then
   log "building restic $RESTIC_VERSION (go install, ~75 s)"
   goinstall restic "github.com/restic/restic/cmd/restic@v$RESTIC_VERSION"
 fi
@@ -55,7 +58,8 @@ if ! [ -x "$T/bin/minio" ] || ! [ -f "$T/minio.version" ] || [ "$(cat "$T/minio.
 fi
 # staticcheck: the proxy serves honnef.co/go/tools module versions (v0.8.2 = staticcheck 2026.2.2,
 # which supports Go 1.26), not the 2025.x release names. Optional: `make lint` says when it is missing.
-if ! "$T/bin/staticcheck" -version 2>/dev/null | grep -q "($STATICCHECK_VERSION)"; then
+have_staticcheck=$("$T/bin/staticcheck" -version 2>/dev/null || true)
+if [[ "$have_staticcheck" != *"($STATICCHECK_VERSION)"* ]]; then
   log "building staticcheck $STATICCHECK_VERSION (go install, ~15 s)"
   goinstall staticcheck "honnef.co/go/tools/cmd/staticcheck@v$STATICCHECK_VERSION" \
     || { rm -f "$T/bin/staticcheck"; log "staticcheck unavailable (make lint will say so)"; }
