@@ -201,18 +201,18 @@ func envSecrets(env []string) []string {
 }
 
 func defineMetrics(r *metrics.Registry) {
-	r.Define(MetricLastSuccess, metrics.Gauge, "Unix time of the last successful run of a job.")
-	r.Define(MetricDuration, metrics.Gauge, "Duration of the last run of a job in seconds.")
-	r.Define(MetricFailures, metrics.Counter, "Failed runs of a job since the daemon started.")
-	r.Define(MetricSnapshotBytes, metrics.Gauge, "Bytes read by the newest snapshot set (database stream and files).")
-	r.Define(MetricSnapshotAdded, metrics.Gauge, "Bytes the newest snapshot set added to the repository (after deduplication).")
-	r.Define(MetricDrillOK, metrics.Gauge, "1 when the newest restore drill passed every check, 0 when it failed.")
-	r.Define(MetricDrillRestore, metrics.Gauge, "Restore time of the newest drill in seconds (measured RTO).")
-	r.Define(MetricClones, metrics.Gauge, "Clones of the instance recorded in the catalogue.")
-	r.Define(MetricSnapshotTime, metrics.Gauge, "Unix time of the newest snapshot set.")
-	r.Define(MetricRepositoryUp, metrics.Gauge, "1 when the last job reached the repository, 0 when it could not.")
-	r.Define(MetricRepositorySize, metrics.Gauge, "Stored size of the repository in bytes, as measured after the last snapshot.")
-	r.Define(MetricStatusOK, metrics.Gauge, "1 when the instance is within its rpo and drill_max_age limits.")
+	r.Define(MetricLastSuccess, metrics.Gauge, "Unix time of the last successful run of a job.", "instance", "job")
+	r.Define(MetricDuration, metrics.Gauge, "Duration of the last run of a job in seconds.", "instance", "job")
+	r.Define(MetricFailures, metrics.Counter, "Failed runs of a job since the daemon started.", "instance", "job")
+	r.Define(MetricSnapshotBytes, metrics.Gauge, "Bytes read by the newest snapshot set (database stream and files).", "instance")
+	r.Define(MetricSnapshotAdded, metrics.Gauge, "Bytes the newest snapshot set added to the repository (after deduplication).", "instance")
+	r.Define(MetricDrillOK, metrics.Gauge, "1 when the newest restore drill passed every check, 0 when it failed.", "instance")
+	r.Define(MetricDrillRestore, metrics.Gauge, "Restore time of the newest drill in seconds (measured RTO).", "instance")
+	r.Define(MetricClones, metrics.Gauge, "Clones of the instance recorded in the catalogue.", "instance")
+	r.Define(MetricSnapshotTime, metrics.Gauge, "Unix time of the newest snapshot set.", "instance")
+	r.Define(MetricRepositoryUp, metrics.Gauge, "1 when the last job reached the repository, 0 when it could not.", "instance")
+	r.Define(MetricRepositorySize, metrics.Gauge, "Stored size of the repository in bytes, as measured after the last snapshot.", "instance")
+	r.Define(MetricStatusOK, metrics.Gauge, "1 when the instance is within its rpo and drill_max_age limits.", "instance")
 }
 
 // Metrics returns the daemon's registry.

@@ -4,19 +4,16 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
-)
 
-// The text format is written by this package with the standard library (prometheus/client_golang
-// is not a dependency): dhis2-life only needs labelled gauges and counters, whose text
-// exposition (version 0.0.4) is a few lines each.
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+)
 
 // Kind is a metric family's type.
 type Kind string
@@ -27,79 +24,135 @@ const (
 	Counter Kind = "counter"
 )
 
-// ContentType is the Content-Type of the text exposition format.
-const ContentType = "text/plain; version=0.0.4; charset=utf-8"
-
 // Labels are a sample's label pairs.
 type Labels map[string]string
 
+// vec is what GaugeVec and CounterVec have in common here.
+type vec interface {
+	prometheus.Collector
+	DeletePartialMatch(prometheus.Labels) int
+}
+
 type family struct {
-	name, help string
-	kind       Kind
-	samples    map[string]sample // by canonical label string
+	kind   Kind
+	gauge  *prometheus.GaugeVec
+	count  *prometheus.CounterVec
+	labels []string
 }
 
-type sample struct {
-	labels string
-	value  float64
+func (f *family) vec() vec {
+	if f.gauge != nil {
+		return f.gauge
+	}
+	return f.count
 }
 
-// Registry holds metric families. Its methods are safe for concurrent use.
+// Registry holds dhis2-life's metric families in a prometheus/client_golang registry of its
+// own: only these families, no Go runtime or process collectors, so the node_exporter
+// textfile never collides with node_exporter's own go_* and process_* series. Its methods are
+// safe for concurrent use.
 type Registry struct {
 	mu   sync.Mutex
+	reg  *prometheus.Registry
 	fams map[string]*family
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{fams: map[string]*family{}} }
-
-// Define declares a family; samples of undeclared families are written untyped.
-func (r *Registry) Define(name string, kind Kind, help string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	f := r.fam(name)
-	f.kind, f.help = kind, help
+func NewRegistry() *Registry {
+	return &Registry{reg: prometheus.NewRegistry(), fams: map[string]*family{}}
 }
 
-func (r *Registry) fam(name string) *family {
-	f, ok := r.fams[name]
-	if !ok {
-		f = &family{name: name, samples: map[string]sample{}}
-		r.fams[name] = f
+// Define declares a family with its help text and label names. Samples of families that were
+// not defined, or whose labels differ from the defined names, are a programming error and are
+// dropped (tests catch them: the sample is missing from the output). Defining a name twice
+// keeps the first definition.
+func (r *Registry) Define(name string, kind Kind, help string, labels ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.fams[name]; ok {
+		return
 	}
-	return f
+	f := &family{kind: kind, labels: labels}
+	switch kind {
+	case Counter:
+		f.count = prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	default:
+		f.kind = Gauge
+		f.gauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+	}
+	r.reg.MustRegister(f.vec())
+	r.fams[name] = f
 }
 
-// Set sets a sample's value.
+func (r *Registry) family(name string) *family {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fams[name]
+}
+
+// Set sets a gauge sample's value. Counters cannot be set (use Add).
 func (r *Registry) Set(name string, l Labels, v float64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ls := formatLabels(l)
-	r.fam(name).samples[ls] = sample{labels: ls, value: v}
+	f := r.family(name)
+	if f == nil || f.gauge == nil {
+		return
+	}
+	if g, err := f.gauge.GetMetricWith(prometheus.Labels(l)); err == nil {
+		g.Set(v)
+	}
 }
 
-// Add adds d to a sample's value (creating it at 0).
+// Add adds d (which must not be negative for a counter) to a sample's value, creating it at 0.
 func (r *Registry) Add(name string, l Labels, d float64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ls := formatLabels(l)
-	f := r.fam(name)
-	s := f.samples[ls]
-	s.labels = ls
-	s.value += d
-	f.samples[ls] = s
+	f := r.family(name)
+	if f == nil {
+		return
+	}
+	if f.gauge != nil {
+		if g, err := f.gauge.GetMetricWith(prometheus.Labels(l)); err == nil {
+			g.Add(d)
+		}
+		return
+	}
+	if c, err := f.count.GetMetricWith(prometheus.Labels(l)); err == nil && d >= 0 {
+		c.Add(d)
+	}
 }
 
 // Get returns a sample's value and whether it exists.
 func (r *Registry) Get(name string, l Labels) (float64, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	f, ok := r.fams[name]
-	if !ok {
+	mfs, err := r.reg.Gather()
+	if err != nil {
 		return 0, false
 	}
-	s, ok := f.samples[formatLabels(l)]
-	return s.value, ok
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if !sameLabels(m.GetLabel(), l) {
+				continue
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue(), true
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue(), true
+			}
+		}
+	}
+	return 0, false
+}
+
+func sameLabels(got []*dto.LabelPair, want Labels) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for _, p := range got {
+		if v, ok := want[p.GetName()]; !ok || v != p.GetValue() {
+			return false
+		}
+	}
+	return true
 }
 
 // Delete removes every sample of every family whose labels include all of match
@@ -108,70 +161,37 @@ func (r *Registry) Delete(match Labels) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, f := range r.fams {
-		for k := range f.samples {
-			if containsAll(k, match) {
-				delete(f.samples, k)
-			}
-		}
+		f.vec().DeletePartialMatch(prometheus.Labels(match))
 	}
 }
 
-func containsAll(ls string, match Labels) bool {
-	for k, v := range match {
-		if !strings.Contains(ls, k+`="`+escape(v, true)+`"`) {
-			return false
-		}
-	}
-	return true
-}
-
-// WriteText writes every family in the text exposition format, families and samples sorted,
-// so two writes of the same state are byte-identical.
+// WriteText writes every family that has samples in the Prometheus text exposition format
+// (version 0.0.4), families and samples sorted by the registry, so two writes of the same
+// state are byte-identical, and identical to what Handler serves.
 func (r *Registry) WriteText(w io.Writer) error {
-	r.mu.Lock()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		return fmt.Errorf("gathering metrics: %w", err)
+	}
 	var buf bytes.Buffer
-	names := make([]string, 0, len(r.fams))
-	for n := range r.fams {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		f := r.fams[n]
-		if len(f.samples) == 0 {
-			continue
-		}
-		if f.help != "" {
-			fmt.Fprintf(&buf, "# HELP %s %s\n", f.name, escape(f.help, false))
-		}
-		if f.kind != "" {
-			fmt.Fprintf(&buf, "# TYPE %s %s\n", f.name, f.kind)
-		}
-		keys := make([]string, 0, len(f.samples))
-		for k := range f.samples {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			s := f.samples[k]
-			fmt.Fprintf(&buf, "%s%s %s\n", f.name, s.labels, formatValue(s.value))
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
+			return fmt.Errorf("encoding metric %s: %w", mf.GetName(), err)
 		}
 	}
-	r.mu.Unlock()
-	_, err := w.Write(buf.Bytes())
+	_, err = w.Write(buf.Bytes())
 	return err
 }
 
-// Handler serves the registry (GET /metrics).
+// Handler serves the registry (GET /metrics) with promhttp.
 func (r *Registry) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", ContentType)
-		_ = r.WriteText(w)
-	})
+	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{})
 }
 
 // WriteTextfile writes the registry to dir/name (name should end in ".prom") for
 // node_exporter's textfile collector: it writes a temporary file in dir and renames it over
-// the target, so the collector never reads a partial file.
+// the target, so the collector never reads a partial file. The file is 0644 so a
+// node_exporter running as another user can read it (it holds no secrets).
 func (r *Registry) WriteTextfile(dir, name string) error {
 	var buf bytes.Buffer
 	if err := r.WriteText(&buf); err != nil {
@@ -207,50 +227,4 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
-}
-
-func formatLabels(l Labels) string {
-	if len(l) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(l))
-	for k := range l {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(k)
-		b.WriteString(`="`)
-		b.WriteString(escape(l[k], true))
-		b.WriteByte('"')
-	}
-	b.WriteByte('}')
-	return b.String()
-}
-
-// escape escapes a HELP text (backslash, newline) or a label value (also double quotes).
-func escape(s string, quote bool) string {
-	s = strings.ReplaceAll(s, `\`, `\\`)
-	s = strings.ReplaceAll(s, "\n", `\n`)
-	if quote {
-		s = strings.ReplaceAll(s, `"`, `\"`)
-	}
-	return s
-}
-
-func formatValue(v float64) string {
-	switch {
-	case math.IsInf(v, 1):
-		return "+Inf"
-	case math.IsInf(v, -1):
-		return "-Inf"
-	case math.IsNaN(v):
-		return "NaN"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
 }

@@ -13,13 +13,20 @@ import (
 
 func TestWriteText(t *testing.T) {
 	r := NewRegistry()
-	r.Define("dhis2_life_job_failures_total", Counter, "Failed job runs.")
-	r.Define("dhis2_life_drill_ok", Gauge, "1 when the newest drill passed.\nSecond line")
+	r.Define("dhis2_life_job_failures_total", Counter, "Failed job runs.", "instance", "job")
+	r.Define("dhis2_life_drill_ok", Gauge, "1 when the newest drill passed.\nSecond line", "instance")
+	r.Define("dhis2_life_repository_bytes", Gauge, "Repository size.", "instance")
 	r.Add("dhis2_life_job_failures_total", Labels{"job": "snapshot", "instance": "hmis"}, 1)
 	r.Add("dhis2_life_job_failures_total", Labels{"job": "snapshot", "instance": "hmis"}, 1)
 	r.Set("dhis2_life_drill_ok", Labels{"instance": `we"ird\`}, 1)
-	r.Set("untyped_thing", nil, math.Inf(1))
-	r.Define("empty_family", Gauge, "never written")
+	r.Set("dhis2_life_repository_bytes", Labels{"instance": "hmis"}, math.Inf(1))
+	r.Define("empty_family", Gauge, "never written", "instance")
+	// Programming errors are dropped, never panics in the daemon: an undefined family, labels
+	// other than the defined ones, Set on a counter, a negative counter increment.
+	r.Set("undefined_family", Labels{"instance": "hmis"}, 1)
+	r.Set("dhis2_life_drill_ok", Labels{"instance": "hmis", "job": "x"}, 1)
+	r.Set("dhis2_life_job_failures_total", Labels{"job": "snapshot", "instance": "hmis"}, 100)
+	r.Add("dhis2_life_job_failures_total", Labels{"job": "snapshot", "instance": "hmis"}, -1)
 	var b bytes.Buffer
 	if err := r.WriteText(&b); err != nil {
 		t.Fatal(err)
@@ -30,7 +37,9 @@ dhis2_life_drill_ok{instance="we\"ird\\"} 1
 # HELP dhis2_life_job_failures_total Failed job runs.
 # TYPE dhis2_life_job_failures_total counter
 dhis2_life_job_failures_total{instance="hmis",job="snapshot"} 2
-untyped_thing +Inf
+# HELP dhis2_life_repository_bytes Repository size.
+# TYPE dhis2_life_repository_bytes gauge
+dhis2_life_repository_bytes{instance="hmis"} +Inf
 `
 	if b.String() != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
@@ -38,15 +47,21 @@ untyped_thing +Inf
 	if v, ok := r.Get("dhis2_life_job_failures_total", Labels{"instance": "hmis", "job": "snapshot"}); !ok || v != 2 {
 		t.Fatalf("Get = %v %v", v, ok)
 	}
+	if _, ok := r.Get("dhis2_life_job_failures_total", Labels{"instance": "hmis"}); ok {
+		t.Fatal("Get matched a sample with other labels")
+	}
 	r.Delete(Labels{"instance": "hmis"})
 	if _, ok := r.Get("dhis2_life_job_failures_total", Labels{"instance": "hmis", "job": "snapshot"}); ok {
 		t.Fatal("Delete left the sample")
+	}
+	if _, ok := r.Get("dhis2_life_drill_ok", Labels{"instance": `we"ird\`}); !ok {
+		t.Fatal("Delete removed another instance's sample")
 	}
 }
 
 func TestHandlerAndTextfileAgree(t *testing.T) {
 	r := NewRegistry()
-	r.Define("dhis2_life_snapshot_bytes", Gauge, "Bytes read by the newest snapshot set.")
+	r.Define("dhis2_life_snapshot_bytes", Gauge, "Bytes read by the newest snapshot set.", "instance")
 	r.Set("dhis2_life_snapshot_bytes", Labels{"instance": "a"}, 123456789012)
 	srv := httptest.NewServer(r.Handler())
 	defer srv.Close()
