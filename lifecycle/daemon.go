@@ -22,6 +22,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/metrics"
 	"github.com/dhis2-life/dhis2-life/internal/notify"
+	"github.com/dhis2-life/dhis2-life/internal/restic"
 	"github.com/dhis2-life/dhis2-life/internal/ui"
 )
 
@@ -422,6 +423,11 @@ func (d *Daemon) RunJob(ctx context.Context, instance, job string) error {
 		producer = d.o.Producer(cfg, instance)
 	}
 	res, err := fn(ctx, Env{App: a, Instance: in, Store: d.store, Producer: producer, ToolVersion: d.o.ToolVersion})
+	if errors.Is(err, restic.ErrUnreachable) {
+		// The repository went away after the job's preflight had reached it.
+		down := false
+		res.RepoReachable = &down
+	}
 	// A reload during the job closed the dispatcher it started with: report to the current one.
 	d.mu.Lock()
 	disp := d.disp

@@ -63,6 +63,9 @@ func TestDaemon(t *testing.T) {
 	e.repoURL = e.s3.ResticRepo(e.s3.Bucket(t, "daemon", false), "repo")
 	e.envFile = e.s3.EnvFile(t)
 	e.instanceExtra = []string{`rpo = "1h"`}
+	// MinIO is stopped below while a snapshot may be uploading: restic alone would retry for
+	// 15 minutes; the outage bound ends such a run within seconds.
+	e.repositoryExtra = []string{`outage_timeout = "5s"`}
 	e.writeConfig()
 	e.init()
 

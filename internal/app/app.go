@@ -43,7 +43,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	bin := cfg.Repository.Restic
 	a.Repo = &restic.Repo{
 		Bin: bin, URL: cfg.Repository.URL, PasswordFile: cfg.Repository.PasswordFile, Env: a.Env,
-		Timeout: cfg.Repository.Timeout.Duration, CacheDir: filepath.Join(cfg.StateDir, "cache"),
+		Timeout: cfg.Repository.Timeout.Duration, OutageTimeout: cfg.Repository.OutageTimeout.Duration, CacheDir: filepath.Join(cfg.StateDir, "cache"),
 		Compression: cfg.Tuning.Compression, PackSizeMB: cfg.Tuning.PackSizeMB, MemoryLimitMB: cfg.Tuning.ResticMemoryLimitMB, Logger: log,
 	}
 	return a, nil

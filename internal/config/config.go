@@ -51,6 +51,10 @@ type Repository struct {
 	Restic string `toml:"restic"`
 	// Timeout bounds every restic call that is not a backup or restore (default 10m).
 	Timeout Duration `toml:"timeout"`
+	// OutageTimeout stops any restic call, backups and restores included, once the
+	// repository has failed every retried request for this long (default 15m, restic's own
+	// per-request retry limit), so a dead endpoint fails a job with a clear error.
+	OutageTimeout Duration `toml:"outage_timeout"`
 }
 
 // Instance is one DHIS2 instance on this host.
@@ -350,6 +354,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Repository.Timeout.Duration == 0 {
 		c.Repository.Timeout.Duration = 10 * time.Minute
+	}
+	if c.Repository.OutageTimeout.Duration == 0 {
+		c.Repository.OutageTimeout.Duration = 15 * time.Minute
 	}
 	if c.Repository.PasswordFile != "" {
 		c.Repository.PasswordFile = c.abs(c.Repository.PasswordFile)

@@ -107,6 +107,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad lock mode", minimal + "[archive]\nendpoint = \"h:9000\"\nbucket = \"b\"\nrecipients = [\"age1x\"]\nlock_mode = \"forever\"\n", 13, "archive.lock_mode", "unknown value"},
 		{"bad instance name", strings.Replace(minimal, "[instances.hmis]", "[instances.\"hmis lab\"]", 1), 0, "instances.hmis lab", "invalid instance name"},
 		{"bad restore_jobs", minimal + "[tuning]\nrestore_jobs = 100\n", 10, "tuning.restore_jobs", "out of range"},
+		{"outage_timeout too short", strings.Replace(minimal, "url = \"/srv/repo\"\n", "url = \"/srv/repo\"\noutage_timeout = \"10ms\"\n", 1), 4, "repository.outage_timeout", "too short"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -256,7 +257,7 @@ func TestDefaultsAndRelativePaths(t *testing.T) {
 		t.Errorf("password_file = %q", c.Repository.PasswordFile)
 	}
 	if c.StateDir != "/var/lib/dhis2-life" || c.Tuning.TempDir != "/var/lib/dhis2-life/tmp" || c.Repository.Restic != "restic" ||
-		c.Repository.Timeout.Duration != 10*time.Minute || c.Tuning.RestoreJobs != 2 || c.Schedule.Overlap != "wait" || c.Notify.Interval.Duration != 6*time.Hour {
+		c.Repository.Timeout.Duration != 10*time.Minute || c.Repository.OutageTimeout.Duration != 15*time.Minute || c.Tuning.RestoreJobs != 2 || c.Schedule.Overlap != "wait" || c.Notify.Interval.Duration != 6*time.Hour {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 }

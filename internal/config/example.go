@@ -37,6 +37,9 @@ password_file = "/etc/dhis2-life/repository.pass"
 # restic = "restic"
 # Bound on every restic call that is not a backup or a restore. Default: "10m".
 # timeout = "10m"
+# How long the repository may fail every request restic retries before the running job (a
+# backup or restore too) is stopped with a clear error. Default: "15m", restic's own limit.
+# outage_timeout = "15m"
 
 # One [instances.NAME] table per DHIS2 instance on this host. NAME appears in snapshot tags,
 # metric labels and --instance flags: letters, digits, '-', '_' and '.'. --instance may be

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/robfig/cron/v3"
 )
@@ -138,6 +139,9 @@ func (c *Config) validate() error {
 	}
 	if c.Repository.PasswordFile == "" {
 		return c.errAt("repository.password_file", "missing", "point it at a 0600 file holding the repository password")
+	}
+	if d := c.Repository.OutageTimeout.Duration; d < time.Second {
+		return c.errAt("repository.outage_timeout", fmt.Sprintf("%s is too short", d), `use a duration of a few minutes such as "15m" (the default)`)
 	}
 	if len(c.Instances) == 0 {
 		return &Error{File: c.Path, Key: "instances", Msg: "no [instances.NAME] table", Fix: "add one per DHIS2 instance, see `dhis2-life config example`"}

@@ -24,6 +24,7 @@ var (
 	ErrIncomplete    = errors.New("some source data could not be read")
 	ErrInterrupted   = errors.New("restic was interrupted")
 	ErrTimeout       = errors.New("restic did not finish in time")
+	ErrUnreachable   = errors.New("the repository stopped answering")
 )
 
 // Error is a failed restic call.
@@ -51,6 +52,9 @@ func (e *Error) Error() string {
 	msg := e.Message
 	if msg == "" && e.kind != nil {
 		msg = e.kind.Error()
+	}
+	if e.ExitCode < 0 { // stopped by us or a signal: restic's exit code says nothing
+		return fmt.Sprintf("restic %s failed: %s%s", e.Op, msg, hint)
 	}
 	return fmt.Sprintf("restic %s failed (exit %d): %s%s", e.Op, e.ExitCode, msg, hint)
 }

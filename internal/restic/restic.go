@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -29,6 +30,10 @@ type Repo struct {
 	Env []string
 	// Timeout bounds calls other than backup, restore and dump (0 = none).
 	Timeout time.Duration
+	// OutageTimeout stops any call, backups and restores included, once restic has been
+	// retrying failed repository requests for this long without one succeeding (0 = leave it
+	// to restic, which retries each request for up to 15 minutes).
+	OutageTimeout time.Duration
 	// CacheDir is restic's cache directory ("" = restic's default).
 	CacheDir string
 	// Compression is --compression (auto|off|max, "" = restic's default).
@@ -113,6 +118,17 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
 		defer cancel()
 	}
+	var stderr tailBuffer
+	var outage chan struct{}
+	if r.OutageTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		outage = make(chan struct{})
+		stop := make(chan struct{})
+		defer close(stop)
+		go stderr.watch(stop, r.OutageTimeout, func() { close(outage); cancel() })
+	}
 	args := append([]string{"--json"}, c.args...)
 	cmd := exec.CommandContext(ctx, r.bin(), args...)
 	cmd.Env = append(r.env(), c.extraEnv...)
@@ -120,9 +136,15 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 	cmd.Stdin = c.stdin
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// On cancellation ask restic to stop cleanly (it removes its lock on SIGINT), then kill.
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
+	// After an outage its clean-up could only retry against the dead endpoint: kill at once
+	// (the lock it leaves is stale, and restic removes stale locks of this host itself).
+	cmd.Cancel = func() error {
+		if isClosed(outage) {
+			return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+	}
 	cmd.WaitDelay = 15 * time.Second
-	var stderr tailBuffer
 	cmd.Stderr = &stderr
 	var out bytes.Buffer
 	var pr *io.PipeReader
@@ -173,6 +195,11 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 		code = ee.ExitCode()
 	}
 	e := &Error{Op: c.op, ExitCode: code, Message: stderr.message(), kind: kindOf(code)}
+	if isClosed(outage) {
+		e.kind = ErrUnreachable
+		e.Message = stderr.outageMessage(r.OutageTimeout)
+		return out.Bytes(), e
+	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		if errors.Is(ctxErr, context.DeadlineExceeded) {
 			e.kind = ErrTimeout
@@ -189,15 +216,73 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 	return out.Bytes(), e
 }
 
-// tailBuffer keeps the end of restic's stderr and remembers an exit_error message.
+func isClosed(c chan struct{}) bool {
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// tailBuffer keeps the end of restic's stderr, remembers an exit_error message and tracks
+// restic's backend retries ("Save(<data/…>) returned error, retrying after 2s: …").
 type tailBuffer struct {
+	mu       sync.Mutex
 	buf      []byte
 	exitErr  string
 	lastLine string
 	firstErr string // the first per-item error ("open files/x: permission denied")
+	// retrySince is when restic started retrying without a success since (zero: not retrying).
+	retrySince time.Time
+	retries    int
+	retryErr   string // the last retried request's error
+}
+
+// retryMark and retryOK are how restic's backend retry loop reports on stderr (plain text,
+// also under --json).
+var (
+	retryMark = []byte(" returned error, retrying after ")
+	retryOK   = []byte(" operation successful after ")
+)
+
+// watch calls fire once restic has been retrying for longer than limit, checking up to once
+// a second until stop is closed.
+func (t *tailBuffer) watch(stop <-chan struct{}, limit time.Duration, fire func()) {
+	every := min(max(limit/10, time.Millisecond), time.Second)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tick.C:
+			t.mu.Lock()
+			since := t.retrySince
+			t.mu.Unlock()
+			if !since.IsZero() && now.Sub(since) >= limit {
+				fire()
+				return
+			}
+		}
+	}
+}
+
+// outageMessage describes an outage that made run stop restic.
+func (t *tailBuffer) outageMessage(limit time.Duration) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	msg := fmt.Sprintf("the repository did not answer for %s (%d retries by restic; last error: %s); stopped after repository.outage_timeout, check the endpoint and network",
+		limit, t.retries, t.retryErr)
+	return strings.TrimSpace(msg)
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.buf = append(t.buf, p...)
 	for {
 		i := bytes.IndexByte(t.buf, '\n')
@@ -217,6 +302,22 @@ func (t *tailBuffer) line(l []byte) {
 	l = bytes.TrimSpace(l)
 	if len(l) == 0 {
 		return
+	}
+	if i := bytes.Index(l, retryMark); i >= 0 {
+		if t.retrySince.IsZero() {
+			t.retrySince = time.Now()
+		}
+		t.retries++
+		rest := l[i+len(retryMark):]
+		if j := bytes.Index(rest, []byte(": ")); j >= 0 {
+			rest = rest[j+2:]
+		}
+		t.retryErr = string(rest)
+		if len(t.retryErr) > 300 {
+			t.retryErr = t.retryErr[:300] + "…"
+		}
+	} else if bytes.Contains(l, retryOK) {
+		t.retrySince = time.Time{}
 	}
 	if bytes.HasPrefix(l, []byte("{")) {
 		var m struct {
@@ -245,6 +346,8 @@ func (t *tailBuffer) line(l []byte) {
 }
 
 func (t *tailBuffer) message() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if len(t.buf) > 0 {
 		t.line(t.buf)
 		t.buf = nil

@@ -245,3 +245,32 @@ func TestEnvMemoryLimitAndNoInheritedSecrets(t *testing.T) {
 		t.Error("GOMEMLIMIT set without a limit")
 	}
 }
+
+func TestRetryTracking(t *testing.T) {
+	var tb tailBuffer
+	tb.Write([]byte("Save(<data/0a1b2c>) returned error, retrying after 1.2s: Put \"http://x/y\": dial tcp 127.0.0.1:9: connect: connection refused\n"))
+	if tb.retrySince.IsZero() || tb.retries != 1 {
+		t.Fatalf("retry not tracked: since=%v retries=%d", tb.retrySince, tb.retries)
+	}
+	if !strings.HasPrefix(tb.retryErr, `Put "http://x/y": dial tcp`) {
+		t.Errorf("retried error = %q", tb.retryErr)
+	}
+	tb.Write([]byte("Save(<data/0a1b2c>) operation successful after 1 retries\n"))
+	if !tb.retrySince.IsZero() {
+		t.Fatal("a success did not end the outage")
+	}
+	// The watchdog fires only while retries go on.
+	fired := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	tb.Write([]byte("Load(<index/aa>, 0, 0) returned error, retrying after 2s: connection reset\n"))
+	go tb.watch(stop, 50*time.Millisecond, func() { close(fired) })
+	select {
+	case <-fired:
+	case <-time.After(5 * time.Second):
+		t.Fatal("watchdog did not fire during an outage")
+	}
+	if m := tb.outageMessage(50 * time.Millisecond); !strings.Contains(m, "2 retries") || !strings.Contains(m, "connection reset") {
+		t.Errorf("outage message %q", m)
+	}
+}
