@@ -210,7 +210,7 @@ type Tuning struct {
 	RestoreJobs int `toml:"restore_jobs"`
 	// OrderedTables adds "table=col1,col2" ordering rules to the built-in DHIS2 ones.
 	OrderedTables []string `toml:"ordered_tables"`
-	// Compression is restic's --compression (auto|off|max; default auto).
+	// Compression is restic's --compression (auto|fastest|better|max|off; default auto).
 	Compression string `toml:"compression"`
 	// PackSizeMB is restic's --pack-size (default restic's).
 	PackSizeMB int `toml:"pack_size_mb"`

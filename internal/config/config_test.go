@@ -107,6 +107,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad lock mode", minimal + "[archive]\nendpoint = \"h:9000\"\nbucket = \"b\"\nrecipients = [\"age1x\"]\nlock_mode = \"forever\"\n", 13, "archive.lock_mode", "unknown value"},
 		{"bad instance name", strings.Replace(minimal, "[instances.hmis]", "[instances.\"hmis lab\"]", 1), 0, "instances.hmis lab", "invalid instance name"},
 		{"bad restore_jobs", minimal + "[tuning]\nrestore_jobs = 100\n", 10, "tuning.restore_jobs", "out of range"},
+		{"bad compression", minimal + "[tuning]\ncompression = \"zstd\"\n", 10, "tuning.compression", `unknown value "zstd"`},
 		{"outage_timeout too short", strings.Replace(minimal, "url = \"/srv/repo\"\n", "url = \"/srv/repo\"\noutage_timeout = \"10ms\"\n", 1), 4, "repository.outage_timeout", "too short"},
 	}
 	for _, tt := range tests {

@@ -222,9 +222,9 @@ func (c *Config) validate() error {
 		return c.errAt("schedule.overlap", fmt.Sprintf("unknown value %q", c.Schedule.Overlap), `use "wait" or "skip"`)
 	}
 	switch c.Tuning.Compression {
-	case "", "auto", "off", "max":
+	case "", "auto", "off", "fastest", "better", "max":
 	default:
-		return c.errAt("tuning.compression", fmt.Sprintf("unknown value %q", c.Tuning.Compression), `use "auto", "off" or "max"`)
+		return c.errAt("tuning.compression", fmt.Sprintf("unknown value %q", c.Tuning.Compression), `use "auto", "fastest", "better", "max" or "off"`)
 	}
 	if c.Tuning.RestoreJobs < 1 || c.Tuning.RestoreJobs > 64 {
 		return c.errAt("tuning.restore_jobs", fmt.Sprintf("%d is out of range", c.Tuning.RestoreJobs), "use 1 to 64")

@@ -36,7 +36,7 @@ type Repo struct {
 	OutageTimeout time.Duration
 	// CacheDir is restic's cache directory ("" = restic's default).
 	CacheDir string
-	// Compression is --compression (auto|off|max, "" = restic's default).
+	// Compression is --compression (auto|fastest|better|max|off, "" = restic's default).
 	Compression string
 	// PackSizeMB is --pack-size (0 = restic's default).
 	PackSizeMB int
