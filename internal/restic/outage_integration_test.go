@@ -20,16 +20,8 @@ import (
 // limit with ErrUnreachable and a message that says what happened.
 func TestOutageStopsBackup(t *testing.T) {
 	s3 := testenv.NewMinIO(t)
-	pw := filepath.Join(t.TempDir(), "pass")
-	if err := os.WriteFile(pw, []byte("outage-test\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r := &restic.Repo{Bin: testenv.Restic(t), URL: s3.ResticRepo(s3.Bucket(t, "outage", false), "repo"),
-		PasswordFile: pw, Env: s3.Env(), CacheDir: t.TempDir(), OutageTimeout: 3 * time.Second}
+	r := initS3Repo(t, s3, "outage", 3*time.Second)
 	ctx := context.Background()
-	if _, err := r.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
 
 	// The stream stalls after its first 8 MiB until the server is gone, then ends.
 	in := &stallingReader{first: 8 << 20, rest: 24 << 20, release: make(chan struct{})}
@@ -63,16 +55,8 @@ func TestOutageStopsBackup(t *testing.T) {
 // TestNoOutageNoInterference: a healthy backup with a tight OutageTimeout succeeds.
 func TestNoOutageNoInterference(t *testing.T) {
 	s3 := testenv.StartMinIO(t)
-	pw := filepath.Join(t.TempDir(), "pass")
-	if err := os.WriteFile(pw, []byte("outage-test\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r := &restic.Repo{Bin: testenv.Restic(t), URL: s3.ResticRepo(s3.Bucket(t, "healthy", false), "repo"),
-		PasswordFile: pw, Env: s3.Env(), CacheDir: t.TempDir(), OutageTimeout: 2 * time.Second}
+	r := initS3Repo(t, s3, "healthy", 2*time.Second)
 	ctx := context.Background()
-	if _, err := r.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
 	sum, err := r.BackupReader(ctx, "db.stream", io.LimitReader(rand.Reader, 16<<20), restic.BackupOptions{})
 	if err != nil {
 		t.Fatalf("healthy backup: %v", err)
@@ -80,6 +64,21 @@ func TestNoOutageNoInterference(t *testing.T) {
 	if sum == nil || sum.SnapshotID == "" {
 		t.Fatalf("no summary: %+v", sum)
 	}
+}
+
+// initS3Repo creates a restic repository in a new bucket of s3 with the given outage bound.
+func initS3Repo(t *testing.T, s3 *testenv.MinIO, bucket string, outage time.Duration) *restic.Repo {
+	t.Helper()
+	pw := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(pw, []byte("outage-test\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := &restic.Repo{Bin: testenv.Restic(t), URL: s3.ResticRepo(s3.Bucket(t, bucket, false), "repo"),
+		PasswordFile: pw, Env: s3.Env(), CacheDir: t.TempDir(), OutageTimeout: outage}
+	if _, err := r.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // stallingReader yields first random bytes, then blocks until release is closed, then
