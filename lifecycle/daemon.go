@@ -507,12 +507,16 @@ func (d *Daemon) refresh(ctx context.Context, instance string) *Report {
 		if err != nil {
 			return err
 		}
+		last := map[string]time.Time{} // newest successful end per job
 		for _, r := range runs {
-			if r.Outcome == catalog.OutcomeOK {
-				l := metrics.Labels{"instance": instance, "job": r.Job}
-				if v, ok := d.reg.Get(MetricLastSuccess, l); !ok || v < float64(r.End.Unix()) {
-					d.reg.Set(MetricLastSuccess, l, float64(r.End.Unix()))
-				}
+			if r.Outcome == catalog.OutcomeOK && r.End.After(last[r.Job]) {
+				last[r.Job] = r.End
+			}
+		}
+		for job, end := range last {
+			l := metrics.Labels{"instance": instance, "job": job}
+			if v, ok := d.reg.Get(MetricLastSuccess, l); !ok || v < float64(end.Unix()) {
+				d.reg.Set(MetricLastSuccess, l, float64(end.Unix()))
 			}
 		}
 		return nil

@@ -33,11 +33,10 @@ type vec interface {
 	DeletePartialMatch(prometheus.Labels) int
 }
 
+// family is one defined metric: exactly one of gauge and count is set.
 type family struct {
-	kind   Kind
-	gauge  *prometheus.GaugeVec
-	count  *prometheus.CounterVec
-	labels []string
+	gauge *prometheus.GaugeVec
+	count *prometheus.CounterVec
 }
 
 func (f *family) vec() vec {
@@ -72,12 +71,10 @@ func (r *Registry) Define(name string, kind Kind, help string, labels ...string)
 	if _, ok := r.fams[name]; ok {
 		return
 	}
-	f := &family{kind: kind, labels: labels}
-	switch kind {
-	case Counter:
+	f := &family{}
+	if kind == Counter {
 		f.count = prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
-	default:
-		f.kind = Gauge
+	} else {
 		f.gauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
 	}
 	r.reg.MustRegister(f.vec())
@@ -118,7 +115,8 @@ func (r *Registry) Add(name string, l Labels, d float64) {
 	}
 }
 
-// Get returns a sample's value and whether it exists.
+// Get returns a sample's value and whether it exists. It gathers the whole registry: call it
+// once per sample, not in a loop over many records.
 func (r *Registry) Get(name string, l Labels) (float64, bool) {
 	mfs, err := r.reg.Gather()
 	if err != nil {

@@ -275,9 +275,8 @@ func (t *tailBuffer) watch(stop <-chan struct{}, limit time.Duration, fire func(
 func (t *tailBuffer) outageMessage(limit time.Duration) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	msg := fmt.Sprintf("the repository did not answer for %s (%d retries by restic; last error: %s); stopped after repository.outage_timeout, check the endpoint and network",
+	return fmt.Sprintf("the repository did not answer for %s (%d retries by restic; last error: %s); stopped after repository.outage_timeout, check the endpoint and network",
 		limit, t.retries, t.retryErr)
-	return strings.TrimSpace(msg)
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
