@@ -61,12 +61,15 @@ func TestSnapshotDedup(t *testing.T) {
 	if b3 > 0.35*b1 {
 		t.Errorf("snapshot after a simulated day stored %v new chunks of %v, want <= 35%%", b3, b1)
 	}
-	// Two chunks are 2-12% of a stream this size, depending on where the chunker cuts.
-	if pct(s.AddedPacked) >= 12 {
-		t.Errorf("second snapshot of an unchanged database added %d bytes packed (%.1f%% of the first), want < 12%%", s.AddedPacked, pct(s.AddedPacked))
+	// In bytes, those chunks weigh what the chunker makes them: each repository gets a random
+	// chunker polynomial, so the same 2 chunks were 4.8% of the first set in one run and
+	// 13.8% in another (chunks are 512 KiB..8 MiB). The chunk counts above are the precise
+	// check; bytes only have to stay well under a full re-upload.
+	if pct(s.AddedPacked) >= 50 {
+		t.Errorf("second snapshot of an unchanged database added %d bytes packed (%.1f%% of the first), want < 50%%", s.AddedPacked, pct(s.AddedPacked))
 	}
-	if pct(d.AddedPacked) >= 35 {
-		t.Errorf("snapshot after a simulated day added %d bytes packed (%.1f%% of the first), want < 35%%", d.AddedPacked, pct(d.AddedPacked))
+	if pct(d.AddedPacked) >= 50 {
+		t.Errorf("snapshot after a simulated day added %d bytes packed (%.1f%% of the first), want < 50%%", d.AddedPacked, pct(d.AddedPacked))
 	}
 	if third.TotalRows() <= first.TotalRows() {
 		t.Errorf("simulated day did not add rows: %d then %d", first.TotalRows(), third.TotalRows())
