@@ -9,6 +9,7 @@ import (
 
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/lifecycle/point"
 )
 
 func cmdCatalog() *cli.Command {
@@ -19,7 +20,7 @@ func cmdCatalog() *cli.Command {
 			Name:  "rebuild",
 			Usage: "re-derive the snapshot index from the repository",
 			Description: `Reads every set's manifest from the repository and replaces the catalogue's
-snapshot index with them. Parts without a manifest (a set whose run was killed) are
+snapshot index with them, and brings back the rollback points stored there. Parts without a manifest (a set whose run was killed) are
 ignored. Drills, runs and other records are kept. Use it on a fresh host that has only
 the config, the repository password and the S3 credentials.
 
@@ -81,11 +82,20 @@ EXAMPLES:
 					}
 					counts[n] = len(byInstance[n])
 				}
+				// Rollback points are stored in the repository too: bring them back (they pin sets).
+				points, pskipped, err := point.Rebuild(c.Context, cat, a.Repo)
+				if err != nil {
+					return err
+				}
+				skipped = append(skipped, pskipped...)
 				for _, s := range skipped {
 					a.Log.Warn("manifest skipped", "detail", s)
 				}
 				if c.Bool("json") {
-					return printJSON(c.App.Writer, map[string]any{"instances": counts, "skipped": skipped})
+					return printJSON(c.App.Writer, map[string]any{"instances": counts, "skipped": skipped, "points": points})
+				}
+				if points > 0 {
+					fmt.Fprintf(c.App.Writer, "%d rollback points\n", points)
 				}
 				total := 0
 				for _, n := range names {

@@ -115,6 +115,8 @@ type AppHooks struct {
 	Start string `toml:"start"`
 	// URL is DHIS2's base URL; health is URL + /api/system/ping answering 2xx.
 	URL string `toml:"url"`
+	// HealthTimeout bounds the wait for a 2xx from the health URL after start (default 2m).
+	HealthTimeout Duration `toml:"health_timeout"`
 }
 
 // Target is a clone target (staging or training copy of an instance).

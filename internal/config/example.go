@@ -93,6 +93,7 @@ drill_max_age = "8d"
 # stop = "systemctl stop tomcat9"
 # start = "systemctl start tomcat9"
 # url = "http://127.0.0.1:8080"
+# health_timeout = "2m"
 
 # Optional per-instance retention; replaces [retention] as a whole for this instance.
 # [instances.hmis.retention]
