@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dhis2-life/dhis2-life/internal/testenv"
+	"github.com/dhis2-life/dhis2-life/lifecycle/upgrade"
+	"github.com/dhis2-life/dhis2-life/testdata/fixture"
+)
+
+// upEnv is an upgrade test's setup: a private PostgreSQL 13 cluster (pg_ctl layout) holding
+// the DHIS2-shaped fixture, app hooks that write files, and a stand-in app health server.
+type upEnv struct {
+	*env
+	cl      *testenv.Cluster
+	appDir  string // RUNNING exists while the app "runs"; hooks.log lists hook calls
+	healthy bool
+}
+
+func newUpgradeEnv(t *testing.T, gen string, scale float64) *upEnv {
+	t.Helper()
+	cl := testenv.StartCluster(t, 13)
+	e := &env{t: t, pg: cl.Postgres(), s3: testenv.StartMinIO(t), dir: t.TempDir(), gen: gen}
+	u := &upEnv{env: e, cl: cl, appDir: filepath.Join(e.dir, "app"), healthy: true}
+	e.restic = testenv.Restic(t)
+	e.stateDir = filepath.Join(e.dir, "state")
+	e.repoURL = e.s3.ResticRepo(e.s3.Bucket(t, "up-"+strings.ToLower(t.Name()), false), "repo")
+	e.envFile = e.s3.EnvFile(t)
+	e.passFile = filepath.Join(e.dir, "repository.pass")
+	writeFile(t, e.passFile, "correct horse battery staple\n", 0o600)
+	e.dbPass = filepath.Join(e.dir, "db.pass")
+	writeFile(t, e.dbPass, cl.AppPassword+"\n", 0o600)
+	e.home = filepath.Join(e.dir, "dhis2-home")
+	e.db = "dhis2"
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	fixtureMu.Lock()
+	res, err := fixture.Create(ctx, cl.AdminDSN, e.db, fixture.Options{Generation: gen, Scale: scale, Home: e.home, Owner: cl.AppUser, Seed: 1})
+	fixtureMu.Unlock()
+	if err != nil {
+		t.Fatalf("fixture %s on PostgreSQL 13: %v", gen, err)
+	}
+	// On 13 the fixture leaves some regenerable tables owned by postgres; give them to dhis
+	// as DHIS2 would own them.
+	cl.Postgres().AdminExec(t, e.db, `DO $$DECLARE r record; BEGIN
+  FOR r IN SELECT format('%I.%I', schemaname, tablename) AS t, tablename FROM pg_tables WHERE schemaname = 'public' AND tableowner <> 'dhis' LOOP
+    RAISE NOTICE 'reowning %', r.tablename;
+    EXECUTE 'ALTER TABLE ' || r.t || ' OWNER TO dhis';
+  END LOOP; END$$`)
+	t.Logf("fixture %s (scale %g) on PostgreSQL 13: %d tables, flyway %s, built in %s", gen, scale, len(res.Tables), res.Flyway, time.Since(t0).Round(time.Millisecond))
+	if err := os.MkdirAll(u.appDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(u.appDir, "RUNNING"), "", 0o644)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := os.Stat(filepath.Join(u.appDir, "RUNNING"))
+		_, sick := os.Stat(filepath.Join(u.appDir, "SICK"))
+		if r.URL.Path != "/api/system/ping" || err != nil || sick == nil {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "pong")
+	}))
+	t.Cleanup(srv.Close)
+	log := filepath.Join(u.appDir, "hooks.log")
+	running := filepath.Join(u.appDir, "RUNNING")
+	e.instanceExtra = []string{
+		"",
+		"[instances.hmis.cluster]",
+		`kind = "pgctl"`,
+		fmt.Sprintf("data_dir = %q", cl.DataDir),
+		fmt.Sprintf("bin_dir = %q", cl.BinDir),
+		fmt.Sprintf("run_as = %q", cl.RunAs),
+		"",
+		"[instances.hmis.app]",
+		fmt.Sprintf("stop = %q", fmt.Sprintf("echo stop $(date +%%s.%%N) >> %s; rm -f %s", log, running)),
+		fmt.Sprintf("start = %q", fmt.Sprintf("echo start $(date +%%s.%%N) >> %s; touch %s", log, running)),
+		fmt.Sprintf("url = %q", srv.URL),
+		`health_timeout = "3s"`,
+	}
+	// keep_last = 1: only the rollback point's pin keeps the pre-upgrade set.
+	e.repositoryExtra = []string{"", "[retention]", "keep_last = 1"}
+	e.writeConfig()
+	e.init()
+	return u
+}
+
+// runEnv runs the CLI with extra environment variables.
+func (u *upEnv) runEnv(extra []string, args ...string) result {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testBinary, append([]string{"--config", u.cfgPath}, args...)...)
+	cmd.Env = append(cliEnv(), extra...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	t0 := time.Now()
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String(), dur: time.Since(t0)}
+	if ctx.Err() != nil {
+		u.t.Fatalf("dhis2-life %s did not finish\n%s", strings.Join(args, " "), r)
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		u.t.Fatal(err)
+	}
+	return r
+}
+
+// serverMajor returns the major version serving the instance's port.
+func (u *upEnv) serverMajor() int {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, u.cl.AdminDSN)
+	if err != nil {
+		u.t.Fatalf("connecting after the upgrade step: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int / 10000").Scan(&n); err != nil {
+		u.t.Fatal(err)
+	}
+	return n
+}
+
+// checksums returns an md5 of every table's rows (sorted text form) in the instance database.
+func (u *upEnv) checksums() map[string]string {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, strings.Replace(u.cl.AdminDSN, "/postgres?", "/"+u.db+"?", 1))
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1`)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, tb := range tables {
+		var sum string
+		if err := conn.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) || ':' || md5(coalesce(string_agg(x::text, E'\n' ORDER BY x::text), '')) FROM %s x`, tb)).Scan(&sum); err != nil {
+			u.t.Fatalf("checksum of %s: %v", tb, err)
+		}
+		out[tb] = sum
+	}
+	if len(out) < 10 {
+		u.t.Fatalf("only %d tables to checksum", len(out))
+	}
+	return out
+}
+
+func sameChecksums(t *testing.T, what string, want, got map[string]string) {
+	t.Helper()
+	if len(want) != len(got) {
+		t.Fatalf("%s: %d tables, want %d", what, len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("%s: table %s checksum %s, want %s", what, k, got[k], v)
+		}
+	}
+}
+
+// upgrades returns `upgrades --json`.
+func (u *upEnv) upgrades() []upgrade.Record {
+	u.t.Helper()
+	r := u.mustRun("upgrades", "--json")
+	var recs []upgrade.Record
+	if err := json.Unmarshal([]byte(r.stdout), &recs); err != nil {
+		u.t.Fatalf("upgrades --json: %v\n%s", err, r)
+	}
+	return recs
+}
+
+func (u *upEnv) lastUpgrade() upgrade.Record {
+	u.t.Helper()
+	recs := u.upgrades()
+	if len(recs) == 0 {
+		u.t.Fatal("upgrades --json lists no upgrade")
+	}
+	return recs[len(recs)-1]
+}
+
+func (u *upEnv) appRunning() bool {
+	_, err := os.Stat(filepath.Join(u.appDir, "RUNNING"))
+	return err == nil
+}
+
+// TestUpgradePostgres13To15 runs a real 13 -> 15 pg_upgrade (copy) of the DHIS2-shaped
+// fixture, checks the data, snapshots and restores across it, and rolls it back after done.
+func TestUpgradePostgres13To15(t *testing.T) {
+	u := newUpgradeEnv(t, fixture.Gen244, 0.002)
+	before := u.checksums()
+
+	plan := u.mustRun("upgrade", "postgres", "plan", "--to", "15")
+	for _, want := range []string{"ok   binaries", "ok   extensions", "postgis", "ok   disk", "ok   pg_upgrade --check", "pg_upgrade", "switch_port", "rollback:"} {
+		if !strings.Contains(plan.stdout, want) {
+			t.Errorf("plan does not say %q:\n%s", want, plan.stdout)
+		}
+	}
+	if u.serverMajor() != 13 {
+		t.Fatal("plan changed the cluster")
+	}
+
+	run := u.mustRun("upgrade", "postgres", "run", "--to", "15")
+	t.Logf("upgrade run (copy) in %s:\n%s", run.dur.Round(time.Millisecond), run.stdout)
+	rec := u.lastUpgrade()
+	if rec.State != upgrade.StateDone || rec.From != 13 || rec.To != 15 || rec.Point == "" || len(rec.Steps) != len(upgrade.Steps) {
+		t.Fatalf("after run: %+v", rec)
+	}
+	for _, s := range rec.Steps {
+		if !s.OK || s.Started == nil || s.Finished == nil {
+			t.Fatalf("step %s not ok: %+v", s.Name, s)
+		}
+	}
+	t.Logf("downtime (app stop -> app start), copy: %s", rec.Downtime())
+	if u.serverMajor() != 15 || !u.appRunning() {
+		t.Fatalf("after the upgrade: PostgreSQL %d, app running %v", u.serverMajor(), u.appRunning())
+	}
+	sameChecksums(t, "green after the upgrade", before, u.checksums())
+	var postgis string
+	if err := u.pgConn("dhis2").QueryRow(context.Background(), "SELECT extversion FROM pg_extension WHERE extname = 'postgis'").Scan(&postgis); err != nil || !strings.HasPrefix(postgis, "3.3") {
+		t.Errorf("postgis on green is %q (%v), want 3.3.x after ALTER EXTENSION UPDATE", postgis, err)
+	}
+
+	// The rollback point pins its set, records PostgreSQL 13 and is in the repository.
+	var pts []map[string]any
+	if err := json.Unmarshal([]byte(u.mustRun("points", "--json").stdout), &pts); err != nil || len(pts) != 1 {
+		t.Fatalf("points --json: %v %v", err, pts)
+	}
+	if pts[0]["id"] != rec.Point || pts[0]["set"] != rec.PointSet || !strings.HasPrefix(fmt.Sprint(pts[0]["postgres_version"]), "13.") || pts[0]["dhis2_version"] == "" {
+		t.Fatalf("point: %v (upgrade %+v)", pts[0], rec)
+	}
+
+	// Snapshots after the upgrade are dumped from 15 with 15's pg_dump; the pre-upgrade set
+	// (dumped from 13) restores into 15 and its drill passes.
+	m := u.snapshot()
+	if m.Server.VersionNum/10000 != 15 {
+		t.Fatalf("snapshot after the upgrade: server %s", m.Server.Version)
+	}
+	target := "restored_from_13"
+	u.mustRun("restore", rec.PointSet, "--to-db", fmt.Sprintf("postgres://dhis@127.0.0.1:%d/%s?sslmode=disable", u.cl.Port, target), "--to-db-password-file", u.dbPass)
+	var n int64
+	if err := u.pgConn(target).QueryRow(context.Background(), "SELECT count(*) FROM datavalue").Scan(&n); err != nil || n == 0 {
+		t.Fatalf("the set dumped from 13 restored into 15: %d data values (%v)", n, err)
+	}
+	if v := u.mustRun("verify", rec.PointSet, "--json"); !strings.Contains(v.stdout, `"ok": true`) {
+		t.Fatalf("drill of the pre-upgrade set: %s", v)
+	}
+
+	// Retention plans the sets across the upgrade as it would without one: a catalogue rebuilt
+	// from the repository alone (no upgrade records; the point comes back from the repository)
+	// gives the same plan.
+	planBefore := u.mustRun("retention", "plan", "--json").stdout
+	if !strings.Contains(planBefore, "rollback point "+rec.Point) {
+		t.Fatalf("retention plan does not pin the point's set:\n%s", planBefore)
+	}
+	u.stateDir = filepath.Join(u.dir, "state-fresh")
+	u.writeConfig()
+	u.mustRun("catalog", "rebuild")
+	if planAfter := u.mustRun("retention", "plan", "--json").stdout; planAfter != planBefore {
+		t.Fatalf("retention plan differs on a rebuilt catalogue:\nbefore %s\nafter %s", planBefore, planAfter)
+	}
+	u.stateDir = filepath.Join(u.dir, "state")
+	u.writeConfig()
+
+	// copy keeps blue's data directory, so a done upgrade rolls back to it.
+	rb := u.mustRun("upgrade", "rollback")
+	t.Logf("rollback after done in %s:\n%s", rb.dur.Round(time.Millisecond), rb.stdout)
+	if rec := u.lastUpgrade(); rec.State != upgrade.StateRolledBack {
+		t.Fatalf("after rollback: %+v", rec)
+	}
+	if u.serverMajor() != 13 || !u.appRunning() {
+		t.Fatalf("after rollback: PostgreSQL %d, app running %v", u.serverMajor(), u.appRunning())
+	}
+	sameChecksums(t, "blue after rollback", before, u.checksums())
+	if _, err := os.Stat(filepath.Join(u.cl.Root, "15", "main")); !os.IsNotExist(err) {
+		t.Errorf("green's data directory is still there after rollback: %v", err)
+	}
+	oneLineError(t, u.run("upgrade", "finalize"), 1, "rolled_back", "not done")
+	oneLineError(t, u.run("upgrade", "rollback"), 1, "nothing to roll back")
+}
+
+func (u *upEnv) pgConn(db string) *pgx.Conn {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, strings.Replace(u.cl.AdminDSN, "/postgres?", "/"+db+"?", 1))
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	u.t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
