@@ -316,3 +316,129 @@ func (u *upEnv) pgConn(db string) *pgx.Conn {
 	u.t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
+
+// killed asserts the run died of the SIGKILL of the test hook and the upgrade is left
+// running at step.
+func (u *upEnv) killed(r result, step string) upgrade.Record {
+	u.t.Helper()
+	if r.code != -1 {
+		u.t.Fatalf("want the process killed at %s, got\n%s", step, r)
+	}
+	rec := u.lastUpgrade()
+	if rec.State != upgrade.StateRunning || rec.Step != step {
+		u.t.Fatalf("after a kill at %s: state %s, step %s", step, rec.State, rec.Step)
+	}
+	return rec
+}
+
+func (u *upEnv) assertBlue(what string, want map[string]string) {
+	u.t.Helper()
+	if rec := u.lastUpgrade(); rec.State != upgrade.StateRolledBack {
+		u.t.Fatalf("%s: state %s, want rolled_back (%s)", what, rec.State, rec.Error)
+	}
+	if m := u.serverMajor(); m != 13 || !u.appRunning() {
+		u.t.Fatalf("%s: PostgreSQL %d serves the port, app running %v", what, m, u.appRunning())
+	}
+	sameChecksums(u.t, what, want, u.checksums())
+}
+
+func killEnv(point string) []string { return []string{upgrade.KillEnv + "=" + point} }
+
+// TestUpgradeKillMatrix kills dhis2-life with SIGKILL at every step boundary (after a step
+// is recorded as started, or after its work but before it is recorded as done) and in the
+// middle of pg_upgrade, then shows that resume finishes and rollback returns a working blue
+// with the same table checksums. It also covers the refused inputs.
+func TestUpgradeKillMatrix(t *testing.T) {
+	u := newUpgradeEnv(t, fixture.Gen242, 0.001)
+	before := u.checksums()
+	var matrix []string
+	t0 := time.Now()
+
+	// Bad input: each a one-line error naming the fix; nothing changes.
+	oneLineError(t, u.run("upgrade", "rollback"), 1, "nothing to roll back", "no upgrade")
+	oneLineError(t, u.run("upgrade", "finalize"), 1, "nothing to finalize", "no upgrade")
+	oneLineError(t, u.run("upgrade", "postgres", "run", "--to", "12"), 2, "not newer", "--to 15")
+	oneLineError(t, u.run("upgrade", "postgres", "run", "--to", "99"), 2, "not supported", "from 13 to 17")
+	oneLineError(t, u.run("upgrade", "postgres", "run", "--to", "15", "--method", "rsync"), 2, "unknown method", "copy, clone or link")
+	if _, err := os.Stat("/usr/lib/postgresql/16/bin/pg_upgrade"); err == nil {
+		t.Fatal("PostgreSQL 16 is installed here: the missing-binaries case needs a major that is not")
+	}
+	oneLineError(t, u.run("upgrade", "postgres", "run", "--to", "16"), 1, "binaries", "apt-get install postgresql-16")
+	// too little disk: green's parent is a 4 MiB tmpfs
+	greenParent := filepath.Join(u.cl.Root, "15")
+	if err := os.MkdirAll(greenParent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", greenParent).CombinedOutput(); err != nil {
+		t.Fatalf("mounting a small tmpfs for the disk check (tests run as root): %v: %s", err, out)
+	}
+	r := u.run("upgrade", "postgres", "run", "--to", "15")
+	if out, err := exec.Command("umount", greenParent).CombinedOutput(); err != nil {
+		t.Fatalf("umount %s: %v: %s", greenParent, err, out)
+	}
+	_ = os.Remove(greenParent)
+	oneLineError(t, r, 1, "disk", "free space")
+	// an extension that exists for 13 only
+	ext := "dl_only13_" + randName()
+	extDir := "/usr/share/postgresql/13/extension"
+	writeFile(t, filepath.Join(extDir, ext+".control"), "default_version = '1.0'\nrelocatable = true\n", 0o644)
+	writeFile(t, filepath.Join(extDir, ext+"--1.0.sql"), "CREATE FUNCTION dl_only13_answer() RETURNS int LANGUAGE sql AS 'SELECT 42';\n", 0o644)
+	t.Cleanup(func() {
+		os.Remove(filepath.Join(extDir, ext+".control"))
+		os.Remove(filepath.Join(extDir, ext+"--1.0.sql"))
+	})
+	u.cl.Postgres().AdminExec(t, u.db, "CREATE EXTENSION "+ext)
+	oneLineError(t, u.run("upgrade", "postgres", "plan", "--to", "15"), 1, "extensions", ext, "apt-get install postgresql-15-")
+	u.cl.Postgres().AdminExec(t, u.db, "DROP EXTENSION "+ext+"; DROP FUNCTION IF EXISTS dl_only13_answer()")
+	if recs := u.upgrades(); len(recs) != 0 || u.serverMajor() != 13 || !u.appRunning() {
+		t.Fatalf("refused runs changed something: %d upgrades, PostgreSQL %d", len(recs), u.serverMajor())
+	}
+	sameChecksums(t, "after refused runs", before, u.checksums())
+	t.Logf("bad input checked in %s", time.Since(t0).Round(time.Millisecond))
+
+	// Killed before pg_upgrade, then rolled back.
+	for _, at := range []string{"rollback_point:done", "app_stop", "count_blue:done", "stop_blue:done"} {
+		t1 := time.Now()
+		step, _, _ := strings.Cut(at, ":")
+		u.killed(u.runEnv(killEnv(at), "upgrade", "postgres", "run", "--to", "15"), step)
+		u.mustRun("upgrade", "rollback")
+		u.assertBlue("rollback after a kill at "+at, before)
+		matrix = append(matrix, fmt.Sprintf("%-22s rollback -> blue 13, checksums equal (%s)", at, time.Since(t1).Round(time.Second)))
+	}
+
+	// Killed in the middle of pg_upgrade and after green started, then rolled back.
+	for _, at := range []string{"pg_upgrade:mid", "start_green:done"} {
+		t1 := time.Now()
+		step, _, _ := strings.Cut(at, ":")
+		u.killed(u.runEnv(killEnv(at), "upgrade", "postgres", "run", "--to", "15"), step)
+		u.mustRun("upgrade", "rollback")
+		u.assertBlue("rollback after a kill at "+at, before)
+		matrix = append(matrix, fmt.Sprintf("%-22s rollback -> blue 13, checksums equal (%s)", at, time.Since(t1).Round(time.Second)))
+	}
+
+	// One upgrade killed again and again: in the middle of pg_upgrade, then at every later
+	// boundary while resuming; the last resume finishes it.
+	t1 := time.Now()
+	u.killed(u.runEnv(killEnv("pg_upgrade:mid"), "upgrade", "postgres", "run", "--to", "15"), "pg_upgrade")
+	oneLineError(t, u.run("upgrade", "postgres", "run", "--to", "15"), 1, "still running", "upgrade resume")
+	oneLineError(t, u.run("upgrade", "finalize"), 1, "not done")
+	matrix = append(matrix, fmt.Sprintf("%-22s resume (chain below)  (%s)", "pg_upgrade:mid", time.Since(t1).Round(time.Second)))
+	for _, at := range []string{"pg_upgrade:done", "switch_port", "start_green:done", "update_extensions:done", "analyze", "count_green:done", "app_start", "app_start:done", "health:done"} {
+		t1 := time.Now()
+		step, _, _ := strings.Cut(at, ":")
+		u.killed(u.runEnv(killEnv(at), "upgrade", "resume"), step)
+		matrix = append(matrix, fmt.Sprintf("%-22s resume (chain)        (%s)", at, time.Since(t1).Round(time.Second)))
+	}
+	t1 = time.Now()
+	u.mustRun("upgrade", "resume")
+	rec := u.lastUpgrade()
+	if rec.State != upgrade.StateDone || u.serverMajor() != 15 || !u.appRunning() {
+		t.Fatalf("after the last resume: state %s, PostgreSQL %d, app running %v", rec.State, u.serverMajor(), u.appRunning())
+	}
+	sameChecksums(t, "green after the resumed upgrade", before, u.checksums())
+	matrix = append(matrix, fmt.Sprintf("%-22s -> done on 15, checksums equal (%s)", "final resume", time.Since(t1).Round(time.Second)))
+	u.mustRun("upgrade", "rollback")
+	u.assertBlue("rollback after the resumed upgrade", before)
+	matrix = append(matrix, "rollback after done    -> blue 13, checksums equal")
+	t.Logf("kill matrix (%s):\n  %s", time.Since(t0).Round(time.Second), strings.Join(matrix, "\n  "))
+}

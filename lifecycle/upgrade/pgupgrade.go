@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -197,7 +198,7 @@ func runPGUpgrade(ctx context.Context, o Options, r *Record) error {
 		}
 	}
 	cmd := pgUpgradeCmd(ctx, r.Blue, r.Green, r.Init, r.Method, dir, ports[0], ports[1], false)
-	var out bytes.Buffer
+	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
@@ -223,9 +224,27 @@ func runPGUpgrade(ctx context.Context, o Options, r *Record) error {
 	err = cmd.Wait()
 	r.UpgradePID = 0
 	if err != nil {
-		return fmt.Errorf("pg_upgrade: %w: %s", err, failureLines(out.Bytes(), dir))
+		return fmt.Errorf("pg_upgrade: %w: %s", err, failureLines([]byte(out.String()), dir))
 	}
 	return nil
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // undoPGUpgrade returns blue and green's place to the state before pg_upgrade: a pg_upgrade
