@@ -12,6 +12,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/ui"
 	"github.com/dhis2-life/dhis2-life/lifecycle/upgrade"
+	"github.com/dhis2-life/dhis2-life/restore"
 )
 
 var (
@@ -210,6 +211,28 @@ func upgradeOptions(c *cli.Context) (*app.App, upgrade.Options, error) {
 				return "", "", err
 			}
 			return p.ID, p.Set, nil
+		},
+		RestoreSet: func(ctx context.Context, setID string) ([]string, error) {
+			m, err := resolveSet(cat, setID, name)
+			if err != nil {
+				return nil, err
+			}
+			// The target is the instance's own database in a freshly initialised cluster
+			// (link-mode rollback): the production guard is lifted for this instance only.
+			cfg := *a.Config
+			cfg.Instances = map[string]*config.Instance{}
+			for n, i := range a.Config.Instances {
+				if n != name {
+					cfg.Instances[n] = i
+				}
+			}
+			_, err = restore.Restore(ctx, restore.Options{Config: &cfg, Repo: a.Repo, Log: a.Log, Manifest: m,
+				Target: app.InstanceConn(in), Admin: app.AdminConn(in), Force: true, Terminate: true, Jobs: a.Config.Tuning.RestoreJobs})
+			var excluded []string
+			for _, x := range m.Excluded {
+				excluded = append(excluded, x.Schema+"."+x.Name)
+			}
+			return excluded, err
 		}}
 	if o.Method == "" {
 		o.Method = "copy"

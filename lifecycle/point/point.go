@@ -284,4 +284,3 @@ func Rebuild(ctx context.Context, cat *catalog.Catalog, repo *restic.Repo) (int,
 	}
 	return n, skipped, nil
 }
-

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
 )
 
@@ -449,10 +450,10 @@ func rollback(ctx context.Context, o Options, r *Record) (err error) {
 		note("app stopped (it ran on green)")
 	}
 	if r.Method == "link" && r.GreenStarted {
-		return fmt.Errorf("%w: restore rollback point %s (set %s) into a new PostgreSQL %d cluster with `dhis2-life restore %s --to-db ... --force`, then start the app",
-			errLinkRollback, r.Point, r.PointSet, r.From, r.PointSet)
-	}
-	if r.Started(StepPGUpgrade) {
+		if err := restorePoint(ctx, o, r, note); err != nil {
+			return err
+		}
+	} else if r.Started(StepPGUpgrade) {
 		if _, err := os.Stat(r.Green.DataDir); err == nil {
 			if err := r.Green.Stop(ctx); err != nil {
 				return err
@@ -475,7 +476,7 @@ func rollback(ctx context.Context, o Options, r *Record) (err error) {
 		return err
 	}
 	note("blue (PostgreSQL %d, %s) runs on port %d", r.From, r.Blue.DataDir, r.Blue.Port)
-	if rows := r.BlueRows[dbName(in)]; rows != nil {
+	if rows := r.BlueRows[dbName(in)]; rows != nil && !(r.Method == "link" && r.GreenStarted) {
 		now, err := countRows(ctx, in)
 		if err != nil {
 			return err
@@ -533,4 +534,134 @@ func Finalize(ctx context.Context, o Options, olderThan time.Duration) (*Record,
 	r.State = StateFinalized
 	o.say("upgrade %s finalized: blue's data directory %s removed", r.ID, r.Blue.DataDir)
 	return r, put(o.Catalog, r)
+}
+
+// restorePoint brings a link-mode blue back after green has started (blue's data directory
+// shares its files with green and is no longer consistent): blue's directory is moved aside,
+// a fresh cluster of the old major takes its place with blue's configuration, the roles are
+// copied from green and the rollback point's set is restored into the instance database.
+func restorePoint(ctx context.Context, o Options, r *Record, note func(string, ...any)) error {
+	if o.RestoreSet == nil || r.PointSet == "" {
+		return fmt.Errorf("%w and there is no rollback point to restore", errLinkRollback)
+	}
+	in := o.Instance
+	aside := r.Blue.DataDir + ".linked-" + r.ID
+	// Roles are cluster-wide and not in the set: take them from green (pg_upgrade carried
+	// them over). They stay in memory only; green is removed last, so a repeated rollback
+	// reads them again.
+	if err := r.Green.Start(ctx); err != nil {
+		return fmt.Errorf("starting green to copy its roles: %w", err)
+	}
+	if err := r.Green.WaitReady(ctx, 2*time.Minute); err != nil {
+		return err
+	}
+	roles, err := dumpRoles(ctx, in, r.Green.BinDir, r.To)
+	if err != nil {
+		return err
+	}
+	if err := r.Green.Stop(ctx); err != nil {
+		return err
+	}
+	if _, err := os.Stat(aside); errors.Is(err, os.ErrNotExist) {
+		if err := os.Rename(r.Blue.DataDir, aside); err != nil {
+			return fmt.Errorf("moving blue's linked data directory aside: %w", err)
+		}
+		note("blue's linked data directory moved to %s", aside)
+	}
+	if _, err := os.Stat(filepath.Join(r.Blue.DataDir, "PG_VERSION")); err != nil {
+		if err := os.RemoveAll(r.Blue.DataDir); err != nil {
+			return err
+		}
+		fresh := r.Blue
+		fresh.Kind = pg.KindPGCtl
+		if err := initCluster(ctx, fresh, r.Init, 0); err != nil {
+			return err
+		}
+		if r.Blue.Kind == pg.KindPGCtl {
+			for _, f := range []string{"postgresql.conf", "postgresql.auto.conf", "pg_hba.conf", "pg_ident.conf"} {
+				if err := copyKeepOwner(filepath.Join(aside, f), filepath.Join(r.Blue.DataDir, f)); err != nil {
+					return err
+				}
+			}
+		}
+		note("new PostgreSQL %d cluster initialised in %s with blue's configuration", r.From, r.Blue.DataDir)
+	}
+	if err := r.Blue.Start(ctx); err != nil {
+		return err
+	}
+	if err := r.Blue.WaitReady(ctx, 2*time.Minute); err != nil {
+		return err
+	}
+	if err := loadRoles(ctx, in, r.Blue.BinDir, r.From, roles); err != nil {
+		return err
+	}
+	excluded, err := o.RestoreSet(ctx, r.PointSet)
+	if err != nil {
+		return fmt.Errorf("restoring rollback point %s (set %s): %w", r.Point, r.PointSet, err)
+	}
+	note("rollback point %s (set %s) restored into %s", r.Point, r.PointSet, dbName(in))
+	if rows := r.BlueRows[dbName(in)]; rows != nil {
+		if now, err := countRows(ctx, in); err == nil {
+			kept := map[string]int64{}
+			for k, n := range rows {
+				kept[k] = n
+			}
+			for _, k := range excluded {
+				delete(kept, k)
+				delete(now, k)
+			}
+			if err := compareRows(kept, now); err != nil {
+				note("rows written between the rollback point and the app stop are not back (%v)", err)
+			} else {
+				note("row counts equal those before the upgrade, except %d regenerable tables the set leaves out", len(excluded))
+			}
+		}
+	}
+	for _, d := range []string{aside, r.Green.DataDir} {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("removing %s: %w", d, err)
+		}
+	}
+	if r.Green.Kind == pg.KindDebian {
+		_ = exec.CommandContext(ctx, "pg_dropcluster", strconv.Itoa(r.Green.Major), r.Green.Name).Run()
+	}
+	note("green and blue's linked data directory removed")
+	return nil
+}
+
+// dumpRoles returns `pg_dumpall --roles-only` of the cluster the admin connection reaches.
+func dumpRoles(ctx context.Context, in *config.Instance, binDir string, major int) (string, error) {
+	c := adminConn(in)
+	tool, cleanup, err := pg.ToolIn(binDir, "pg_dumpall", major, c, os.TempDir())
+	defer cleanup()
+	if err != nil {
+		return "", err
+	}
+	var stderr bytes.Buffer
+	cmd := tool.Command(ctx, "--roles-only")
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("pg_dumpall --roles-only: %w: %s", err, lastN(stderr.String(), 300))
+	}
+	return string(out), nil
+}
+
+// loadRoles runs a roles dump on the fresh cluster; roles that exist already are skipped.
+func loadRoles(ctx context.Context, in *config.Instance, binDir string, major int, roles string) error {
+	if roles == "" {
+		return nil
+	}
+	c := adminConn(in)
+	tool, cleanup, err := pg.ToolIn(binDir, "psql", major, c, os.TempDir())
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+	cmd := tool.Command(ctx, "-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", "-")
+	cmd.Stdin = strings.NewReader(roles)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("loading roles into blue: %w: %s", err, lastN(string(out), 300))
+	}
+	return nil
 }

@@ -37,6 +37,10 @@ type Options struct {
 	Method string
 	// CreatePoint takes the rollback point and returns its ID and snapshot set ID.
 	CreatePoint func(ctx context.Context, reason string) (id, set string, err error)
+	// RestoreSet restores a snapshot set into the instance's (fresh, empty) database: the
+	// rollback of a link-mode upgrade whose green has started. It returns the tables
+	// (schema.name) whose data the set leaves out.
+	RestoreSet func(ctx context.Context, setID string) (excluded []string, err error)
 	// HealthTimeout bounds the wait for the app's health URL (default 2m).
 	HealthTimeout time.Duration
 	// Out receives one line per step as it runs (nil = discard).
