@@ -32,7 +32,11 @@ type upEnv struct {
 
 func newUpgradeEnv(t *testing.T, gen string, scale float64) *upEnv {
 	t.Helper()
-	cl := testenv.StartCluster(t, 13)
+	return newUpgradeEnvOn(t, testenv.StartCluster(t, 13), gen, scale)
+}
+
+func newUpgradeEnvOn(t *testing.T, cl *testenv.Cluster, gen string, scale float64) *upEnv {
+	t.Helper()
 	e := &env{t: t, pg: cl.Postgres(), s3: testenv.StartMinIO(t), dir: t.TempDir(), gen: gen}
 	u := &upEnv{env: e, cl: cl, appDir: filepath.Join(e.dir, "app"), healthy: true}
 	e.restic = testenv.Restic(t)
@@ -78,12 +82,11 @@ func newUpgradeEnv(t *testing.T, gen string, scale float64) *upEnv {
 	t.Cleanup(srv.Close)
 	log := filepath.Join(u.appDir, "hooks.log")
 	running := filepath.Join(u.appDir, "RUNNING")
-	e.instanceExtra = []string{
-		"",
-		"[instances.hmis.cluster]",
-		`kind = "pgctl"`,
-		fmt.Sprintf("data_dir = %q", cl.DataDir),
-		fmt.Sprintf("bin_dir = %q", cl.BinDir),
+	cluster := []string{`kind = "pgctl"`, fmt.Sprintf("data_dir = %q", cl.DataDir), fmt.Sprintf("bin_dir = %q", cl.BinDir)}
+	if cl.Name != "" {
+		cluster = []string{`kind = "debian"`, fmt.Sprintf("version = \"%d\"", cl.Major), fmt.Sprintf("name = %q", cl.Name)}
+	}
+	e.instanceExtra = append(append([]string{"", "[instances.hmis.cluster]"}, cluster...),
 		fmt.Sprintf("run_as = %q", cl.RunAs),
 		"",
 		"[instances.hmis.app]",
@@ -91,7 +94,7 @@ func newUpgradeEnv(t *testing.T, gen string, scale float64) *upEnv {
 		fmt.Sprintf("start = %q", fmt.Sprintf("echo start $(date +%%s.%%N) >> %s; touch %s", log, running)),
 		fmt.Sprintf("url = %q", srv.URL),
 		`health_timeout = "3s"`,
-	}
+	)
 	// keep_last = 1: only the rollback point's pin keeps the pre-upgrade set.
 	e.repositoryExtra = []string{"", "[retention]", "keep_last = 1"}
 	e.writeConfig()
@@ -496,5 +499,42 @@ func TestUpgradeLinkRollbackRestoresPoint(t *testing.T) {
 	sameChecksums(t, "blue restored from the rollback point", before, after)
 	if _, err := os.Stat(filepath.Join(u.cl.Root, "15", "main")); !os.IsNotExist(err) {
 		t.Errorf("green's data directory is still there: %v", err)
+	}
+}
+
+// TestUpgradeDebianCluster upgrades a postgresql-common cluster (13/NAME -> 15/NAME, as DHIS2
+// hosts have them) and rolls it back after done.
+func TestUpgradeDebianCluster(t *testing.T) {
+	cl := testenv.StartDebianCluster(t, 13)
+	u := newUpgradeEnvOn(t, cl, fixture.Gen242, 0.001)
+	before := u.checksums()
+	run := u.mustRun("upgrade", "postgres", "run", "--to", "15")
+	rec := u.lastUpgrade()
+	if rec.State != upgrade.StateDone || u.serverMajor() != 15 || !u.appRunning() {
+		t.Fatalf("debian upgrade: %+v\n%s", rec, run)
+	}
+	sameChecksums(t, "green 15/"+cl.Name, before, u.checksums())
+	out, err := exec.Command("pg_lsclusters", "-h").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) > 3 && f[1] == cl.Name {
+			lines = append(lines, strings.Join(f[:4], " "))
+		}
+	}
+	want := []string{fmt.Sprintf("13 %s %d down", cl.Name, cl.Port), fmt.Sprintf("15 %s %d online", cl.Name, cl.Port)}
+	if strings.Join(lines, "|") != strings.Join(want, "|") {
+		t.Fatalf("pg_lsclusters after the upgrade: %q, want %q", lines, want)
+	}
+	if sc, _ := os.ReadFile(filepath.Join(cl.ConfDir, "start.conf")); strings.TrimSpace(string(sc)) != "manual" {
+		t.Errorf("blue's start.conf is %q, want manual", sc)
+	}
+	t.Logf("debian 13 -> 15 (copy): downtime %s", rec.Downtime())
+	u.mustRun("upgrade", "rollback")
+	u.assertBlue("rollback of the postgresql-common upgrade", before)
+	if _, err := os.Stat(filepath.Join("/etc/postgresql/15", cl.Name)); !os.IsNotExist(err) {
+		t.Errorf("green's postgresql-common cluster 15/%s is still there: %v", cl.Name, err)
 	}
 }

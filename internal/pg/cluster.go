@@ -129,7 +129,17 @@ func AsUser(ctx context.Context, runAs, name string, args ...string) *exec.Cmd {
 		if u, err := user.Lookup(runAs); err == nil {
 			uid, _ := strconv.Atoi(u.Uid)
 			gid, _ := strconv.Atoi(u.Gid)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+			// Supplementary groups as a login has them: Debian clusters read their TLS key
+			// through the ssl-cert group.
+			groups := []uint32{}
+			if ids, err := u.GroupIds(); err == nil {
+				for _, g := range ids {
+					if n, err := strconv.Atoi(g); err == nil {
+						groups = append(groups, uint32(n))
+					}
+				}
+			}
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}}
 			cmd.Env = append(os.Environ(), "HOME="+u.HomeDir, "USER="+runAs, "LOGNAME="+runAs)
 			return cmd
 		}

@@ -20,6 +20,8 @@ import (
 // "postgres" is trusted on loopback and the socket; AppUser authenticates with AppPassword.
 type Cluster struct {
 	Major       int
+	Name        string // postgresql-common cluster name ("" for a pg_ctl cluster)
+	ConfDir     string // postgresql-common: /etc/postgresql/MAJOR/NAME
 	Root        string // holds MAJOR/main, owned by RunAs
 	DataDir     string
 	BinDir      string
@@ -160,4 +162,67 @@ func (c *Cluster) stopAll() {
 		_ = cmd.Run()
 	}
 	_ = os.RemoveAll(c.Root)
+}
+
+// StartDebianCluster creates and starts a postgresql-common cluster MAJOR/dl<random>
+// (/etc/postgresql/MAJOR/NAME, /var/lib/postgresql/MAJOR/NAME, pg_ctlcluster), as DHIS2's
+// install guides lay clusters out. It needs root. The cluster, and a cluster of the same
+// name of any other major (an upgrade's green), are dropped when the test ends.
+func StartDebianCluster(t testing.TB, major int) *Cluster {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatalf("testenv: postgresql-common clusters need root (pg_createcluster); run the tests as root as CI does")
+	}
+	for _, b := range []string{"pg_createcluster", "pg_ctlcluster", "pg_dropcluster"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Fatalf("testenv: %s missing (postgresql-common): %v; %s", b, err, fixHint)
+		}
+	}
+	name := "dl" + randHex(4)
+	c := &Cluster{Major: major, Name: name, BinDir: ClusterBinDir(major), RunAs: "postgres", AppUser: "dhis", AppPassword: randHex(16),
+		DataDir: filepath.Join("/var/lib/postgresql", strconv.Itoa(major), name), ConfDir: filepath.Join("/etc/postgresql", strconv.Itoa(major), name),
+		SocketDir: "/var/run/postgresql"}
+	t.Cleanup(func() {
+		for _, v := range []string{"13", "14", "15", "16", "17"} {
+			if _, err := os.Stat(filepath.Join("/etc/postgresql", v, name)); err == nil {
+				_ = exec.Command("pg_dropcluster", "--stop", v, name).Run()
+			}
+			_ = os.RemoveAll(filepath.Join("/var/lib/postgresql", v, name))
+		}
+	})
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Port = port
+	if out, err := exec.Command("pg_createcluster", "-p", strconv.Itoa(port), "--start-conf", "manual", strconv.Itoa(major), name, "--", "--no-sync", "-E", "UTF8", "--no-locale").CombinedOutput(); err != nil {
+		t.Fatalf("testenv: pg_createcluster %d %s: %v\n%s", major, name, err, out)
+	}
+	cred, _ := credential()
+	writeOwned(t, filepath.Join(c.ConfDir, "pg_hba.conf"), "# written by internal/testenv\nlocal all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n", cred)
+	f, err := os.OpenFile(filepath.Join(c.ConfDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString("\n# testenv\nlisten_addresses = '127.0.0.1'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\npassword_encryption = 'scram-sha-256'\n")
+	f.Close()
+	if out, err := exec.Command("pg_ctlcluster", strconv.Itoa(major), name, "start").CombinedOutput(); err != nil {
+		t.Fatalf("testenv: pg_ctlcluster %d %s start: %v\n%s", major, name, err, out)
+	}
+	c.AdminDSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.Port)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.AdminDSN)
+	if err != nil {
+		t.Fatalf("testenv: connecting to cluster %d/%s: %v", major, name, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN CREATEDB PASSWORD '%s'", c.AppUser, c.AppPassword)); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Postgres{Host: "127.0.0.1", Port: c.Port}).checkExtensions(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("testenv: postgresql-common cluster %d/%s on 127.0.0.1:%d", major, name, c.Port)
+	return c
 }
