@@ -446,73 +446,25 @@ func TestUpgradeKillMatrix(t *testing.T) {
 	t.Logf("kill matrix (%s):\n  %s", time.Since(t0).Round(time.Second), strings.Join(matrix, "\n  "))
 }
 
-// TestUpgradeLinkRollbackRestoresPoint upgrades with --method link (green shares blue's
-// files), then rolls back after done: blue's data directory is unusable once green has run,
-// so the rollback restores the rollback point into a fresh PostgreSQL 13 cluster.
-func TestUpgradeLinkRollbackRestoresPoint(t *testing.T) {
-	u := newUpgradeEnv(t, fixture.Gen242, 0.001)
+// TestUpgradeDebianClusterLink upgrades a postgresql-common cluster (13/NAME -> 15/NAME, as
+// DHIS2 hosts have them) with --method link (green shares blue's files), then rolls back
+// after done: blue's data directory is unusable once green has run, so the rollback
+// restores the rollback point into a fresh PostgreSQL 13 cluster in blue's place.
+func TestUpgradeDebianClusterLink(t *testing.T) {
+	cl := testenv.StartDebianCluster(t, 13)
+	u := newUpgradeEnvOn(t, cl, fixture.Gen242, 0.001)
 	before := u.checksums()
 
 	plan := u.mustRun("upgrade", "postgres", "plan", "--to", "15", "--method", "link")
-	if !strings.Contains(plan.stdout, "restores the rollback point") || !strings.Contains(plan.stdout, "ok   disk") {
+	if !strings.Contains(plan.stdout, "restores the rollback point") || !strings.Contains(plan.stdout, "ok   pg_upgrade --check") {
 		t.Fatalf("link plan does not say how rollback works:\n%s", plan.stdout)
 	}
 	run := u.mustRun("upgrade", "postgres", "run", "--to", "15", "--method", "link")
 	rec := u.lastUpgrade()
-	if rec.State != upgrade.StateDone || u.serverMajor() != 15 {
+	if rec.State != upgrade.StateDone || u.serverMajor() != 15 || !u.appRunning() {
 		t.Fatalf("link upgrade: %+v\n%s", rec, run)
 	}
-	t.Logf("downtime (app stop -> app start), link: %s (run %s)", rec.Downtime(), run.dur.Round(time.Millisecond))
-	sameChecksums(t, "green after a link upgrade", before, u.checksums())
-
-	rb := u.mustRun("upgrade", "rollback")
-	t.Logf("link rollback in %s:\n%s", rb.dur.Round(time.Millisecond), rb.stdout)
-	if !strings.Contains(rb.stdout, "restored") {
-		t.Fatalf("link rollback did not restore the point:\n%s", rb.stdout)
-	}
-	if rec := u.lastUpgrade(); rec.State != upgrade.StateRolledBack || u.serverMajor() != 13 || !u.appRunning() {
-		t.Fatalf("after the link rollback: state %s, PostgreSQL %d, app running %v", rec.State, u.serverMajor(), u.appRunning())
-	}
-	// The set leaves out regenerable tables' data (as every snapshot does): every other
-	// table is back exactly.
-	var ms []struct {
-		ID       string `json:"id"`
-		Excluded []struct{ Schema, Name string }
-	}
-	if err := json.Unmarshal([]byte(u.mustRun("snapshots", "--json").stdout), &ms); err != nil {
-		t.Fatal(err)
-	}
-	after := u.checksums()
-	for _, m := range ms {
-		if m.ID != rec.PointSet {
-			continue
-		}
-		for _, x := range m.Excluded {
-			k := fmt.Sprintf("%s.%s", x.Schema, x.Name)
-			if !strings.HasSuffix(after[k], ":d41d8cd98f00b204e9800998ecf8427e") {
-				t.Errorf("excluded table %s is not empty after the restore: %s", k, after[k])
-			}
-			delete(before, k)
-			delete(after, k)
-		}
-	}
-	sameChecksums(t, "blue restored from the rollback point", before, after)
-	if _, err := os.Stat(filepath.Join(u.cl.Root, "15", "main")); !os.IsNotExist(err) {
-		t.Errorf("green's data directory is still there: %v", err)
-	}
-}
-
-// TestUpgradeDebianCluster upgrades a postgresql-common cluster (13/NAME -> 15/NAME, as DHIS2
-// hosts have them) and rolls it back after done.
-func TestUpgradeDebianCluster(t *testing.T) {
-	cl := testenv.StartDebianCluster(t, 13)
-	u := newUpgradeEnvOn(t, cl, fixture.Gen242, 0.001)
-	before := u.checksums()
-	run := u.mustRun("upgrade", "postgres", "run", "--to", "15")
-	rec := u.lastUpgrade()
-	if rec.State != upgrade.StateDone || u.serverMajor() != 15 || !u.appRunning() {
-		t.Fatalf("debian upgrade: %+v\n%s", rec, run)
-	}
+	t.Logf("downtime (app stop -> app start), postgresql-common, link: %s (run %s)", rec.Downtime(), run.dur.Round(time.Millisecond))
 	sameChecksums(t, "green 15/"+cl.Name, before, u.checksums())
 	out, err := exec.Command("pg_lsclusters", "-h").Output()
 	if err != nil {
@@ -528,13 +480,69 @@ func TestUpgradeDebianCluster(t *testing.T) {
 	if strings.Join(lines, "|") != strings.Join(want, "|") {
 		t.Fatalf("pg_lsclusters after the upgrade: %q, want %q", lines, want)
 	}
-	if sc, _ := os.ReadFile(filepath.Join(cl.ConfDir, "start.conf")); strings.TrimSpace(string(sc)) != "manual" {
-		t.Errorf("blue's start.conf is %q, want manual", sc)
+	if sc := startConf(t, cl.ConfDir); sc != "manual" {
+		t.Errorf("blue's start.conf says %q, want manual", sc)
 	}
-	t.Logf("debian 13 -> 15 (copy): downtime %s", rec.Downtime())
-	u.mustRun("upgrade", "rollback")
-	u.assertBlue("rollback of the postgresql-common upgrade", before)
+
+	rb := u.mustRun("upgrade", "rollback")
+	t.Logf("link rollback in %s:\n%s", rb.dur.Round(time.Millisecond), rb.stdout)
+	if !strings.Contains(rb.stdout, "restored") {
+		t.Fatalf("link rollback did not restore the point:\n%s", rb.stdout)
+	}
+	if rec := u.lastUpgrade(); rec.State != upgrade.StateRolledBack || u.serverMajor() != 13 || !u.appRunning() {
+		t.Fatalf("after the link rollback: state %s, PostgreSQL %d, app running %v", rec.State, u.serverMajor(), u.appRunning())
+	}
+	// The set leaves out regenerable tables' data (as every snapshot does): every other
+	// table is back exactly, the left-out ones are empty.
+	var ms []struct {
+		ID       string `json:"id"`
+		Excluded []struct{ Schema, Name string }
+	}
+	if err := json.Unmarshal([]byte(u.mustRun("snapshots", "--json").stdout), &ms); err != nil {
+		t.Fatal(err)
+	}
+	after := u.checksums()
+	found := false
+	for _, m := range ms {
+		if m.ID != rec.PointSet {
+			continue
+		}
+		found = true
+		for _, x := range m.Excluded {
+			k := fmt.Sprintf("%s.%s", x.Schema, x.Name)
+			if !strings.HasPrefix(after[k], "0:") {
+				t.Errorf("excluded table %s is not empty after the restore: %s", k, after[k])
+			}
+			delete(before, k)
+			delete(after, k)
+		}
+	}
+	if !found {
+		t.Fatalf("the point's set %s is not listed by snapshots", rec.PointSet)
+	}
+	sameChecksums(t, "blue restored from the rollback point", before, after)
 	if _, err := os.Stat(filepath.Join("/etc/postgresql/15", cl.Name)); !os.IsNotExist(err) {
 		t.Errorf("green's postgresql-common cluster 15/%s is still there: %v", cl.Name, err)
 	}
+	if _, err := os.Stat(cl.DataDir + ".linked-" + rec.ID); !os.IsNotExist(err) {
+		t.Errorf("blue's linked data directory is still there: %v", err)
+	}
+	if sc := startConf(t, cl.ConfDir); sc != "manual" {
+		t.Errorf("blue's start.conf says %q after rollback, want its original (manual)", sc)
+	}
+}
+
+// startConf returns the setting of a postgresql-common start.conf (comments left out).
+func startConf(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "start.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			return l
+		}
+	}
+	return ""
 }

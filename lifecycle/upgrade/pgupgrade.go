@@ -617,13 +617,11 @@ func restorePoint(ctx context.Context, o Options, r *Record, note func(string, .
 			}
 		}
 	}
-	for _, d := range []string{aside, r.Green.DataDir} {
-		if err := os.RemoveAll(d); err != nil {
-			return fmt.Errorf("removing %s: %w", d, err)
-		}
+	if err := removeGreen(ctx, r); err != nil {
+		return err
 	}
-	if r.Green.Kind == pg.KindDebian {
-		_ = exec.CommandContext(ctx, "pg_dropcluster", strconv.Itoa(r.Green.Major), r.Green.Name).Run()
+	if err := os.RemoveAll(aside); err != nil {
+		return fmt.Errorf("removing %s: %w", aside, err)
 	}
 	note("green and blue's linked data directory removed")
 	return nil
