@@ -24,6 +24,14 @@ func cmdPoint() *cli.Command {
 	return &cli.Command{
 		Name:  "point",
 		Usage: "rollback points: a pinned snapshot set plus what is needed to return to it",
+		Description: `A rollback point pins a fresh snapshot set (retention never forgets it) and
+records what is needed to return to it. ` + "`dhis2-life upgrade postgres run`" + ` takes one itself.
+
+EXAMPLES:
+   dhis2-life point create --reason "before the OS upgrade" --verify
+   dhis2-life points
+   dhis2-life point show pt-20261203T071500Z-1a2b
+   dhis2-life point release pt-20261203T071500Z-1a2b`,
 		Subcommands: []*cli.Command{{
 			Name:  "create",
 			Usage: "take a snapshot set and record it as a rollback point",

@@ -24,9 +24,24 @@ func cmdUpgrade() *cli.Command {
 	return &cli.Command{
 		Name:  "upgrade",
 		Usage: "blue-green upgrades with a rollback point: plan, run, resume, rollback, finalize",
+		Description: `Upgrades are state machines in the catalogue: every step is recorded and safe to
+repeat, so an interrupted upgrade is resumed or rolled back.
+
+EXAMPLES:
+   dhis2-life upgrade postgres plan --to 15
+   dhis2-life upgrade postgres run --to 15
+   dhis2-life upgrade resume
+   dhis2-life upgrade rollback
+   dhis2-life upgrade finalize --older-than 7d`,
 		Subcommands: []*cli.Command{{
 			Name:  "postgres",
 			Usage: "upgrade the instance's PostgreSQL cluster to a new major with pg_upgrade",
+			Description: `Needs [instances.NAME.cluster] (kind pgctl: data_dir, bin_dir; kind debian:
+version, name; run_as) and [instances.NAME.app] (stop, start, url) in the config.
+
+EXAMPLES:
+   dhis2-life upgrade postgres plan --to 15
+   dhis2-life upgrade postgres run --to 15 --method link`,
 			Subcommands: []*cli.Command{{
 				Name:  "plan",
 				Usage: "run every preflight check and print the steps; changes nothing",
