@@ -117,6 +117,46 @@ type AppHooks struct {
 	URL string `toml:"url"`
 	// HealthTimeout bounds the wait for a 2xx from the health URL after start (default 2m).
 	HealthTimeout Duration `toml:"health_timeout"`
+	// DHIS2Home is the blue slot's DHIS2_HOME (default: the instance's dhis2_home).
+	DHIS2Home string `toml:"dhis2_home"`
+	// LogFile is the blue app's log, whose tail a failure report shows (optional).
+	LogFile string `toml:"log_file"`
+	// Green is the second app slot of blue-green DHIS2 upgrades (nil = not configured).
+	Green *AppSlot `toml:"green"`
+	// Proxy switches users between the slots: "nginx" (UpstreamFile + Nginx) or "hook"
+	// (ProxyHook); "" = no proxy (DHIS2 upgrades refuse to run).
+	Proxy string `toml:"proxy"`
+	// UpstreamFile is the nginx include file dhis2-life rewrites with the live slot's
+	// `server host:port;` line (inside the site's upstream block).
+	UpstreamFile string `toml:"upstream_file"`
+	// Nginx is the nginx command with its options (default "nginx"); dhis2-life appends -t
+	// and -s reload.
+	Nginx string `toml:"nginx"`
+	// ProxyHook switches a non-nginx proxy (sh -c; env DHIS2_LIFE_SLOT = blue|green and
+	// DHIS2_LIFE_UPSTREAM = host:port).
+	ProxyHook string `toml:"proxy_hook"`
+	// ProxyURL is the public URL through the proxy; after a switch it must report the new
+	// version (default: none, only the slot itself is checked).
+	ProxyURL string `toml:"proxy_url"`
+}
+
+// AppSlot is a second DHIS2 app (Tomcat, Jetty, systemd unit, container) driven by hooks. The
+// hooks run with sh -c and get DHIS2_HOME, DHIS2_LIFE_WAR (the WAR to run) and
+// DHIS2_LIFE_SLOT in their environment.
+type AppSlot struct {
+	Stop  string `toml:"stop"`
+	Start string `toml:"start"`
+	// URL is the slot's own base URL (not through the proxy).
+	URL string `toml:"url"`
+	// DHIS2Home is the slot's DHIS2_HOME; dhis2-life writes its dhis.conf.
+	DHIS2Home string `toml:"dhis2_home"`
+	// Database is the slot's database DSN (default: the instance's database name with
+	// "_green" on the same server).
+	Database string `toml:"database"`
+	// LogFile is the slot's app log, whose tail a failure report shows (optional).
+	LogFile string `toml:"log_file"`
+	// HealthTimeout bounds the wait for the slot's health after start (default 5m: migrations).
+	HealthTimeout Duration `toml:"health_timeout"`
 }
 
 // Target is a clone target (staging or training copy of an instance).
@@ -141,6 +181,8 @@ type Target struct {
 	KeepPasswordFile string   `toml:"keep_password_file"`
 	// Template keeps a restored, scrubbed template database per snapshot set for fast repeats.
 	Template bool `toml:"template"`
+	// App is the staging slot `upgrade dhis2 rehearse` starts the new WAR in (nil = none).
+	App *AppSlot `toml:"app"`
 }
 
 // Retention is a GFS retention policy.

@@ -186,6 +186,14 @@ func (c *Config) validate() error {
 		if err := checkDSN(t.Database); err != nil {
 			return c.errAt(k+".database", err.Error(), "use postgres://user@host:port/db")
 		}
+		if t.App != nil {
+			if t.App.DHIS2Home == "" {
+				t.App.DHIS2Home = t.DHIS2Home
+			}
+			if err := c.validateSlot(k+".app", t.App); err != nil {
+				return err
+			}
+		}
 		switch t.Profile {
 		case "staging", "training":
 		default:
@@ -290,5 +298,5 @@ func (c *Config) validateCluster(k string, in *Instance) error {
 			return c.errAt(k+".app.url", fmt.Sprintf("%q is not an http(s) URL", h.URL), `use DHIS2's base URL, e.g. "http://127.0.0.1:8080"`)
 		}
 	}
-	return nil
+	return c.validateSlots(k, in)
 }
