@@ -33,7 +33,7 @@ EXAMPLES:
    dhis2-life upgrade resume
    dhis2-life upgrade rollback
    dhis2-life upgrade finalize --older-than 7d`,
-		Subcommands: []*cli.Command{{
+		Subcommands: []*cli.Command{cmdUpgradeDHIS2(), {
 			Name:  "postgres",
 			Usage: "upgrade the instance's PostgreSQL cluster to a new major with pg_upgrade",
 			Description: `Needs [instances.NAME.cluster] (kind pgctl: data_dir, bin_dir; kind debian:
@@ -112,6 +112,12 @@ EXAMPLES:
 					return err
 				}
 				defer a.Close()
+				if d, err := latestIsDHIS2(o); err != nil {
+					return err
+				} else if d {
+					r, err := upgrade.ResumeDHIS2(c.Context, dhis2OptionsFor(c, a, o.Catalog, o.Instance.Name))
+					return dhis2Result(c, r, err)
+				}
 				r, err := upgrade.Resume(c.Context, o)
 				return upgradeResult(c, r, err)
 			},
@@ -122,23 +128,33 @@ EXAMPLES:
 equal those before the upgrade and starts the app. Changes made on green after the
 upgrade finished are not carried back. A link-mode upgrade whose green has started
 cannot return to blue's data directory: restore the rollback point instead.
+A DHIS2 upgrade rolled back after its proxy switch sends the proxy back to blue, stops
+green, starts blue and reports the rows created or updated per table on green since the
+switch (--export-since-switch DIR writes them as CSV first); green's database keeps them.
 
 EXAMPLES:
    dhis2-life upgrade rollback
+   dhis2-life upgrade rollback --export-since-switch /var/tmp/green-rows
    dhis2-life upgrade rollback --instance hmis --json`,
-			Flags: []cli.Flag{instanceFlag, jsonFlag},
+			Flags: []cli.Flag{instanceFlag, jsonFlag, &cli.StringFlag{Name: "export-since-switch", Usage: "DHIS2 upgrades: write the rows entered on green since the switch as CSV into `DIR`"}},
 			Action: func(c *cli.Context) error {
 				a, o, err := upgradeOptions(c)
 				if err != nil {
 					return err
 				}
 				defer a.Close()
+				if d, err := latestIsDHIS2(o); err != nil {
+					return err
+				} else if d {
+					r, err := upgrade.RollbackDHIS2(c.Context, dhis2OptionsFor(c, a, o.Catalog, o.Instance.Name))
+					return dhis2Result(c, r, err)
+				}
 				r, err := upgrade.Rollback(c.Context, o)
 				return upgradeResult(c, r, err)
 			},
 		}, {
 			Name:  "finalize",
-			Usage: "remove blue's data directory of a finished upgrade",
+			Usage: "remove blue's data directory (PostgreSQL) or blue's database (DHIS2) of a finished upgrade",
 			Description: `Deletes the old cluster kept for rollback, once the upgrade is done (and has been
 done for at least --older-than). After this, only the rollback point can go back.
 
@@ -156,6 +172,12 @@ EXAMPLES:
 					return err
 				}
 				defer a.Close()
+				if isD, err := latestIsDHIS2(o); err != nil {
+					return err
+				} else if isD {
+					r, err := upgrade.FinalizeDHIS2(c.Context, dhis2OptionsFor(c, a, o.Catalog, o.Instance.Name), d)
+					return dhis2Result(c, r, err)
+				}
 				r, err := upgrade.Finalize(c.Context, o, d)
 				return upgradeResult(c, r, err)
 			},
@@ -184,13 +206,14 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				if recs == nil {
-					recs = []*upgrade.Record{}
-				}
-				return printJSON(c.App.Writer, recs)
+			drecs, err := upgrade.ListDHIS2(cat, c.String("instance"))
+			if err != nil {
+				return err
 			}
-			if len(recs) == 0 {
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, mergeUpgrades(recs, drecs))
+			}
+			if len(recs) == 0 && len(drecs) == 0 {
 				fmt.Fprintln(c.App.Writer, "no upgrades")
 				return nil
 			}
@@ -201,6 +224,13 @@ EXAMPLES:
 					dt = ui.Duration(d)
 				}
 				t.Row(r.ID, r.Instance, fmt.Sprint(r.From), fmt.Sprint(r.To), r.Method, r.State, r.Step, dt, r.Point)
+			}
+			for _, r := range drecs {
+				dt := "-"
+				if d := r.Downtime(); d > 0 {
+					dt = ui.Duration(d)
+				}
+				t.Row(r.ID, r.Instance, r.From, r.To, "dhis2", r.State, r.Step, dt, r.Point)
 			}
 			return t.Write(c.App.Writer)
 		},

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/dhis2-life/dhis2-life/internal/app"
+	"github.com/dhis2-life/dhis2-life/internal/catalog"
+	"github.com/dhis2-life/dhis2-life/internal/pg"
+	"github.com/dhis2-life/dhis2-life/internal/ui"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
+	"github.com/dhis2-life/dhis2-life/lifecycle/upgrade"
+	"github.com/dhis2-life/dhis2-life/restore"
+)
+
+var warFlag = &cli.StringFlag{Name: "war", Usage: "the new DHIS2 `WAR` file", Required: true}
+
+func cmdUpgradeDHIS2() *cli.Command {
+	return &cli.Command{
+		Name:  "dhis2",
+		Usage: "blue-green DHIS2 upgrade: green database + green app with the new WAR + proxy switch",
+		Description: `Needs [instances.NAME.app] (the blue slot: stop, start, url; proxy = "nginx" with
+upstream_file and nginx, or "hook" with proxy_hook; proxy_url) and [instances.NAME.app.green]
+(stop, start, url, dhis2_home). The slot hooks get DHIS2_HOME, DHIS2_LIFE_WAR and
+DHIS2_LIFE_SLOT in their environment.
+
+EXAMPLES:
+   dhis2-life upgrade dhis2 rehearse --war dhis2-stable-2.41.2.war
+   dhis2-life upgrade dhis2 plan --war dhis2-stable-2.41.2.war
+   dhis2-life upgrade dhis2 run --war dhis2-stable-2.41.2.war
+   dhis2-life upgrade rollback --export-since-switch /var/tmp/green-rows`,
+		Subcommands: []*cli.Command{{
+			Name:  "plan",
+			Usage: "run every preflight check and print the steps; changes nothing",
+			Description: `Reads the WAR's version, checks it is not a downgrade, blue's flyway history,
+the PostgreSQL and Java versions the new DHIS2 needs (where known), disk for the green
+database, that the green slot is free and the proxy serves blue (nginx -t), and prints every
+step and how a rollback works.
+
+EXAMPLES:
+   dhis2-life upgrade dhis2 plan --war dhis2-stable-2.41.2.war
+   dhis2-life upgrade dhis2 plan --instance hmis --war dhis.war --json`,
+			Flags: []cli.Flag{instanceFlag, jsonFlag, warFlag},
+			Action: func(c *cli.Context) error {
+				a, o, err := dhis2Options(c)
+				if err != nil {
+					return err
+				}
+				defer a.Close()
+				p, err := upgrade.PlanDHIS2(c.Context, o)
+				if err != nil {
+					return upgradeErr(err)
+				}
+				if c.Bool("json") {
+					if err := printJSON(c.App.Writer, p); err != nil {
+						return err
+					}
+				} else {
+					printDHIS2Plan(c.App.Writer, p)
+				}
+				return upgradeErr(p.Err())
+			},
+		}, {
+			Name:  "run",
+			Usage: "upgrade: point, maintenance, final set, green db + app, health, proxy switch",
+			Description: `Runs the plan's checks, then: rollback point, blue's stop hook (maintenance), a
+final snapshot set, green's database restored from it (no scrub), green's dhis.conf and start
+hook with the new WAR, health (ping, /api/system/info reports the new version, no failed
+flyway rows), proxy switch, the new version answering through the proxy. Blue's database and
+slot are kept. A failure before the switch tears green down and starts blue again. After a
+crash or kill run ` + "`dhis2-life upgrade resume`" + ` or ` + "`dhis2-life upgrade rollback`" + `.
+
+EXAMPLES:
+   dhis2-life upgrade dhis2 run --war dhis2-stable-2.41.2.war
+   dhis2-life upgrade dhis2 run --instance hmis --war dhis.war --json`,
+			Flags: []cli.Flag{instanceFlag, jsonFlag, warFlag},
+			Action: func(c *cli.Context) error {
+				a, o, err := dhis2Options(c)
+				if err != nil {
+					return err
+				}
+				defer a.Close()
+				r, err := upgrade.RunDHIS2(c.Context, o)
+				return dhis2Result(c, r, err)
+			},
+		}},
+	}
+}
+
+// dhis2Options builds the DHIS2 upgrade options of --instance.
+func dhis2Options(c *cli.Context) (*app.App, upgrade.DHIS2Options, error) {
+	a, name, err := loadInstance(c)
+	if err != nil {
+		return nil, upgrade.DHIS2Options{}, err
+	}
+	cat, err := a.Catalog()
+	if err != nil {
+		a.Close()
+		return nil, upgrade.DHIS2Options{}, err
+	}
+	return a, dhis2OptionsFor(c, a, cat, name), nil
+}
+
+// dhis2OptionsFor builds the DHIS2 upgrade options of instance name.
+func dhis2OptionsFor(c *cli.Context, a *app.App, cat *catalog.Catalog, name string) upgrade.DHIS2Options {
+	in := a.Config.Instances[name]
+	o := upgrade.DHIS2Options{Catalog: cat, Log: a.Log, Instance: in, StateDir: a.Config.StateDir, WAR: c.String("war"),
+		ExportDir: c.String("export-since-switch"),
+		CreatePoint: func(ctx context.Context, reason string) (string, string, error) {
+			p, err := createPointCtx(ctx, a, name, reason, false)
+			if err != nil {
+				return "", "", err
+			}
+			return p.ID, p.Set, nil
+		},
+		Snapshot: func(ctx context.Context) (string, error) {
+			env, err := jobEnv(a, in)
+			if err != nil {
+				return "", err
+			}
+			res, err := lifecycle.SnapshotJob(ctx, env)
+			if err != nil {
+				return "", err
+			}
+			return res.Manifest.ID, nil
+		},
+		RestoreTo: func(ctx context.Context, set, dsn string) error {
+			m, err := resolveSet(cat, set, name)
+			if err != nil {
+				return err
+			}
+			_, err = restore.Restore(ctx, restore.Options{Config: a.Config, Repo: a.Repo, Log: a.Log, Manifest: m,
+				Target: pg.Conn{DSN: dsn, PasswordFile: in.DatabasePasswordFile}, Admin: app.AdminConn(in),
+				Force: true, Terminate: true, Jobs: a.Config.Tuning.RestoreJobs})
+			return err
+		}}
+	if !c.Bool("json") {
+		o.Out = c.App.Writer
+	}
+	return o
+}
+
+// latestIsDHIS2 reports whether the instance's newest upgrade is a DHIS2 one (resume,
+// rollback and finalize act on the newest upgrade of either kind).
+func latestIsDHIS2(o upgrade.Options) (bool, error) {
+	k, err := upgrade.LatestKind(o.Catalog, o.Instance.Name)
+	return k == "dhis2", err
+}
+
+func dhis2Result(c *cli.Context, r *upgrade.DHIS2Record, err error) error {
+	if c.Bool("json") && r != nil {
+		if perr := printJSON(c.App.Writer, r); perr != nil {
+			return perr
+		}
+	} else if r != nil && len(r.SinceSwitch) > 0 {
+		fmt.Fprintf(c.App.Writer, "\nrows entered on green since the switch (%s):\n", r.SwitchedDB)
+		t := ui.NewTable("TABLE", "CREATED", "UPDATED", "CSV")
+		for _, ch := range r.SinceSwitch {
+			t.Row(ch.Table, fmt.Sprint(ch.Created), fmt.Sprint(ch.Updated), ch.CSV)
+		}
+		_ = t.Write(c.App.Writer)
+	}
+	return upgradeErr(err)
+}
+
+func printDHIS2Plan(w io.Writer, p *upgrade.DHIS2Plan) {
+	fmt.Fprintf(w, "upgrade of %s: DHIS2 %s -> %s (%s)\n", p.Instance, p.From, p.To, p.WAR)
+	fmt.Fprintf(w, "blue:  database %s, upstream %s\n", p.BlueDB, p.BlueUpstream)
+	fmt.Fprintf(w, "green: database %s, upstream %s\n\nchecks:\n", p.GreenDB, p.GreenUpstream)
+	for _, ch := range p.Checks {
+		mark := "ok  "
+		if !ch.OK {
+			mark = "FAIL"
+		}
+		line := fmt.Sprintf("  %s %-15s %s", mark, ch.Name, ch.Detail)
+		if !ch.OK && ch.Fix != "" {
+			line += " — fix: " + ch.Fix
+		}
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintln(w, "\nsteps:")
+	for i, s := range p.Steps {
+		fmt.Fprintf(w, "  %2d. %s\n", i+1, s)
+	}
+	fmt.Fprintf(w, "\nrollback: %s\n", p.Rollback)
+}
+
+// mergeUpgrades lists upgrades of both kinds, oldest first (`upgrades --json`).
+func mergeUpgrades(pgs []*upgrade.Record, ds []*upgrade.DHIS2Record) []any {
+	out := []any{}
+	i, j := 0, 0
+	for i < len(pgs) || j < len(ds) {
+		if j >= len(ds) || (i < len(pgs) && pgs[i].Created.Before(ds[j].Created)) {
+			out = append(out, pgs[i])
+			i++
+		} else {
+			out = append(out, ds[j])
+			j++
+		}
+	}
+	return out
+}
