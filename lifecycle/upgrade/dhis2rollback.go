@@ -215,7 +215,6 @@ func FinalizeDHIS2(ctx context.Context, o DHIS2Options, olderThan time.Duration)
 	return r, nil
 }
 
-
 // exportCSV runs a COPY … TO STDOUT into a new 0600 file.
 func exportCSV(ctx context.Context, c *pgconn.PgConn, sql, path string) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
