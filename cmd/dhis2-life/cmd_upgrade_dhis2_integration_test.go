@@ -373,3 +373,92 @@ func TestUpgradeDHIS2(t *testing.T) {
 	}
 	d.waitVersion(d.nginx.URL, "2.41.0")
 }
+
+// TestUpgradeDHIS2KillMatrix SIGKILLs dhis2-life at a boundary of every step of a DHIS2
+// upgrade (when a step is recorded as started, or after its work but before it is recorded
+// done), then resumes to done or rolls back, and checks who serves through nginx.
+func TestUpgradeDHIS2KillMatrix(t *testing.T) {
+	d := newDHIS2Env(t)
+	blueFlyway := d.flywayRows(d.db)
+	green := d.db + "_green"
+	cases := []struct{ at, then string }{
+		{upgrade.DStepPoint, "rollback"},
+		{upgrade.DStepMaintenance + ":done", "rollback"},
+		{upgrade.DStepFinalSet + ":done", "resume"},
+		{upgrade.DStepGreenDB + ":done", "rollback"},
+		{upgrade.DStepGreenStart + ":done", "resume"},
+		{upgrade.DStepGreenHealth, "rollback"},
+		{upgrade.DStepSwitch + ":done", "rollback"},
+		{upgrade.DStepProxyCheck, "resume"},
+	}
+	var matrix []string
+	for _, c := range cases {
+		t0 := time.Now()
+		r := runCLIEnv(t, killEnv(c.at), "--config", d.cfgPath, "upgrade", "dhis2", "run", "--war", d.goodWAR)
+		step, _, _ := strings.Cut(c.at, ":")
+		if r.code != -1 {
+			t.Fatalf("want the process killed at %s, got\n%s", c.at, r)
+		}
+		rec := d.lastDHIS2()
+		if rec.State != upgrade.StateRunning || rec.Step != step {
+			t.Fatalf("after a kill at %s: state %s, step %s", c.at, rec.State, rec.Step)
+		}
+		// A second run is refused while this one is open.
+		if r := d.run("upgrade", "dhis2", "run", "--war", d.goodWAR); r.code == 0 || !strings.Contains(r.stderr, "still running") {
+			t.Fatalf("run while one is open at %s: want a refusal\n%s", c.at, r)
+		}
+		d.mustRun("upgrade", c.then)
+		rec = d.lastDHIS2()
+		switch c.then {
+		case "resume":
+			if rec.State != upgrade.StateDone {
+				t.Fatalf("resume after a kill at %s: state %s (%s)", c.at, rec.State, rec.Error)
+			}
+			d.waitVersion(d.nginx.URL, "2.41.0")
+			// Back to blue for the next case.
+			d.mustRun("upgrade", "rollback")
+		case "rollback":
+			if rec.State != upgrade.StateRolledBack {
+				t.Fatalf("rollback after a kill at %s: state %s (%s)", c.at, rec.State, rec.Error)
+			}
+		}
+		d.assertBlueServes("after a kill at "+c.at+" and "+c.then, blueFlyway)
+		switched := c.at == upgrade.DStepSwitch+":done" || c.then == "resume"
+		if d.dbExists(green) != switched {
+			t.Fatalf("after a kill at %s and %s: green database exists %v, want %v (kept only when users may have written to it)", c.at, c.then, d.dbExists(green), switched)
+		}
+		d.mustRun("upgrade", "finalize")
+		if d.dbExists(green) {
+			t.Fatalf("finalize after the rollback at %s kept green's database", c.at)
+		}
+		outcome := "rolled back: blue serves 2.40.3 through nginx"
+		if c.then == "resume" {
+			outcome = "done: 2.41.0 through nginx (then rolled back for the next case)"
+		}
+		matrix = append(matrix, fmt.Sprintf("%-22s %-8s -> %s (%s)", c.at, c.then, outcome, time.Since(t0).Round(100*time.Millisecond)))
+	}
+	t.Logf("kill matrix:\n%s", strings.Join(matrix, "\n"))
+}
+
+// runCLIEnv runs the CLI with extra environment variables.
+func runCLIEnv(t *testing.T, extra []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testBinary, args...)
+	cmd.Env = append(cliEnv(), extra...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	t0 := time.Now()
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String(), dur: time.Since(t0)}
+	if ctx.Err() != nil {
+		t.Fatalf("dhis2-life %s did not finish\n%s", strings.Join(args, " "), r)
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
