@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dhis2-life/dhis2-life/clone"
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
@@ -33,6 +34,21 @@ EXAMPLES:
    dhis2-life upgrade dhis2 run --war dhis2-stable-2.41.2.war
    dhis2-life upgrade rollback --export-since-switch /var/tmp/green-rows`,
 		Subcommands: []*cli.Command{{
+			Name:  "rehearse",
+			Usage: "clone a fresh set to the staging target and start the new WAR there; production untouched",
+			Description: `Takes a fresh snapshot set, clones it into the staging target (scrubbed by its
+profile, as ` + "`clone --to`" + `), starts the new WAR in the target's app slot
+([targets.NAME.app]: stop, start, url, log_file) and waits for it. Reports the flyway
+migrations applied (rows before/after), migration and start-up time, and failed migrations
+with the app log's tail. Exits 1 when the new version does not come up. The new version keeps
+running on the clone for testing.
+
+EXAMPLES:
+   dhis2-life upgrade dhis2 rehearse --war dhis2-stable-2.41.2.war
+   dhis2-life upgrade dhis2 rehearse --instance hmis --target staging --war dhis.war --json`,
+			Flags:  []cli.Flag{instanceFlag, jsonFlag, warFlag, &cli.StringFlag{Name: "target", Usage: "the clone `TARGET` (default: the instance's only target with an app slot)"}},
+			Action: rehearseAction,
+		}, {
 			Name:  "plan",
 			Usage: "run every preflight check and print the steps; changes nothing",
 			Description: `Reads the WAR's version, checks it is not a downgrade, blue's flyway history,
@@ -202,4 +218,96 @@ func mergeUpgrades(pgs []*upgrade.Record, ds []*upgrade.DHIS2Record) []any {
 		}
 	}
 	return out
+}
+
+func rehearseAction(c *cli.Context) error {
+	a, name, err := loadInstance(c)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	cat, err := a.Catalog()
+	if err != nil {
+		return err
+	}
+	tname := c.String("target")
+	if tname == "" {
+		var cands []string
+		for _, n := range targetList(a.Config) {
+			if t := a.Config.Targets[n]; t.Instance == name && t.App != nil {
+				cands = append(cands, n)
+			}
+		}
+		if len(cands) != 1 {
+			return usageErr("name the clone target with --target: instance %s has %d targets with an app slot ([targets.NAME.app]) %v", name, len(cands), cands)
+		}
+		tname = cands[0]
+	}
+	t, err := cloneTarget(a, tname)
+	if err != nil {
+		return err
+	}
+	if t.Instance != name {
+		return usageErr("target %s is a clone of instance %s, not %s", tname, t.Instance, name)
+	}
+	if err := a.Preflight(c.Context); err != nil {
+		return err
+	}
+	in := a.Config.Instances[name]
+	o := upgrade.RehearseOptions{Log: a.Log, Target: t, WAR: c.String("war"),
+		Clone: func(ctx context.Context) (string, error) {
+			env, err := jobEnv(a, in)
+			if err != nil {
+				return "", err
+			}
+			res, err := lifecycle.SnapshotJob(ctx, env)
+			if err != nil {
+				return "", err
+			}
+			p, err := clone.Prepare(ctx, clone.Options{Config: a.Config, Target: t, Repo: a.Repo, Catalog: cat, Log: a.Log,
+				Manifest: res.Manifest, Terminate: true, Jobs: a.Config.Tuning.RestoreJobs})
+			if err != nil {
+				return "", cloneErr(err)
+			}
+			if _, err := p.Run(ctx); err != nil {
+				return "", cloneErr(err)
+			}
+			return res.Manifest.ID, nil
+		}}
+	if !c.Bool("json") {
+		o.Out = c.App.Writer
+	}
+	rep, err := upgrade.Rehearse(c.Context, o)
+	if rep != nil {
+		if c.Bool("json") {
+			if perr := printJSON(c.App.Writer, rep); perr != nil {
+				return perr
+			}
+		} else {
+			printRehearsal(c.App.Writer, rep)
+		}
+	}
+	return upgradeErr(err)
+}
+
+func printRehearsal(w io.Writer, r *upgrade.Rehearsal) {
+	status := "UP"
+	if !r.OK {
+		status = "FAILED"
+	}
+	fmt.Fprintf(w, "\nrehearsal of DHIS2 %s -> %s on %s (set %s): %s\n", r.From, r.To, r.Target, r.Set, status)
+	fmt.Fprintf(w, "  clone %s, migrations %s, start-up %s\n", ui.Duration(secs(r.CloneSeconds)), ui.Duration(secs(r.MigrationSecs)), ui.Duration(secs(r.StartupSecs)))
+	fmt.Fprintf(w, "  flyway rows %d -> %d: %d migrations applied, %d failed\n", r.FlywayBefore, r.FlywayAfter, len(r.Applied), len(r.Failed))
+	for _, m := range r.Applied {
+		fmt.Fprintf(w, "    ok     %-10s %6d ms  %s\n", m.Version, m.Millis, m.Description)
+	}
+	for _, m := range r.Failed {
+		fmt.Fprintf(w, "    FAILED %-10s %6d ms  %s\n", m.Version, m.Millis, m.Description)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "  error: %s\n", r.Error)
+	}
+	if r.LogTail != "" {
+		fmt.Fprintf(w, "  app log (tail):\n%s\n", r.LogTail)
+	}
 }

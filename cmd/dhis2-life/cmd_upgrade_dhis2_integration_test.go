@@ -462,3 +462,61 @@ func runCLIEnv(t *testing.T, extra []string, args ...string) result {
 	}
 	return r
 }
+
+// TestUpgradeDHIS2Rehearse rehearses a good and a broken WAR on the staging clone: the
+// report names the migrations applied (rows before/after) and timings, or the failed
+// migration with the app log's tail and exit 1; production and the proxy are untouched.
+func TestUpgradeDHIS2Rehearse(t *testing.T) {
+	d := newDHIS2Env(t)
+	blueFlyway := d.flywayRows(d.db)
+	staging := d.db + "_staging"
+	port := testenv.FreePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	home := filepath.Join(d.dir, "dhis2-staging")
+	log := filepath.Join(d.runDir, "staging.log")
+	start, stop := slotHooks(d.stub, `"$DHIS2_HOME"`, `"$DHIS2_LIFE_WAR"`, port, filepath.Join(d.runDir, "staging.pid"), log)
+	t.Cleanup(func() {
+		_ = exec.Command("sh", "-c", stop).Run()
+		dropDB(t, d.pg, staging)
+	})
+	d.instanceExtra = append(d.instanceExtra, "", "[targets.staging]", `instance = "hmis"`,
+		fmt.Sprintf("database = %q", d.dsnFor(staging)), fmt.Sprintf("database_password_file = %q", d.dbPass),
+		fmt.Sprintf("dhis2_home = %q", home), `profile = "staging"`,
+		"[targets.staging.app]", fmt.Sprintf("start = %q", start), fmt.Sprintf("stop = %q", stop),
+		fmt.Sprintf("url = %q", url), fmt.Sprintf("log_file = %q", log), `health_timeout = "20s"`)
+	d.writeConfig()
+
+	r := d.mustRun("upgrade", "dhis2", "rehearse", "--war", d.goodWAR, "--json")
+	var rep upgrade.Rehearsal
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("rehearse --json: %v\n%s", err, r)
+	}
+	if !rep.OK || rep.Set == "" || rep.From != "2.40.24" || rep.To != "2.41.0" || len(rep.Applied) != 2 || rep.FlywayAfter != rep.FlywayBefore+2 || len(rep.Failed) != 0 {
+		t.Fatalf("rehearsal of the good WAR: %+v", rep)
+	}
+	if rep.Applied[0].Version != "2.41.1" || rep.Applied[1].Version != "2.41.2" {
+		t.Fatalf("applied: %+v", rep.Applied)
+	}
+	d.waitVersion(url, "2.41.0")
+	t.Logf("rehearsal (good WAR): clone %.1fs, migrations %.3fs, start-up %.1fs, flyway rows %d -> %d, total %s",
+		rep.CloneSeconds, rep.MigrationSecs, rep.StartupSecs, rep.FlywayBefore, rep.FlywayAfter, r.dur.Round(time.Millisecond))
+	// Production is untouched: blue's flyway, blue behind the proxy, no upgrade recorded.
+	d.assertBlueServes("after a rehearsal", blueFlyway)
+	if out := d.mustRun("upgrades").stdout; !strings.Contains(out, "no upgrades") {
+		t.Fatalf("a rehearsal recorded an upgrade:\n%s", out)
+	}
+
+	r = d.run("upgrade", "dhis2", "rehearse", "--war", d.badWAR)
+	if r.code != 1 {
+		t.Fatalf("rehearsal of the broken WAR: want exit 1\n%s", r)
+	}
+	for _, want := range []string{"FAILED", "1 migrations applied, 1 failed", "FAILED 2.41.2", "division by zero", "app log (tail)"} {
+		if !strings.Contains(r.stdout+r.stderr, want) {
+			t.Fatalf("rehearsal of the broken WAR lacks %q:\n%s", want, r)
+		}
+	}
+	if info(url) != "" {
+		t.Fatal("the failed rehearsal left the staging slot answering")
+	}
+	d.assertBlueServes("after a failed rehearsal", blueFlyway)
+}
