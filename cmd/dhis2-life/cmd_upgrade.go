@@ -33,7 +33,7 @@ EXAMPLES:
    dhis2-life upgrade resume
    dhis2-life upgrade rollback
    dhis2-life upgrade finalize --older-than 7d`,
-		Subcommands: []*cli.Command{cmdUpgradeDHIS2(), {
+		Subcommands: []*cli.Command{cmdUpgradeDHIS2(), cmdUpgradeOS(), {
 			Name:  "postgres",
 			Usage: "upgrade the instance's PostgreSQL cluster to a new major with pg_upgrade",
 			Description: `Needs [instances.NAME.cluster] (kind pgctl: data_dir, bin_dir; kind debian:
@@ -210,10 +210,14 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				return printJSON(c.App.Writer, mergeUpgrades(recs, drecs))
+			orecs, err := upgrade.ListOS(cat, c.String("instance"))
+			if err != nil {
+				return err
 			}
-			if len(recs) == 0 && len(drecs) == 0 {
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, mergeUpgrades(recs, drecs, orecs))
+			}
+			if len(recs) == 0 && len(drecs) == 0 && len(orecs) == 0 {
 				fmt.Fprintln(c.App.Writer, "no upgrades")
 				return nil
 			}
@@ -231,6 +235,9 @@ EXAMPLES:
 					dt = ui.Duration(d)
 				}
 				t.Row(r.ID, r.Instance, r.From, r.To, "dhis2", r.State, r.Step, dt, r.Point)
+			}
+			for _, r := range orecs {
+				t.Row(r.ID, r.Instance, r.From, orDash(r.To), "os", r.State, r.Step, "-", r.Point)
 			}
 			return t.Write(c.App.Writer)
 		},

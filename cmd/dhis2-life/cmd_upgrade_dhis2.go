@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -204,18 +206,26 @@ func printDHIS2Plan(w io.Writer, p *upgrade.DHIS2Plan) {
 	fmt.Fprintf(w, "\nrollback: %s\n", p.Rollback)
 }
 
-// mergeUpgrades lists upgrades of both kinds, oldest first (`upgrades --json`).
-func mergeUpgrades(pgs []*upgrade.Record, ds []*upgrade.DHIS2Record) []any {
+// mergeUpgrades lists upgrades of every kind, oldest first (`upgrades --json`).
+func mergeUpgrades(pgs []*upgrade.Record, ds []*upgrade.DHIS2Record, oss []*upgrade.OSRecord) []any {
+	type item struct {
+		t time.Time
+		v any
+	}
+	var items []item
+	for _, r := range pgs {
+		items = append(items, item{r.Created, r})
+	}
+	for _, r := range ds {
+		items = append(items, item{r.Created, r})
+	}
+	for _, r := range oss {
+		items = append(items, item{r.Created, r})
+	}
+	sort.SliceStable(items, func(i, j int) bool { return items[i].t.Before(items[j].t) })
 	out := []any{}
-	i, j := 0, 0
-	for i < len(pgs) || j < len(ds) {
-		if j >= len(ds) || (i < len(pgs) && pgs[i].Created.Before(ds[j].Created)) {
-			out = append(out, pgs[i])
-			i++
-		} else {
-			out = append(out, ds[j])
-			j++
-		}
+	for _, it := range items {
+		out = append(out, it.v)
 	}
 	return out
 }

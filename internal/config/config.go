@@ -90,6 +90,22 @@ type Instance struct {
 	Cluster *Cluster `toml:"cluster"`
 	// App holds the hooks that stop, start and health-check the DHIS2 app (nil = not configured).
 	App *AppHooks `toml:"app"`
+	// OS lists what `upgrade os prepare|verify` captures and checks besides the defaults.
+	OS *OSChecks `toml:"os"`
+}
+
+// OSChecks configures `dhis2-life upgrade os`: the services to capture and check, and extra
+// configuration files to capture and diff.
+type OSChecks struct {
+	// Services are systemd units (or any names ServiceStatus/ServiceUnit understand).
+	Services []string `toml:"services"`
+	// ServiceStatus exits 0 when a service is up (sh -c, $DHIS2_LIFE_SERVICE; default
+	// `systemctl is-active --quiet "$DHIS2_LIFE_SERVICE"`).
+	ServiceStatus string `toml:"service_status"`
+	// ServiceUnit prints a service's unit definition (default `systemctl cat "$DHIS2_LIFE_SERVICE"`).
+	ServiceUnit string `toml:"service_unit"`
+	// Files are more configuration files (or directories) to capture and diff.
+	Files []string `toml:"files"`
 }
 
 // Cluster is how `dhis2-life upgrade postgres` controls an instance's PostgreSQL cluster.
