@@ -94,6 +94,37 @@ drill_max_age = "8d"
 # start = "systemctl start tomcat9"
 # url = "http://127.0.0.1:8080"
 # health_timeout = "2m"
+# Blue-green DHIS2 upgrades (` + "`dhis2-life upgrade dhis2`" + `): the app above is the blue slot; the
+# proxy in front is switched between the slots. proxy = "nginx": upstream_file is included in
+# the site's upstream block, nginx is the command (-t and -s reload are appended); proxy =
+# "hook": proxy_hook runs with DHIS2_LIFE_SLOT and DHIS2_LIFE_UPSTREAM (host:port). proxy_url is
+# checked for the new version after the switch. Default: none (DHIS2 upgrades refuse to run).
+# proxy = "nginx"
+# upstream_file = "/etc/nginx/conf.d/dhis2-upstream.inc"
+# nginx = "nginx"
+# proxy_url = "https://hmis.example.org"
+# proxy_hook = "ssh proxy /usr/local/bin/dhis2-upstream \"$DHIS2_LIFE_UPSTREAM\""
+# The blue slot's DHIS2_HOME (default: the instance's dhis2_home) and log, whose tail failure
+# reports show (default: none).
+# dhis2_home = "/opt/dhis2"
+# log_file = "/opt/dhis2/logs/dhis.log"
+# The green slot: hooks get DHIS2_HOME, DHIS2_LIFE_WAR (the new WAR) and DHIS2_LIFE_SLOT.
+# database defaults to the instance's database name + "_green" on the same server.
+# [instances.hmis.app.green]
+# stop = "systemctl stop tomcat9@green"
+# start = "cp \"$DHIS2_LIFE_WAR\" /var/lib/tomcat9-green/webapps/ROOT.war && systemctl start tomcat9@green"
+# url = "http://127.0.0.1:8081"
+# dhis2_home = "/opt/dhis2-green"
+# log_file = "/opt/dhis2-green/logs/dhis.log"
+# health_timeout = "30m"
+
+# What ` + "`dhis2-life upgrade os prepare|verify`" + ` captures and checks besides dhis.conf, PostgreSQL,
+# nginx and cron configuration. Default: no services, no extra files.
+# [instances.hmis.os]
+# services = ["tomcat9", "nginx", "postgresql@15-main"]
+# service_status = "systemctl is-active --quiet \"$DHIS2_LIFE_SERVICE\""
+# service_unit = "systemctl cat \"$DHIS2_LIFE_SERVICE\""
+# files = ["/etc/default/tomcat9"]
 
 # Optional per-instance retention; replaces [retention] as a whole for this instance.
 # [instances.hmis.retention]
@@ -136,6 +167,15 @@ drill_max_age = "8d"
 # cloned, so repeated clones of that set are a CREATE DATABASE … TEMPLATE copy instead of a full
 # restore (costs the disk space of one more copy). Default: false.
 # template = false
+# The app slot ` + "`dhis2-life upgrade dhis2 rehearse`" + ` starts the new WAR in, on this clone (hooks
+# get DHIS2_HOME, DHIS2_LIFE_WAR and DHIS2_LIFE_SLOT; dhis2_home defaults to the target's).
+# Default: none (no rehearsals).
+# [targets.staging.app]
+# stop = "systemctl stop tomcat9@staging"
+# start = "cp \"$DHIS2_LIFE_WAR\" /var/lib/tomcat9-staging/webapps/ROOT.war && systemctl start tomcat9@staging"
+# url = "http://127.0.0.1:8082"
+# log_file = "/opt/dhis2-staging/logs/dhis.log"
+# health_timeout = "30m"
 
 # Retention (grandfather-father-son) for every instance; ` + "`dhis2-life retention plan`" + ` shows
 # what it keeps, archives and forgets, with reasons. A set kept by any rule is kept.

@@ -99,6 +99,9 @@ func rollbackDHIS2(ctx context.Context, o DHIS2Options, r *DHIS2Record) (err err
 			timeout = 2 * time.Minute
 		}
 		if err := health(ctx, in.App.URL, timeout); err != nil {
+			if tail := tailFile(in.App.LogFile, 1000); tail != "" {
+				return fmt.Errorf("blue started but is not healthy: %w; blue's log ends:\n%s", err, tail)
+			}
 			return fmt.Errorf("blue started but is not healthy: %w", err)
 		}
 		note("blue app started and answers at %s", in.App.URL)
