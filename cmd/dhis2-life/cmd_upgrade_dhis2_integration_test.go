@@ -95,7 +95,16 @@ func slotHooks(stub, home, war string, port int, pid, log string) (start, stop s
 
 func newDHIS2Env(t *testing.T) *dhis2Env {
 	t.Helper()
-	e := newEnv(t, fixture.Gen240)
+	e := newEnv(t, "")
+	// DHIS2_LIFE_UPGRADE_SCALE sizes the fixture for measurements (default 0.001).
+	scale := 0.001
+	if v := os.Getenv("DHIS2_LIFE_UPGRADE_SCALE"); v != "" {
+		if _, err := fmt.Sscan(v, &scale); err != nil {
+			t.Fatalf("DHIS2_LIFE_UPGRADE_SCALE=%q: %v", v, err)
+		}
+	}
+	e.db = createFixture(t, e.pg, fixture.Gen240, e.home, scale)
+	e.gen = fixture.Gen240
 	d := &dhis2Env{env: e, stub: stubBinary(t), runDir: filepath.Join(e.dir, "run")}
 	if err := os.MkdirAll(d.runDir, 0o755); err != nil {
 		t.Fatal(err)

@@ -68,6 +68,8 @@ type OSRecord struct {
 	Point    string     `json:"point"`
 	PointSet string     `json:"point_set,omitempty"`
 	Capture  string     `json:"capture"` // restic snapshot of the capture
+	// Steps are prepare and verify, with their times.
+	Steps []StepRecord `json:"steps"`
 	Before   OSState    `json:"before"`
 	After    *OSState   `json:"after,omitempty"`
 	Checks   []Check    `json:"checks,omitempty"`
@@ -248,6 +250,8 @@ func PrepareOS(ctx context.Context, o OSOptions) (*OSRecord, error) {
 	r := &OSRecord{ID: now.Format("20060102T150405Z") + "-os-" + in.Name, Kind: "os", Instance: in.Name, From: prettyName(c.OSRelease),
 		State: StateRunning, Step: "prepare", Point: p.ID, PointSet: p.Set, Created: now,
 		Before: OSState{OSRelease: prettyName(c.OSRelease), Packages: c.Packages, Postgres: p.PostgresVersion}}
+	done := time.Now().UTC()
+	r.Steps = []StepRecord{{Name: "prepare", Started: &now, Finished: &done, OK: true}}
 	sum, err := o.Repo.BackupReader(ctx, CaptureFile, bytes.NewReader(data), restic.BackupOptions{
 		Tags: []string{manifest.TagApp, "oscapture:" + r.ID, "point:" + p.ID, "instance:" + in.Name, "part:oscapture"}})
 	if err != nil {
@@ -328,6 +332,7 @@ func VerifyOS(ctx context.Context, o OSOptions) (*OSRecord, error) {
 		return r, fmt.Errorf("rollback point %s of %s is not in the catalogue (run `dhis2-life catalog rebuild`): %v", r.Point, r.ID, err)
 	}
 	r.Checks, r.Diffs = nil, nil
+	started := time.Now().UTC()
 	add := func(name string, ok bool, detail, fix string) {
 		r.Checks = append(r.Checks, Check{Name: name, OK: ok, Detail: detail, Fix: fix})
 	}
@@ -389,6 +394,7 @@ func VerifyOS(ctx context.Context, o OSOptions) (*OSRecord, error) {
 	if len(failed) > 0 {
 		r.State = StateFailed
 	}
+	r.Steps = append(r.Steps, StepRecord{Name: "verify", Started: &started, Finished: &t, OK: len(failed) == 0})
 	if err := putOS(o.Catalog, r); err != nil {
 		return r, err
 	}
