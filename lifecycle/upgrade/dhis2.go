@@ -411,6 +411,20 @@ func refuseOpen(cat *catalog.Catalog, instance string) error {
 	return nil
 }
 
+// refuseOpenDHIS2 refuses a PostgreSQL upgrade while a DHIS2 upgrade is open.
+func refuseOpenDHIS2(cat *catalog.Catalog, instance string) error {
+	ds, err := ListDHIS2(cat, instance)
+	if err != nil {
+		return err
+	}
+	for _, r := range ds {
+		if r.Open() {
+			return fmt.Errorf("DHIS2 upgrade %s of %s is still %s at step %s: finish it with `dhis2-life upgrade resume` or undo it with `dhis2-life upgrade rollback`", r.ID, r.Instance, r.State, r.Step)
+		}
+	}
+	return nil
+}
+
 // LatestDHIS2 returns the instance's newest DHIS2 upgrade.
 func LatestDHIS2(cat *catalog.Catalog, instance string) (*DHIS2Record, error) {
 	recs, err := ListDHIS2(cat, instance)

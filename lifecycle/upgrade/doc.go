@@ -1,3 +1,3 @@
-// Package upgrade owns the blue-green PostgreSQL major upgrade: preflight and plan, and the
-// state machine (one catalogue record per upgrade, each step idempotent) with resume, rollback and finalize.
+// Package upgrade owns the blue-green upgrades — PostgreSQL major (pg_upgrade), DHIS2 (green
+// database + app slot + proxy switch, rehearsals) and OS checks — as persisted, resumable state machines.
 package upgrade

@@ -83,6 +83,9 @@ func Run(ctx context.Context, o Options) (*Record, error) {
 			return nil, fmt.Errorf("upgrade %s of %s is still %s at step %s: finish it with `dhis2-life upgrade resume` or undo it with `dhis2-life upgrade rollback`", r.ID, r.Instance, r.State, r.Step)
 		}
 	}
+	if err := refuseOpenDHIS2(o.Catalog, o.Instance.Name); err != nil {
+		return nil, err
+	}
 	p, err := Plan(ctx, o)
 	if err != nil {
 		return nil, err
