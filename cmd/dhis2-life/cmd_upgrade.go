@@ -30,6 +30,9 @@ repeat, so an interrupted upgrade is resumed or rolled back.
 EXAMPLES:
    dhis2-life upgrade postgres plan --to 15
    dhis2-life upgrade postgres run --to 15
+   dhis2-life upgrade dhis2 rehearse --war dhis2-stable-2.41.2.war
+   dhis2-life upgrade dhis2 run --war dhis2-stable-2.41.2.war
+   dhis2-life upgrade os prepare
    dhis2-life upgrade resume
    dhis2-life upgrade rollback
    dhis2-life upgrade finalize --older-than 7d`,
