@@ -58,25 +58,25 @@ type OSState struct {
 
 // OSRecord is one OS upgrade (`upgrades --json` entries of kind "os").
 type OSRecord struct {
-	ID       string     `json:"id"`
-	Kind     string     `json:"kind"` // "os"
-	Instance string     `json:"instance"`
-	From     string     `json:"from"`
-	To       string     `json:"to"`
-	State    string     `json:"state"` // running (prepared), done (verified), failed (problems)
-	Step     string     `json:"step"`  // prepare | verify
-	Point    string     `json:"point"`
-	PointSet string     `json:"point_set,omitempty"`
-	Capture  string     `json:"capture"` // restic snapshot of the capture
+	ID       string `json:"id"`
+	Kind     string `json:"kind"` // "os"
+	Instance string `json:"instance"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	State    string `json:"state"` // running (prepared), done (verified), failed (problems)
+	Step     string `json:"step"`  // prepare | verify
+	Point    string `json:"point"`
+	PointSet string `json:"point_set,omitempty"`
+	Capture  string `json:"capture"` // restic snapshot of the capture
 	// Steps are prepare and verify, with their times.
-	Steps []StepRecord `json:"steps"`
-	Before   OSState    `json:"before"`
-	After    *OSState   `json:"after,omitempty"`
-	Checks   []Check    `json:"checks,omitempty"`
-	Diffs    []FileDiff `json:"diffs,omitempty"`
-	Created  time.Time  `json:"created"`
-	Updated  time.Time  `json:"updated"`
-	Verified *time.Time `json:"verified,omitempty"`
+	Steps    []StepRecord `json:"steps"`
+	Before   OSState      `json:"before"`
+	After    *OSState     `json:"after,omitempty"`
+	Checks   []Check      `json:"checks,omitempty"`
+	Diffs    []FileDiff   `json:"diffs,omitempty"`
+	Created  time.Time    `json:"created"`
+	Updated  time.Time    `json:"updated"`
+	Verified *time.Time   `json:"verified,omitempty"`
 }
 
 // OSOptions is what `upgrade os` needs.
