@@ -439,6 +439,9 @@ func LatestDHIS2(cat *catalog.Catalog, instance string) (*DHIS2Record, error) {
 
 // ResumeDHIS2 continues the instance's open DHIS2 upgrade from its current step.
 func ResumeDHIS2(ctx context.Context, o DHIS2Options) (*DHIS2Record, error) {
+	if err := checkSlots(o.Instance); err != nil {
+		return nil, err
+	}
 	r, err := LatestDHIS2(o.Catalog, o.Instance.Name)
 	if err != nil {
 		return nil, err

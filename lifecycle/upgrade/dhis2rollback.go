@@ -17,6 +17,9 @@ import (
 // kill, or after done (the proxy goes back to blue; the rows entered on green since the switch
 // are reported and, with ExportDir, written as CSV first).
 func RollbackDHIS2(ctx context.Context, o DHIS2Options) (*DHIS2Record, error) {
+	if err := checkSlots(o.Instance); err != nil {
+		return nil, err
+	}
 	r, err := LatestDHIS2(o.Catalog, o.Instance.Name)
 	if err != nil {
 		return nil, err
