@@ -11,7 +11,7 @@ export DHIS2_LIFE_TOOLS ?= /var/tmp/dhis2-life-tools
 TOOLS_BIN := $(DHIS2_LIFE_TOOLS)/bin
 export PATH := $(TOOLS_BIN):/usr/local/go/bin:$(PATH)
 
-PKGS := ./... ./testdata/fixture/...
+PKGS := ./... ./testdata/fixture/... ./testdata/dhis2stub
 TEST_FLAGS ?= -count=1 -timeout 25m
 
 .PHONY: build deps test vet lint demo bench clean install
