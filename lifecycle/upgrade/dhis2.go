@@ -467,7 +467,9 @@ func driveDHIS2(ctx context.Context, o DHIS2Options, r *DHIS2Record) error {
 				return fmt.Errorf("upgrade %s interrupted at step %s: run `dhis2-life upgrade resume` or `dhis2-life upgrade rollback`: %w", r.ID, name, ctx.Err())
 			}
 			r.Error = fmt.Sprintf("step %s: %v", name, err)
-			r.LogTail = tailFile(o.Instance.App.Green.LogFile, 2000)
+			if r.Started(DStepGreenStart) {
+				r.LogTail = tailFile(o.Instance.App.Green.LogFile, 2000)
+			}
 			_ = putDHIS2(o.Catalog, r)
 			o.say("step %s failed: %v; tearing green down, bringing blue back", name, err)
 			if r.LogTail != "" {
