@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,6 +84,8 @@ type dhis2Env struct {
 	goodWAR   string
 	badWAR    string
 	runDir    string
+	// maintenance is the upstream (host:port) of the maintenance page server.
+	maintenance string
 }
 
 // slotHooks returns start and stop commands running the stand-in in the background.
@@ -143,12 +146,18 @@ func newDHIS2Env(t *testing.T) *dhis2Env {
 		t.Fatalf("starting blue: %v %s", err, out)
 	}
 	d.waitVersion(d.blueURL, "2.40.3")
+	mnt := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "DHIS2 is being upgraded", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(mnt.Close)
+	d.maintenance = strings.TrimPrefix(mnt.URL, "http://")
 	d.nginx = testenv.StartNginx(t, fmt.Sprintf("127.0.0.1:%d", bluePort))
 	d.waitVersion(d.nginx.URL, "2.40.3")
 	e.instanceExtra = []string{"", "[instances.hmis.app]",
 		fmt.Sprintf("stop = %q", blueStop), fmt.Sprintf("start = %q", blueStart), fmt.Sprintf("url = %q", d.blueURL),
 		`health_timeout = "20s"`, `proxy = "nginx"`, fmt.Sprintf("upstream_file = %q", d.nginx.UpstreamFile),
 		fmt.Sprintf("nginx = %q", d.nginx.Command), fmt.Sprintf("proxy_url = %q", d.nginx.URL),
+		fmt.Sprintf("maintenance_upstream = %q", d.maintenance),
 		"", "[instances.hmis.app.green]",
 		fmt.Sprintf("stop = %q", greenStop), fmt.Sprintf("start = %q", greenStart), fmt.Sprintf("url = %q", d.greenURL),
 		fmt.Sprintf("dhis2_home = %q", d.greenHome), fmt.Sprintf("log_file = %q", d.greenLog), `health_timeout = "20s"`,
@@ -282,6 +291,9 @@ func TestUpgradeDHIS2(t *testing.T) {
 		t.Fatalf("broken WAR: state %s, log tail %q", rec.State, rec.LogTail)
 	}
 	d.assertBlueServes("after the broken WAR", blueFlyway)
+	if prev, err := os.ReadFile(d.nginx.UpstreamFile + ".dhis2life-prev"); err != nil || !strings.Contains(string(prev), d.maintenance) {
+		t.Fatalf("broken WAR: the proxy did not serve the maintenance page before blue came back: %q, %v", prev, err)
+	}
 	if d.dbExists(green) {
 		t.Fatal("broken WAR: green's database was not dropped")
 	}
@@ -305,8 +317,9 @@ func TestUpgradeDHIS2(t *testing.T) {
 	if n := d.flywayRows(d.db); n != blueFlyway {
 		t.Fatalf("blue's database changed: flyway rows %d, want %d", n, blueFlyway)
 	}
-	if prev, err := os.ReadFile(d.nginx.UpstreamFile + ".dhis2life-prev"); err != nil || !strings.Contains(string(prev), strings.TrimPrefix(d.blueURL, "http://")) {
-		t.Fatalf("previous upstream file: %q, %v", prev, err)
+	// The proxy went blue -> maintenance page -> green; the file before green's is kept.
+	if prev, err := os.ReadFile(d.nginx.UpstreamFile + ".dhis2life-prev"); err != nil || !strings.Contains(string(prev), "slot maintenance\nserver "+d.maintenance+";") {
+		t.Fatalf("previous upstream file: %q, %v; want the maintenance page's", prev, err)
 	}
 	t.Logf("upgrade run %s; downtime (maintenance on -> 2.41.0 through nginx) %s; steps:", runTime.Round(time.Millisecond), rec.Downtime().Round(time.Millisecond))
 	for _, s := range rec.Steps {

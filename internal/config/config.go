@@ -154,6 +154,10 @@ type AppHooks struct {
 	// ProxyURL is the public URL through the proxy; after a switch it must report the new
 	// version (default: none, only the slot itself is checked).
 	ProxyURL string `toml:"proxy_url"`
+	// MaintenanceUpstream (host:port) serves a maintenance page: the proxy points there from
+	// blue's stop until the switch to green, or back to blue (default: none, users get the
+	// proxy's error page while blue is stopped).
+	MaintenanceUpstream string `toml:"maintenance_upstream"`
 }
 
 // AppSlot is a second DHIS2 app (Tomcat, Jetty, systemd unit, container) driven by hooks. The

@@ -103,6 +103,9 @@ drill_max_age = "8d"
 # upstream_file = "/etc/nginx/conf.d/dhis2-upstream.inc"
 # nginx = "nginx"
 # proxy_url = "https://hmis.example.org"
+# A server (host:port) answering every request with a maintenance page: the proxy points
+# there from blue's stop until green (or blue again) serves. Default: none.
+# maintenance_upstream = "127.0.0.1:8099"
 # proxy_hook = "ssh proxy /usr/local/bin/dhis2-upstream \"$DHIS2_LIFE_UPSTREAM\""
 # The blue slot's DHIS2_HOME (default: the instance's dhis2_home) and log, whose tail failure
 # reports show (default: none).

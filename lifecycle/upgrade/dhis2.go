@@ -545,6 +545,15 @@ func doDHIS2Step(ctx context.Context, o DHIS2Options, r *DHIS2Record, name strin
 			t := time.Now().UTC()
 			r.AppStop = &t
 		}
+		if up := in.App.MaintenanceUpstream; up != "" {
+			sw, err := switcher(o)
+			if err != nil {
+				return err
+			}
+			if err := sw.Switch(ctx, "maintenance", up); err != nil {
+				return fmt.Errorf("pointing the proxy at the maintenance page: %w", err)
+			}
+		}
 		return nil
 	case DStepFinalSet:
 		set, err := o.Snapshot(ctx)

@@ -108,6 +108,16 @@ func rollbackDHIS2(ctx context.Context, o DHIS2Options, r *DHIS2Record) (err err
 			return fmt.Errorf("blue started but is not healthy: %w", err)
 		}
 		note("blue app started and answers at %s", in.App.URL)
+		if !switched && in.App.MaintenanceUpstream != "" {
+			sw, err := switcher(o)
+			if err != nil {
+				return err
+			}
+			if err := sw.Switch(ctx, "blue", r.BlueUpstream); err != nil {
+				return fmt.Errorf("sending the proxy back to blue from the maintenance page: %w", err)
+			}
+			note("proxy sends users to blue (%s) again, not to the maintenance page", r.BlueUpstream)
+		}
 	}
 	return nil
 }
