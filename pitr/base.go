@@ -1,7 +1,7 @@
 package pitr
 
 import (
-	"bufio"
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -45,7 +45,7 @@ type BaseManifest struct {
 	Started     time.Time       `json:"started"`
 	Finished    time.Time       `json:"finished"` // after the stop point: a restore target must be later
 	StartLSN    string          `json:"start_lsn"`
-	StopLSN     string          `json:"stop_lsn"`
+	StopLSN     string          `json:"stop_lsn"` // WAL position when pg_basebackup had finished (at or after its end point)
 	Timeline    uint32          `json:"timeline"`
 	StartWAL    string          `json:"start_wal"` // first segment a restore needs
 	StopWAL     string          `json:"stop_wal"`  // last segment needed for consistency
@@ -54,12 +54,14 @@ type BaseManifest struct {
 	ToolVersion string          `json:"tool_version"`
 	Restic      string          `json:"restic_version"`
 	Part        manifest.Part   `json:"part"` // the tar stream
+
+	manifestSnapshot string // restic snapshot holding this manifest (set by ListBase)
 }
 
 // StreamResult is what the base-backup producer (BaseStream) leaves in its result file.
 type StreamResult struct {
 	StartLSN    string          `json:"start_lsn"`
-	StopLSN     string          `json:"stop_lsn"`
+	StopLSN     string          `json:"stop_lsn"` // WAL position when pg_basebackup had finished (at or after its end point)
 	Timeline    uint32          `json:"timeline"`
 	SegmentSize int64           `json:"segment_size"`
 	Server      manifest.Server `json:"server"`
@@ -67,10 +69,22 @@ type StreamResult struct {
 	Error       string          `json:"error,omitempty"`
 }
 
-var (
-	startRe = regexp.MustCompile(`write-ahead log start point: ([0-9A-F]+/[0-9A-F]+) on timeline (\d+)`)
-	stopRe  = regexp.MustCompile(`write-ahead log end point: ([0-9A-F]+/[0-9A-F]+)`)
-)
+var labelRe = regexp.MustCompile(`(?s)START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+) .*START TIMELINE: (\d+)`)
+
+// findBackupLabel returns the content of backup_label from a tar stream ("" when absent).
+func findBackupLabel(r io.Reader) string {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return ""
+		}
+		if h.Name == "backup_label" || h.Name == "./backup_label" {
+			b, _ := io.ReadAll(io.LimitReader(tr, 64<<10))
+			return string(b)
+		}
+	}
+}
 
 // BaseStream runs pg_basebackup (tar format, no WAL in the tar, no backup manifest) over the
 // instance's admin connection and copies the tar to out; it writes a StreamResult (or the error)
@@ -108,35 +122,39 @@ func BaseStream(ctx context.Context, in *config.Instance, tmpDir string, out io.
 	cmd := tool.Command(ctx, "--pgdata=-", "--format=tar", "--wal-method=none", "--no-manifest",
 		"--checkpoint=fast", "--verbose", "--label=dhis2-life base backup")
 	cw := &countWriter{w: out}
-	cmd.Stdout = cw
-	stderr, err := cmd.StderrPipe()
+	// backup_label inside the tar says where the backup starts (pg_basebackup only prints its
+	// start and end points when it streams WAL itself).
+	pr, pw := io.Pipe()
+	labelc := make(chan string, 1)
+	go func() {
+		labelc <- findBackupLabel(pr)
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	cmd.Stdout = io.MultiWriter(cw, pw)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	werr := cmd.Run()
+	pw.Close()
+	label := <-labelc
+	res.Bytes = cw.n.Load()
+	if werr != nil {
+		return fmt.Errorf("pg_basebackup failed (%v): %s", werr, strings.Join(strings.Fields(stderr.String()), " "))
+	}
+	m := labelRe.FindStringSubmatch(label)
+	if m == nil {
+		return fmt.Errorf("pg_basebackup's tar holds no readable backup_label")
+	}
+	tli, _ := strconv.ParseUint(m[2], 10, 32)
+	res.StartLSN, res.Timeline = m[1], uint32(tli)
+	// The position after the backup finished: at or after its end point, which is what a
+	// restore must replay to before it is consistent.
+	conn, err = admin.Connect(ctx)
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting pg_basebackup: %w", err)
-	}
-	var msgs []string
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		line := sc.Text()
-		if m := startRe.FindStringSubmatch(line); m != nil {
-			res.StartLSN = m[1]
-			tli, _ := strconv.ParseUint(m[2], 10, 32)
-			res.Timeline = uint32(tli)
-		} else if m := stopRe.FindStringSubmatch(line); m != nil {
-			res.StopLSN = m[1]
-		} else if !strings.Contains(line, "pg_basebackup: ") || strings.Contains(line, "error") || strings.Contains(line, "warning") {
-			msgs = append(msgs, line)
-		}
-	}
-	werr := cmd.Wait()
-	res.Bytes = cw.n.Load()
-	if werr != nil {
-		return fmt.Errorf("pg_basebackup failed (%v): %s", werr, strings.Join(msgs, "; "))
-	}
-	if res.StartLSN == "" || res.StopLSN == "" || res.Timeline == 0 {
-		return fmt.Errorf("pg_basebackup did not report its start and end points: %s", strings.Join(msgs, "; "))
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&res.StopLSN); err != nil {
+		return fmt.Errorf("reading the WAL position after the base backup: %w", err)
 	}
 	return nil
 }
@@ -280,6 +298,7 @@ func ListBase(ctx context.Context, repo *restic.Repo, instance string) ([]*BaseM
 		if err := json.Unmarshal(buf.Bytes(), &m); err != nil || m.Kind != "base" || m.Part.Snapshot == "" {
 			return nil, fmt.Errorf("base backup manifest %s is not valid (%v)", s.ShortID, err)
 		}
+		m.manifestSnapshot = s.ID
 		out = append(out, &m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Finished.Before(out[j].Finished) })

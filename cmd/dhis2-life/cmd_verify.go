@@ -26,12 +26,17 @@ check fails.
 EXAMPLES:
    dhis2-life verify latest
    dhis2-life verify 20261127T020000Z-3fa1 --json
-   dhis2-life verify latest --read-data-subset 10%`,
+   dhis2-life verify latest --read-data-subset 10%
+   dhis2-life verify --pitr "2026-12-01 14:05:00" --instance hmis --json`,
 		Flags: []cli.Flag{instanceFlag, jsonFlag,
 			&cli.StringFlag{Name: "read-data-subset", Value: "2%", Usage: "restic check --read-data-subset `SUBSET` (e.g. 5%, 1/10; empty = none)"},
 			&cli.BoolFlag{Name: "keep-scratch", Usage: "leave the scratch database and files for inspection"},
+			&cli.StringFlag{Name: "pitr", Usage: "point-in-time drill: restore to `TIME` in a scratch cluster and check rows up to it are there, later ones not"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.IsSet("pitr") {
+				return verifyPITR(c)
+			}
 			s, err := loadSet(c)
 			if err != nil {
 				return err

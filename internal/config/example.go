@@ -85,6 +85,8 @@ drill_max_age = "8d"
 # keep_base_backups = 2
 # OS user owning clusters restored by restore --pitr / verify --pitr. Default: "postgres" as root.
 # run_as = "postgres"
+# Where verify --pitr builds its scratch cluster (room for a whole cluster). Default: "/var/tmp".
+# drill_dir = "/var/tmp"
 # The dhis2-life executable archive_command and restore_command call. Default: this one.
 # binary = "/usr/local/bin/dhis2-life"
 

@@ -22,6 +22,9 @@ type WAL struct {
 	// RunAs is the OS user owning restored clusters and running their postgres (default
 	// "postgres" when dhis2-life runs as root, else the current user).
 	RunAs string `toml:"run_as"`
+	// DrillDir is where `verify --pitr` creates its scratch cluster (default /var/tmp); RunAs
+	// must be able to reach it, and it needs room for a whole cluster.
+	DrillDir string `toml:"drill_dir"`
 	// Binary is the dhis2-life executable named in archive_command/restore_command (default:
 	// the running executable).
 	Binary string `toml:"binary"`
@@ -44,6 +47,10 @@ func (c *Config) walDefaults() {
 			w.KeepBaseBackups = 2
 		}
 		w.Binary = c.abs(w.Binary)
+		if w.DrillDir == "" {
+			w.DrillDir = "/var/tmp"
+		}
+		w.DrillDir = c.abs(w.DrillDir)
 	}
 }
 
