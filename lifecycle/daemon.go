@@ -214,6 +214,7 @@ func defineMetrics(r *metrics.Registry) {
 	r.Define(MetricRepositoryUp, metrics.Gauge, "1 when the last job reached the repository, 0 when it could not.", "instance")
 	r.Define(MetricRepositorySize, metrics.Gauge, "Stored size of the repository in bytes, as measured after the last snapshot.", "instance")
 	r.Define(MetricStatusOK, metrics.Gauge, "1 when the instance is within its rpo and drill_max_age limits.", "instance")
+	defineWALMetrics(r)
 }
 
 // Metrics returns the daemon's registry.
@@ -525,6 +526,7 @@ func (d *Daemon) refresh(ctx context.Context, instance string) *Report {
 		d.log.Warn("could not read the catalogue for metrics", "instance", instance, "err", err)
 		return nil
 	}
+	d.refreshWAL(ctx, instance)
 	st := rep.Instances[instance]
 	if st == nil {
 		return rep

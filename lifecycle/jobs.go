@@ -27,7 +27,7 @@ const (
 )
 
 // Jobs lists every job in the order catch-up runs them.
-var Jobs = []string{JobSnapshot, JobVerify, JobRetention, JobCloneRefresh, JobCloneTTL}
+var Jobs = []string{JobSnapshot, JobVerify, JobRetention, JobCloneRefresh, JobCloneTTL, JobBaseBackup}
 
 // ErrUnknownJob is returned (wrapped) for a job name that does not exist.
 var ErrUnknownJob = errors.New("unknown job")
@@ -59,6 +59,8 @@ func ScheduleOf(cfg *config.Config, job string) string {
 		return s.CloneTTL
 	case JobCloneRefresh:
 		return s.CloneFresh
+	case JobBaseBackup:
+		return s.BaseBackup
 	}
 	return ""
 }
@@ -88,7 +90,8 @@ type JobFunc func(ctx context.Context, env Env) (Result, error)
 // BuiltinJobs are the jobs this build can run.
 func BuiltinJobs() map[string]JobFunc {
 	return map[string]JobFunc{JobSnapshot: SnapshotJob, JobVerify: VerifyJob,
-		JobRetention: RetentionJob, JobCloneTTL: CloneTTLJob, JobCloneRefresh: CloneRefreshJob}
+		JobRetention: RetentionJob, JobCloneTTL: CloneTTLJob, JobCloneRefresh: CloneRefreshJob,
+		JobBaseBackup: BaseBackupJob}
 }
 
 func preflight(ctx context.Context, env Env, res *Result) error {

@@ -37,6 +37,9 @@ type InstanceStatus struct {
 	DrillMaxAgeSeconds float64  `json:"drill_max_age_seconds"`
 	Problems           []string `json:"problems"`
 	OK                 bool     `json:"ok"`
+	// WAL is the WAL archiving state (pitr.WALStatus) of instances with [instances.NAME.wal],
+	// added by the status command (it needs the database, the catalogue does not have it).
+	WAL any `json:"wal,omitempty"`
 }
 
 // RepositorySize is the stored size of the repository (restic stats --mode raw-data).

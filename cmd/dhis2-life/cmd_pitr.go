@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/ui"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
 	"github.com/dhis2-life/dhis2-life/pitr"
 )
 
@@ -61,8 +64,8 @@ func restorePITR(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	ro.Instance = in
 	ro.DataDir, ro.Port, ro.Pause = c.String("to-data-dir"), c.Int("port"), c.Bool("pause")
-	_ = in
 	res, err := pitr.Restore(c.Context, ro)
 	if err != nil {
 		return err
@@ -149,4 +152,36 @@ func verifyPITR(c *cli.Context) error {
 		return &exitError{code: exitVerify, err: errors.New("PITR drill failed: see the checks above")}
 	}
 	return nil
+}
+
+// addWALStatus adds the WAL archiving state of instances with [instances.NAME.wal] to a status
+// report; lag past wal_max_lag is a problem (exit 3).
+func addWALStatus(ctx context.Context, a *app.App, rep *lifecycle.Report) {
+	for name, st := range rep.Instances {
+		in := a.Config.Instances[name]
+		if in == nil || in.WAL == nil || st == nil {
+			continue
+		}
+		ws := pitr.Status(ctx, in, time.Now())
+		st.WAL = ws
+		st.Problems = append(st.Problems, ws.Problems...)
+		st.OK = len(st.Problems) == 0
+		rep.OK = rep.OK && st.OK
+	}
+}
+
+func printWALStatus(w io.Writer, v any) {
+	ws, ok := v.(*pitr.WALStatus)
+	if !ok {
+		return
+	}
+	switch {
+	case ws.Error != "":
+		fmt.Fprintf(w, "  WAL archive     unknown (%s)\n", ws.Error)
+	case ws.LastArchivedAt == nil:
+		fmt.Fprintf(w, "  WAL archive     nothing archived yet (archive_mode %s)\n", ws.ArchiveMode)
+	default:
+		fmt.Fprintf(w, "  WAL archive     last %s, %s ago; waiting %s (wal_max_lag %s); %d failures\n", ws.LastArchived,
+			ui.Duration(secs(ws.AgeSeconds)), ui.Duration(secs(ws.LagSeconds)), ui.Duration(secs(ws.MaxLagSeconds)), ws.FailedCount)
+	}
 }

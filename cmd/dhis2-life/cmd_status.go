@@ -76,6 +76,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
+			addWALStatus(c.Context, a, rep)
 			if only != "" {
 				rep.Instances = map[string]*lifecycle.InstanceStatus{only: rep.Instances[only]}
 				rep.OK = rep.Instances[only].OK
@@ -132,6 +133,7 @@ func printStatus(c *cli.Context, rep *lifecycle.Report) {
 		}
 		fmt.Fprintf(w, "  failures (7d)   %d\n", st.Failures7d)
 		fmt.Fprintf(w, "  clones          %d\n", len(st.Clones))
+		printWALStatus(w, st.WAL)
 		for _, p := range st.Problems {
 			fmt.Fprintf(w, "  PROBLEM: %s\n", p)
 		}

@@ -4,18 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/minio/minio-go/v7"
 
 	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/testenv"
@@ -54,7 +59,8 @@ func newPITREnv(t *testing.T) *pitrEnv {
 	writeFile(t, e.dbPass, p.AppPassword+"\n", 0o600)
 	e.home = filepath.Join(dir, "dhis2-home")
 	e.db = createFixture(t, p, fixture.Gen242, e.home, 0.001)
-	e.instanceExtra = []string{"", "[instances.hmis.wal]", `archive_timeout = "2s"`, `wal_max_lag = "4s"`, fmt.Sprintf("drill_dir = %q", dir)}
+	e.instanceExtra = []string{"", "[instances.hmis.wal]", `archive_timeout = "2s"`, `wal_max_lag = "4s"`, fmt.Sprintf("drill_dir = %q", dir),
+		"", "[daemon]", fmt.Sprintf("metrics_listen = \"127.0.0.1:%d\"", freeTestPort(t))}
 	e.writeConfig()
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
@@ -315,6 +321,201 @@ func TestPITR(t *testing.T) {
 	r = e.run("restore", "--pitr", tgt, "--instance", testInstance, "--to-data-dir", dataDir, "--port", strconv.Itoa(port))
 	if r.code != 1 || !strings.Contains(r.stderr, "not empty") {
 		t.Fatalf("restore --pitr into a non-empty directory: %s", r)
+	}
+
+	// 5. Status and metric while archiving works.
+	r = e.run("status", "--json")
+	var st struct {
+		Instances map[string]struct {
+			WAL      pitr.WALStatus `json:"wal"`
+			Problems []string       `json:"problems"`
+		} `json:"instances"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Instances[testInstance].WAL.LastArchivedAt == nil || len(st.Instances[testInstance].WAL.Problems) != 0 {
+		t.Fatalf("status --json with archiving working: %v %+v\n%s", err, st, r)
+	}
+	e.checkWALMetric(st.Instances[testInstance].WAL.LastArchivedAt.Unix())
+
+	// 6. The bucket unreachable while PostgreSQL archives: the segments wait in pg_wal, status
+	// alerts, and nothing is lost when the bucket returns.
+	var failedBefore int64
+	_ = c.QueryRow(ctx, `SELECT failed_count FROM pg_stat_archiver`).Scan(&failedBefore)
+	e.s3.Stop()
+	load = startWriteLoad(t, e.own.AdminDSNFor(e.db))
+	var during []string
+	for range 3 {
+		time.Sleep(400 * time.Millisecond)
+		during = append(during, e.switchWAL(c))
+	}
+	load.Stop(t)
+	waitFor(t, 30*time.Second, "archive_command failures while the bucket is down", func() bool {
+		var failed int64
+		_ = c.QueryRow(ctx, `SELECT failed_count FROM pg_stat_archiver`).Scan(&failed)
+		return failed > failedBefore
+	})
+	for _, seg := range during {
+		if _, err := os.Stat(filepath.Join(e.own.DataDir, "pg_wal", seg)); err != nil {
+			t.Fatalf("segment %s is not waiting in pg_wal while the bucket is down: %v", seg, err)
+		}
+	}
+	time.Sleep(4 * time.Second) // past wal_max_lag
+	r = e.run("status", "--json")
+	st.Instances = nil
+	_ = json.Unmarshal([]byte(r.stdout), &st)
+	probs := strings.Join(st.Instances[testInstance].Problems, "; ")
+	if r.code != 3 || !strings.Contains(probs, "WAL not archived for") || !strings.Contains(probs, "archive_command fails") {
+		t.Fatalf("status while the bucket is down: want exit 3 naming the WAL lag and the failing archive_command\n%s", r)
+	}
+	e.s3.Start(t)
+	// The archiver retries on its next wake-up; a new segment wakes it at once.
+	if _, err := c.Exec(ctx, `CREATE TABLE IF NOT EXISTS pitr_wakeup(x int); INSERT INTO pitr_wakeup VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	wake := e.switchWAL(c)
+	e.waitArchived(c, wake, 90*time.Second)
+	r = e.mustRun("wal", "list", "--instance", testInstance, "--json")
+	var objs []struct {
+		Name string `json:"Name"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &objs); err != nil {
+		t.Fatal(err)
+	}
+	archived := map[string]bool{}
+	for _, o := range objs {
+		archived[o.Name] = true
+	}
+	for _, seg := range append(during, wake) {
+		if !archived[seg] {
+			t.Fatalf("segment %s written while the bucket was down is missing from the archive after it returned: %v", seg, archived)
+		}
+	}
+	if r := e.run("status"); r.code != 0 {
+		t.Fatalf("status after the bucket returned:\n%s", r)
+	}
+
+	// 7. A segment missing from the archive: the restore stops at the last reachable time and
+	// says which time that is.
+	target2 := time.Now()
+	missing := during[1]
+	if err := e.s3.Client(t).RemoveObject(ctx, bucketOf(e.repoURL), "repo/wal/"+testInstance+"/"+missing, minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dataDir2 := filepath.Join(e.dir, "restored2")
+	r = e.run("restore", "--pitr", target2.UTC().Format(time.RFC3339Nano), "--instance", testInstance, "--to-data-dir", dataDir2, "--port", strconv.Itoa(freeTestPort(t)))
+	t.Cleanup(func() {
+		_ = pitr.Stop(context.Background(), &config.Instance{Name: testInstance, WAL: &config.WAL{}}, dataDir2, 15)
+	})
+	if r.code != 1 || !strings.Contains(r.stderr, "WAL file "+missing+" is missing from the archive") || !strings.Contains(r.stderr, "the last reachable time is 20") {
+		t.Fatalf("restore --pitr past a missing segment: want exit 1 naming %s and the last reachable time\n%s", missing, r)
+	}
+	t.Logf("restore past a missing segment: %s", strings.TrimSpace(r.stderr))
+
+	// 8. Retention: with a second base backup and keep_base_backups = 1, the first one and the
+	// WAL only it needs go; history files and the WAL the second needs stay.
+	r = e.mustRun("base-backup", "--instance", testInstance, "--json")
+	var base2 pitr.BaseManifest
+	if err := json.Unmarshal([]byte(r.stdout), &base2); err != nil {
+		t.Fatal(err)
+	}
+	e.instanceExtra = append(e.instanceExtra[:0:0], e.instanceExtra...)
+	e.instanceExtra = append(e.instanceExtra, "") // keep the order; keep_base_backups goes into [instances.hmis.wal]
+	for i, l := range e.instanceExtra {
+		if l == "[instances.hmis.wal]" {
+			e.instanceExtra = append(e.instanceExtra[:i+1], append([]string{"keep_base_backups = 1"}, e.instanceExtra[i+1:]...)...)
+			break
+		}
+	}
+	e.writeConfig()
+	r = e.mustRun("wal", "prune", "--instance", testInstance, "--dry-run", "--json")
+	var pp pitr.PrunePlan
+	if err := json.Unmarshal([]byte(r.stdout), &pp); err != nil || pp.Applied || len(pp.ForgetBases) != 1 || pp.ForgetBases[0].ID != base.ID || pp.Cutoff != base2.StartWAL || len(pp.DeleteWAL) == 0 {
+		t.Fatalf("wal prune --dry-run: %+v %v\n%s", pp, err, r)
+	}
+	for _, n := range pp.DeleteWAL {
+		if n >= base2.StartWAL {
+			t.Fatalf("prune would delete %s, which base backup %s (from %s) needs", n, base2.ID, base2.StartWAL)
+		}
+	}
+	r = e.mustRun("wal", "prune", "--instance", testInstance)
+	r = e.mustRun("wal", "list", "--instance", testInstance, "--json")
+	objs = nil
+	_ = json.Unmarshal([]byte(r.stdout), &objs)
+	for _, o := range objs {
+		if o.Name < base2.StartWAL && len(o.Name) >= 24 && !strings.HasSuffix(o.Name, ".history") {
+			t.Fatalf("after prune the archive still holds %s, older than %s", o.Name, base2.StartWAL)
+		}
+		if o.Name == base2.StartWAL {
+			base2.StartWAL = "" // found
+		}
+	}
+	if base2.StartWAL != "" {
+		t.Fatalf("after prune the archive lacks %s, the first segment of the kept base backup", base2.StartWAL)
+	}
+	r = e.mustRun("base-backup", "--instance", testInstance, "--list", "--json")
+	var left []pitr.BaseManifest
+	if err := json.Unmarshal([]byte(r.stdout), &left); err != nil || len(left) != 1 || left[0].ID != base2.ID {
+		t.Fatalf("base backups after prune: %+v %v", left, err)
+	}
+}
+
+func bucketOf(repoURL string) string {
+	rest := strings.TrimPrefix(repoURL, "s3:http://")
+	parts := strings.Split(rest, "/")
+	return parts[1]
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkWALMetric runs the daemon briefly and checks it exports the last archived time.
+func (e *pitrEnv) checkWALMetric(want int64) {
+	t := e.t
+	t.Helper()
+	var listen string
+	for _, l := range e.instanceExtra {
+		if v, ok := strings.CutPrefix(l, "metrics_listen = "); ok {
+			listen = strings.Trim(v, `"`)
+		}
+	}
+	cmd := exec.Command(testBinary, "--config", e.cfgPath, "daemon")
+	cmd.Env = cliEnv()
+	logs := &lockedBuf{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	line := ""
+	waitFor(t, 30*time.Second, "dhis2_life_wal_last_archived_timestamp_seconds on /metrics", func() bool {
+		resp, err := http.Get("http://" + listen + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, `dhis2_life_wal_last_archived_timestamp_seconds{instance="hmis"}`) {
+				line = l
+				return true
+			}
+		}
+		return false
+	})
+	f := strings.Fields(line)
+	v, err := strconv.ParseFloat(f[len(f)-1], 64)
+	if err != nil || int64(v) < want {
+		t.Fatalf("metric %q: want a Unix time >= %d (%v)\ndaemon log:\n%s", line, want, err, logs.String())
 	}
 }
 
