@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/dhis2-life/dhis2-life/internal/s3"
 )
@@ -51,9 +52,13 @@ func NewStore(repoURL string, env []string, instance string, keys *Keys) (*Store
 	if creds.AccessKey == "" || creds.SecretKey == "" {
 		return nil, errors.New("no S3 credentials for the WAL archive: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in repository.env_file")
 	}
-	cl, err := s3.NewClient(loc.Endpoint, loc.Secure, creds)
+	// Few retries: PostgreSQL retries a failed archive_command itself, and keeps the file.
+	cl, err := minio.New(loc.Endpoint, &minio.Options{
+		Creds:  credentials.NewStaticV4(creds.AccessKey, creds.SecretKey, creds.SessionToken),
+		Secure: loc.Secure, Region: creds.Region, MaxRetries: 3,
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("creating S3 client for %s: %w", loc.Endpoint, err)
 	}
 	return &Store{Client: cl, Loc: loc, Prefix: Prefix(loc.Prefix, instance), Keys: keys}, nil
 }
