@@ -49,6 +49,9 @@ func restorePITR(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usageErr("restore --pitr takes no set: it starts from the newest base backup before the time")
 	}
+	if c.String("to-db") != "" || c.String("files-to") != "" || c.Bool("from-archive") {
+		return usageErr("restore --pitr restores a whole cluster into --to-data-dir: it takes no --to-db, --files-to or --from-archive")
+	}
 	if c.String("to-data-dir") == "" || c.Int("port") == 0 {
 		return usageErr("restore --pitr needs --to-data-dir DIR and --port PORT")
 	}

@@ -528,3 +528,25 @@ func freeTestPort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TestPITRUsage: bad point-in-time invocations are usage errors (exit 2) naming the fix.
+func TestPITRUsage(t *testing.T) {
+	e := newEnv(t, "")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"restore", "--pitr", "yesterday", "--to-data-dir", "/tmp/x", "--port", "5440"}, "is not a time"},
+		{[]string{"restore", "--pitr", "2026-12-01 14:05:00"}, "needs --to-data-dir DIR and --port PORT"},
+		{[]string{"restore", "--pitr", "2026-12-01 14:05:00", "--to-db", "postgres://x@127.0.0.1/y", "--to-data-dir", "/tmp/x", "--port", "5440"}, "takes no --to-db"},
+		{[]string{"restore", "--pitr", "2026-12-01 14:05:00", "--to-data-dir", "/tmp/x", "--port", "5440"}, "has no [instances.hmis.wal] table"},
+		{[]string{"verify", "--pitr", "2026-12-01 14:05:00"}, "has no [instances.hmis.wal] table"},
+		{[]string{"wal", "push", "--instance", "hmis"}, "takes the path of one WAL file"},
+		{[]string{"base-backup"}, "has no [instances.hmis.wal] table"},
+	} {
+		r := e.run(c.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("dhis2-life %s: want exit 2 saying %q\n%s", strings.Join(c.args, " "), c.want, r)
+		}
+	}
+}
