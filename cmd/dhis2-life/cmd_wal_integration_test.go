@@ -549,4 +549,9 @@ func TestPITRUsage(t *testing.T) {
 			t.Errorf("dhis2-life %s: want exit 2 saying %q\n%s", strings.Join(c.args, " "), c.want, r)
 		}
 	}
+	for _, cmd := range [][]string{{"wal", "setup"}, {"wal", "push"}, {"wal", "fetch"}, {"wal", "list"}, {"wal", "prune"}, {"base-backup"}} {
+		if out := e.mustRun(append(cmd, "--help")...).stdout; !strings.Contains(out, "EXAMPLES") {
+			t.Errorf("dhis2-life %s --help has no EXAMPLES", strings.Join(cmd, " "))
+		}
+	}
 }
