@@ -2,6 +2,7 @@ package pitr
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -235,4 +236,30 @@ func freePort() (int, error) {
 	defer l.Close()
 	_, p, _ := net.SplitHostPort(l.Addr().String())
 	return strconv.Atoi(p)
+}
+
+// DrillSummary is the newest PITR drill of an instance, for `status`.
+type DrillSummary struct {
+	ID         string    `json:"id"`
+	Time       time.Time `json:"time"`
+	Target     time.Time `json:"target"`
+	OK         bool      `json:"ok"`
+	RPOSeconds float64   `json:"rpo_seconds"`
+	RestoreSec float64   `json:"restore_seconds"`
+}
+
+// LastDrill returns the newest recorded PITR drill of an instance (nil when none).
+func LastDrill(cat *catalog.Catalog, instance string) (*DrillSummary, error) {
+	var last *DrillSummary
+	err := cat.ListJSON(DrillsBucket, func(_ string, raw []byte) error {
+		var r DrillReport
+		if json.Unmarshal(raw, &r) != nil || r.Instance != instance {
+			return nil
+		}
+		if last == nil || r.End.After(last.Time) {
+			last = &DrillSummary{ID: r.ID, Time: r.End, Target: r.Target, OK: r.OK, RPOSeconds: r.RPOSeconds, RestoreSec: r.RestoreSeconds}
+		}
+		return nil
+	})
+	return last, err
 }

@@ -23,7 +23,9 @@ type WALStatus struct {
 	LastFailedAt  *time.Time `json:"last_failed_time,omitempty"`
 	ArchiveMode   string     `json:"archive_mode"`
 	Error         string     `json:"error,omitempty"`
-	Problems      []string   `json:"problems"`
+	// LastDrill is the newest `verify --pitr` (set by the status command from the catalogue).
+	LastDrill *DrillSummary `json:"last_pitr_drill"`
+	Problems  []string      `json:"problems"`
 }
 
 // Status reads the instance's archiver and judges it against wal_max_lag.

@@ -166,6 +166,14 @@ func addWALStatus(ctx context.Context, a *app.App, rep *lifecycle.Report) {
 			continue
 		}
 		ws := pitr.Status(ctx, in, time.Now())
+		if cat, err := a.Catalog(); err == nil {
+			if d, err := pitr.LastDrill(cat, name); err == nil && d != nil {
+				ws.LastDrill = d
+				if !d.OK {
+					ws.Problems = append(ws.Problems, "newest PITR drill ("+d.ID+") failed: see `dhis2-life verify --pitr`")
+				}
+			}
+		}
 		st.WAL = ws
 		st.Problems = append(st.Problems, ws.Problems...)
 		st.OK = len(st.Problems) == 0
@@ -186,5 +194,13 @@ func printWALStatus(w io.Writer, v any) {
 	default:
 		fmt.Fprintf(w, "  WAL archive     last %s, %s ago; waiting %s (wal_max_lag %s); %d failures\n", ws.LastArchived,
 			ui.Duration(secs(ws.AgeSeconds)), ui.Duration(secs(ws.LagSeconds)), ui.Duration(secs(ws.MaxLagSeconds)), ws.FailedCount)
+	}
+	if d := ws.LastDrill; d != nil {
+		verdict := "passed"
+		if !d.OK {
+			verdict = "FAILED"
+		}
+		fmt.Fprintf(w, "  last PITR drill %s %s ago, to %s, achieved RPO %s\n", verdict, ui.Duration(time.Since(d.Time)),
+			d.Target.Local().Format("2006-01-02 15:04:05"), ui.Duration(secs(d.RPOSeconds)))
 	}
 }

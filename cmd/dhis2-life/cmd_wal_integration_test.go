@@ -334,6 +334,9 @@ func TestPITR(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Instances[testInstance].WAL.LastArchivedAt == nil || len(st.Instances[testInstance].WAL.Problems) != 0 {
 		t.Fatalf("status --json with archiving working: %v %+v\n%s", err, st, r)
 	}
+	if d := st.Instances[testInstance].WAL.LastDrill; d == nil || !d.OK || d.ID != rep.ID || d.RPOSeconds != rep.RPOSeconds {
+		t.Fatalf("status --json: last_pitr_drill %+v, want the drill %s with its RPO %.3f", d, rep.ID, rep.RPOSeconds)
+	}
 	e.checkWALMetric(st.Instances[testInstance].WAL.LastArchivedAt.Unix())
 
 	// 6. The bucket unreachable while PostgreSQL archives: the segments wait in pg_wal, status
