@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -64,6 +65,9 @@ func (c *Config) validateWAL() error {
 		}
 		anyWAL = true
 		k := "instances." + name + ".wal"
+		if !strings.HasPrefix(c.Repository.URL, "s3:") {
+			return c.errAt(k, "WAL archiving needs an S3 repository (the WAL goes to the repository's bucket)", `use repository.url = "s3:http(s)://host:port/bucket/prefix", or remove the wal table`)
+		}
 		if d := w.ArchiveTimeout.Duration; d < time.Second || d > 24*time.Hour {
 			return c.errAt(k+".archive_timeout", fmt.Sprintf("%s is out of range", d), `use 1s to 24h; "60s" (the default) bounds the data at risk to about a minute`)
 		}

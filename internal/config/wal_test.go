@@ -8,7 +8,8 @@ import (
 )
 
 func TestWALDefaultsAndValidation(t *testing.T) {
-	c, err := Parse("/etc/dhis2-life/c.toml", []byte(minimal+"[instances.hmis.wal]\n[schedule]\nbase_backup = \"0 1 * * 0\"\n"))
+	s3 := strings.Replace(minimal, `url = "/srv/repo"`, `url = "s3:http://127.0.0.1:9000/b/hmis"`, 1)
+	c, err := Parse("/etc/dhis2-life/c.toml", []byte(s3+"[instances.hmis.wal]\n[schedule]\nbase_backup = \"0 1 * * 0\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,8 +30,13 @@ func TestWALDefaultsAndValidation(t *testing.T) {
 		{"[schedule]\nbase_backup = \"0 1 * * 0\"\n", "schedule.base_backup"},
 		{"[instances.hmis.wal]\n[schedule]\nbase_backup = \"every day\"\n", "schedule.base_backup"},
 		{"[instances.hmis.wal]\nmax_lag = \"5m\"\n", "instances.hmis.wal.max_lag"},
+		{"[instances.hmis.wal]\n", "instances.hmis.wal"},
 	} {
-		_, err := Parse("c.toml", []byte(minimal+bad.text))
+		base := s3
+		if bad.key == "instances.hmis.wal" {
+			base = minimal // a local repository
+		}
+		_, err := Parse("c.toml", []byte(base+bad.text))
 		var ce *Error
 		if !errors.As(err, &ce) || ce.Key != bad.key || ce.Line == 0 || ce.Fix == "" && !strings.Contains(ce.Msg, "unknown") {
 			t.Errorf("%q: got %v, want an error at %s with a line and a fix", bad.text, err, bad.key)
