@@ -147,7 +147,8 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
 	start.Env = []string{"PATH=" + binDir + ":/usr/bin:/bin", "LANG=C", "LC_ALL=C", "TZ=UTC"}
 	start.SysProcAttr = &syscall.SysProcAttr{Credential: owner.cred}
 	out, startErr := start.CombinedOutput()
-	state, reached, missing, err := waitRecovery(ctx, logFile, o.Pause)
+	// When pg_ctl failed the server is not running: read the log once for why.
+	state, reached, missing, err := waitRecovery(ctx, logFile, o.Pause, startErr != nil)
 	res.Reached = reached
 	if err != nil {
 		if errors.Is(err, ErrStoppedEarly) {
@@ -188,7 +189,7 @@ var (
 )
 
 // waitRecovery follows the server log until recovery is promoted or paused, or fails.
-func waitRecovery(ctx context.Context, logFile string, pause bool) (state string, reached *time.Time, missing string, err error) {
+func waitRecovery(ctx context.Context, logFile string, pause, once bool) (state string, reached *time.Time, missing string, err error) {
 	for {
 		b, _ := os.ReadFile(logFile)
 		s := string(b)
@@ -209,6 +210,8 @@ func waitRecovery(ctx context.Context, logFile string, pause bool) (state string
 			return "promoted", reached, "", nil
 		case strings.Contains(s, "database system is shut down"):
 			return "", reached, "", fmt.Errorf("the restored cluster shut down during recovery: %s", lastLines(s, 5))
+		case once:
+			return "", reached, "", fmt.Errorf("the restored cluster is not running: %s", lastLines(s, 5))
 		}
 		select {
 		case <-ctx.Done():
