@@ -51,8 +51,8 @@ type DrillOptions struct {
 	// Production is the instance's database, compared with the restored one.
 	Production pg.Conn
 	Catalog    *catalog.Catalog
-	// Margin: rows stamped up to Target-Margin must all be restored (default 1s: a row's stamp
-	// precedes its commit by the statement's duration).
+	// Margin: rows stamped up to Target-Margin must all be restored (default 1m: a row's stamp
+	// precedes its commit by its transaction's duration).
 	Margin      time.Duration
 	KeepScratch bool
 }
@@ -78,7 +78,7 @@ var stampColumns = []struct {
 func Drill(ctx context.Context, o DrillOptions) (*DrillReport, error) {
 	in := o.Restore.Instance
 	if o.Margin == 0 {
-		o.Margin = time.Second
+		o.Margin = time.Minute
 	}
 	rep := &DrillReport{ID: time.Now().UTC().Format("20060102T150405.000Z") + "-pitr-" + in.Name, Instance: in.Name,
 		Target: o.Restore.Target.UTC(), Start: time.Now().UTC()}

@@ -126,7 +126,7 @@ func verifyPITR(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	rep, err := pitr.Drill(c.Context, pitr.DrillOptions{Restore: ro, Production: app.InstanceConn(in), Catalog: cat,
+	rep, err := pitr.Drill(c.Context, pitr.DrillOptions{Restore: ro, Production: app.InstanceConn(in), Catalog: cat, Margin: in.WAL.DrillMargin.Duration,
 		KeepScratch: c.Bool("keep-scratch")})
 	if err != nil {
 		return err

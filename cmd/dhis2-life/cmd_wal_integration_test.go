@@ -59,7 +59,7 @@ func newPITREnv(t *testing.T) *pitrEnv {
 	writeFile(t, e.dbPass, p.AppPassword+"\n", 0o600)
 	e.home = filepath.Join(dir, "dhis2-home")
 	e.db = createFixture(t, p, fixture.Gen242, e.home, 0.001)
-	e.instanceExtra = []string{"", "[instances.hmis.wal]", `archive_timeout = "2s"`, `wal_max_lag = "4s"`, fmt.Sprintf("drill_dir = %q", dir),
+	e.instanceExtra = []string{"", "[instances.hmis.wal]", `archive_timeout = "2s"`, `wal_max_lag = "4s"`, `drill_margin = "1s"`, fmt.Sprintf("drill_dir = %q", dir),
 		"", "[daemon]", fmt.Sprintf("metrics_listen = \"127.0.0.1:%d\"", freeTestPort(t))}
 	e.writeConfig()
 	if os.Geteuid() == 0 {
@@ -285,8 +285,8 @@ func TestPITR(t *testing.T) {
 			t.Errorf("drill report lacks check %q: %+v", want, rep.Checks)
 		}
 	}
-	if rep.RPOSeconds < 0 || rep.RPOSeconds > 1 || rep.Base != base.ID {
-		t.Errorf("drill: achieved RPO %.3fs from base %s; want within 1s of the target (writes every 20ms), base %s", rep.RPOSeconds, rep.Base, base.ID)
+	if rep.RPOSeconds < 0 || rep.RPOSeconds > 3 || rep.Base != base.ID {
+		t.Errorf("drill: achieved RPO %.3fs from base %s; want within a few seconds of the target (writes every 20ms), base %s", rep.RPOSeconds, rep.Base, base.ID)
 	}
 	t.Logf("PITR drill: restore %.1fs, RPO %.3fs", rep.RestoreSeconds, rep.RPOSeconds)
 	if ents, _ := filepath.Glob(filepath.Join(e.dir, "dhis2-life-pitr-drill-*")); len(ents) != 0 {

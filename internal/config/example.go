@@ -87,6 +87,9 @@ drill_max_age = "8d"
 # run_as = "postgres"
 # Where verify --pitr builds its scratch cluster (room for a whole cluster). Default: "/var/tmp".
 # drill_dir = "/var/tmp"
+# verify --pitr requires every row production stamped up to this long before the target to be
+# restored (imports stamp rows when their transaction starts). Default: "1m".
+# drill_margin = "1m"
 # The dhis2-life executable archive_command and restore_command call. Default: this one.
 # binary = "/usr/local/bin/dhis2-life"
 

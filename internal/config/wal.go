@@ -26,6 +26,10 @@ type WAL struct {
 	// DrillDir is where `verify --pitr` creates its scratch cluster (default /var/tmp); RunAs
 	// must be able to reach it, and it needs room for a whole cluster.
 	DrillDir string `toml:"drill_dir"`
+	// DrillMargin: `verify --pitr` requires every row production stamped (created) up to
+	// target-DrillMargin to be restored (default 1m: an import's rows are stamped when its
+	// transaction starts and only committed at its end).
+	DrillMargin Duration `toml:"drill_margin"`
 	// Binary is the dhis2-life executable named in archive_command/restore_command (default:
 	// the running executable).
 	Binary string `toml:"binary"`
@@ -48,6 +52,9 @@ func (c *Config) walDefaults() {
 			w.KeepBaseBackups = 2
 		}
 		w.Binary = c.abs(w.Binary)
+		if w.DrillMargin.Duration == 0 {
+			w.DrillMargin.Duration = time.Minute
+		}
 		if w.DrillDir == "" {
 			w.DrillDir = "/var/tmp"
 		}

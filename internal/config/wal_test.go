@@ -14,7 +14,7 @@ func TestWALDefaultsAndValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := c.Instances["hmis"].WAL
-	if w == nil || w.ArchiveTimeout.Duration != time.Minute || w.MaxLag.Duration != 5*time.Minute || w.KeepBaseBackups != 2 || w.DrillDir != "/var/tmp" {
+	if w == nil || w.ArchiveTimeout.Duration != time.Minute || w.MaxLag.Duration != 5*time.Minute || w.KeepBaseBackups != 2 || w.DrillDir != "/var/tmp" || w.DrillMargin.Duration != time.Minute {
 		t.Fatalf("defaults: %+v", w)
 	}
 	if c.Schedule.BaseBackup != "0 1 * * 0" {
