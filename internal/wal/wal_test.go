@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -164,5 +165,23 @@ func TestPushFetchMinIO(t *testing.T) {
 	objs, err := s.List(ctx)
 	if err != nil || len(objs) != 1 || objs[0].Name != name {
 		t.Fatalf("list: %+v %v", objs, err)
+	}
+}
+
+// TestKeyDerivationKnownAnswer pins the key scheme stated in README.md: the expected keys were
+// computed independently (RFC 5869 HKDF-SHA256 written out with Python's hmac module), so a
+// change that would leave existing archives unreadable fails here.
+func TestKeyDerivationKnownAnswer(t *testing.T) {
+	k, err := DeriveKeys([]byte("correct horse battery staple\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const enc = "89dce6bf284deda10878700af6483a00f24042001fe8f2930008e5c6e6c5a5b3"
+	const mac = "080e916a16a5df2d3c6f07a4e46915bf1cda8f774353e607dead50c1726e1a8c"
+	if got := hex.EncodeToString(k.enc[:]); got != enc {
+		t.Errorf("encryption key %s, want %s", got, enc)
+	}
+	if got := hex.EncodeToString(k.mac[:]); got != mac {
+		t.Errorf("MAC key %s, want %s", got, mac)
 	}
 }
