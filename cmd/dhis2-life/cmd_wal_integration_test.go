@@ -378,7 +378,7 @@ func TestPITR(t *testing.T) {
 	e.waitArchived(c, wake, 90*time.Second)
 	r = e.mustRun("wal", "list", "--instance", testInstance, "--json")
 	var objs []struct {
-		Name string `json:"Name"`
+		Name string `json:"name"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &objs); err != nil {
 		t.Fatal(err)

@@ -23,12 +23,11 @@ var (
 
 // File is a parsed WAL archive file name.
 type File struct {
-	Name     string
-	Kind     string
-	Timeline uint32
-	// Seg is the segment number in units of segments of the cluster's size: log*0x100000000/segsize
-	// + seg; only its order matters here, so it is (log<<32 | seg) of the name (0 for history files).
-	Seg uint64
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Timeline uint32 `json:"timeline"`
+	// Seg orders files of a timeline: log<<32 | seg from the name (0 for history files).
+	Seg uint64 `json:"-"`
 }
 
 // ParseName checks that name is a file PostgreSQL archives and parses it. Anything else (paths,
