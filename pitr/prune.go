@@ -52,63 +52,17 @@ func Prune(ctx context.Context, o PruneOptions) (*PrunePlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan := &PrunePlan{Instance: o.Instance, KeepBases: []PlannedBase{}, ForgetBases: []PlannedBase{}, DeleteWAL: []string{}}
-	reasons := map[string][]string{}
-	for i := len(bases) - 1; i >= 0 && i >= len(bases)-o.Keep; i-- {
-		reasons[bases[i].ID] = append(reasons[bases[i].ID], fmt.Sprintf("one of the newest %d", o.Keep))
-	}
-	pinIDs := make([]string, 0, len(o.Pins))
-	for id := range o.Pins {
-		pinIDs = append(pinIDs, id)
-	}
-	sort.Strings(pinIDs)
-	for _, id := range pinIDs {
-		ts, _, _ := strings.Cut(id, "-")
-		t, err := time.Parse("20060102T150405Z", ts)
-		if err != nil {
-			continue
-		}
-		if b := newestBefore(bases, t); b != nil {
-			reasons[b.ID] = append(reasons[b.ID], fmt.Sprintf("restores to pinned set %s (%s)", id, strings.Join(o.Pins[id], ", ")))
-		}
-	}
-	var oldestKept *BaseManifest
-	var forget []string
-	for _, b := range bases {
-		pb := PlannedBase{ID: b.ID, Finished: b.Finished, StartWAL: b.StartWAL, Reasons: reasons[b.ID]}
-		if len(pb.Reasons) > 0 {
-			plan.KeepBases = append(plan.KeepBases, pb)
-			if oldestKept == nil {
-				oldestKept = b
-			}
-			continue
-		}
-		pb.Reasons = []string{"older than the kept base backups"}
-		plan.ForgetBases = append(plan.ForgetBases, pb)
-		forget = append(forget, b.Part.Snapshot)
-		if b.manifestSnapshot != "" {
-			forget = append(forget, b.manifestSnapshot)
-		}
-	}
+	plan, forget, oldestKept := planBases(o.Instance, bases, o.Keep, o.Pins)
 	if oldestKept == nil {
 		// No base backup: every archived WAL file may still be needed by one taken next.
 		return plan, nil
 	}
-	cut, err := wal.ParseName(oldestKept.StartWAL)
-	if err != nil {
-		return nil, err
-	}
-	plan.Cutoff = cut.Name
 	objs, err := o.Store.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for _, obj := range objs {
-		if obj.Kind != wal.KindHistory && obj.Seg < cut.Seg && obj.Timeline <= cut.Timeline {
-			plan.DeleteWAL = append(plan.DeleteWAL, obj.Name)
-		} else {
-			plan.KeptWAL++
-		}
+	if err := planWAL(plan, oldestKept, objs); err != nil {
+		return nil, err
 	}
 	if !o.Apply {
 		return plan, nil
@@ -132,4 +86,67 @@ func newestBefore(bases []*BaseManifest, t time.Time) *BaseManifest {
 		}
 	}
 	return best
+}
+
+// planBases decides which base backups stay (the newest keep, and for each pinned set the one a
+// restore to its time starts from) and returns the restic snapshots of the others and the
+// oldest kept base backup (nil when there is none).
+func planBases(instance string, bases []*BaseManifest, keep int, pins map[string][]string) (*PrunePlan, []string, *BaseManifest) {
+	plan := &PrunePlan{Instance: instance, KeepBases: []PlannedBase{}, ForgetBases: []PlannedBase{}, DeleteWAL: []string{}}
+	reasons := map[string][]string{}
+	for i := len(bases) - 1; i >= 0 && i >= len(bases)-keep; i-- {
+		reasons[bases[i].ID] = append(reasons[bases[i].ID], fmt.Sprintf("one of the newest %d", keep))
+	}
+	pinIDs := make([]string, 0, len(pins))
+	for id := range pins {
+		pinIDs = append(pinIDs, id)
+	}
+	sort.Strings(pinIDs)
+	for _, id := range pinIDs {
+		ts, _, _ := strings.Cut(id, "-")
+		t, err := time.Parse("20060102T150405Z", ts)
+		if err != nil {
+			continue
+		}
+		if b := newestBefore(bases, t); b != nil {
+			reasons[b.ID] = append(reasons[b.ID], fmt.Sprintf("restores to pinned set %s (%s)", id, strings.Join(pins[id], ", ")))
+		}
+	}
+	var oldestKept *BaseManifest
+	var forget []string
+	for _, b := range bases {
+		pb := PlannedBase{ID: b.ID, Finished: b.Finished, StartWAL: b.StartWAL, Reasons: reasons[b.ID]}
+		if len(pb.Reasons) > 0 {
+			plan.KeepBases = append(plan.KeepBases, pb)
+			if oldestKept == nil {
+				oldestKept = b
+			}
+			continue
+		}
+		pb.Reasons = []string{"not among the kept base backups"}
+		plan.ForgetBases = append(plan.ForgetBases, pb)
+		forget = append(forget, b.Part.Snapshot)
+		if b.manifestSnapshot != "" {
+			forget = append(forget, b.manifestSnapshot)
+		}
+	}
+	return plan, forget, oldestKept
+}
+
+// planWAL marks for deletion the archived files before the oldest kept base backup's first
+// segment (same or earlier timeline); timeline history files always stay.
+func planWAL(plan *PrunePlan, oldestKept *BaseManifest, objs []wal.Object) error {
+	cut, err := wal.ParseName(oldestKept.StartWAL)
+	if err != nil {
+		return err
+	}
+	plan.Cutoff = cut.Name
+	for _, obj := range objs {
+		if obj.Kind != wal.KindHistory && obj.Seg < cut.Seg && obj.Timeline <= cut.Timeline {
+			plan.DeleteWAL = append(plan.DeleteWAL, obj.Name)
+		} else {
+			plan.KeptWAL++
+		}
+	}
+	return nil
 }
