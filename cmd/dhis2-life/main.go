@@ -122,7 +122,7 @@ EXAMPLES:
 			cmdCatalog(), cmdConfig(), cmdUnlock(), cmdInternal(),
 			cmdDaemon(), cmdStatus(), cmdNotify(), cmdMunin(), cmdSchedule(), cmdClone(), cmdClones(),
 			cmdRetention(), cmdArchive(), cmdArchives(), cmdKeep(), cmdUnkeep(), cmdEscrow(),
-			cmdSystemd(),
+			cmdSystemd(), cmdGendoc(),
 		},
 	}
 	for _, c := range a.Commands {
