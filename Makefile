@@ -48,6 +48,10 @@ doc: build
 	rm -rf bin/doc
 	bin/dhis2-life gendoc --dir bin/doc >/dev/null
 
+# deb builds bin/dhis2-life_VERSION_ARCH.deb with dpkg-deb (VERSION=... to set the version).
+deb:
+	packaging/deb/build.sh bin
+
 clean:
 	rm -rf bin
 
