@@ -232,6 +232,21 @@ func TestUnitSandboxSnapshotAndClone(t *testing.T) {
 	}
 	repoPass := secret("repository.pass", "sandbox test password\n")
 	dbPass := secret("db.pass", pg.AppPassword+"\n")
+	// The least-privileged snapshot role the README gives: LOGIN + pg_read_all_data.
+	snapRole := "d2lsnap_" + tag
+	snapPass := secret("snapshot.pass", "snap-"+tag+"\n")
+	pg.AdminExec(t, "postgres", fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD 'snap-%s' IN ROLE pg_read_all_data`, snapRole, tag))
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), pg.AdminDSN)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), "DROP ROLE IF EXISTS "+snapRole); err != nil {
+			t.Errorf("dropping %s: %v", snapRole, err)
+		}
+	})
 
 	// DHIS2's installation guide layout: DHIS2_HOME=/home/dhis/config, readable by the
 	// service user through its group.
@@ -275,6 +290,7 @@ func TestUnitSandboxSnapshotAndClone(t *testing.T) {
 	dsn := func(db string) string {
 		return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", pg.AppUser, pg.Port, db)
 	}
+	snapDSN := fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", snapRole, pg.Port, prod)
 	cfgPath := filepath.Join(etc, "dhis2-life.toml")
 	cfg := fmt.Sprintf(`state_dir = %q
 [repository]
@@ -296,7 +312,7 @@ after_hook = [%q]
 [schedule]
 snapshot = "0 2 * * *"
 clone_refresh = "0 3 * * 6"
-`, state, repo, repoPass, restic, dsn(prod), dbPass, dhisHome, pg.AdminDSN, dsn(staging), dbPass, filepath.Join(clones, "staging"), hook)
+`, state, repo, repoPass, restic, snapDSN, snapPass, dhisHome, pg.AdminDSN, dsn(staging), dbPass, filepath.Join(clones, "staging"), hook)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o640); err != nil {
 		t.Fatal(err)
 	}
