@@ -89,7 +89,7 @@ func TestDebInstallRemovePurge(t *testing.T) {
 	})
 
 	dir := t.TempDir()
-	out := must(t, "../packaging/deb/build.sh", dir)
+	out := must(t, "deb/build.sh", dir)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	deb := lines[len(lines)-1]
 	if !strings.HasSuffix(deb, ".deb") {
