@@ -103,6 +103,14 @@ func Plan(cfg *config.Config, userName string) (*Sandbox, error) {
 	for _, n := range targets {
 		t := cfg.Targets[n]
 		files = append(files, t.DatabasePasswordFile, t.KeepPasswordFile)
+		for _, q := range t.ScrubSQL { // .sql files, relative to the config's directory
+			if q = strings.TrimSpace(q); strings.HasSuffix(strings.ToLower(q), ".sql") && !strings.ContainsAny(q, " \t\n;") {
+				if !filepath.IsAbs(q) {
+					q = filepath.Join(filepath.Dir(cfg.Path), q)
+				}
+				files = append(files, q)
+			}
+		}
 	}
 	if a := cfg.Archive; a != nil {
 		files = append(files, a.RecipientsFile)
