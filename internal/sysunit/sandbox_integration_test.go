@@ -103,6 +103,17 @@ func sandbox(t *testing.T, u unitFile, argv ...string) *exec.Cmd {
 			}
 		}
 	}
+	// systemd drops every mount below an inaccessible path (namespace.c: drop_inaccessible):
+	// ProtectHome=yes hides /home even from ReadOnlyPaths below it.
+	if u.get("ProtectHome") == "yes" {
+		var kept []mount
+		for _, m := range mounts {
+			if m.kind == "--tmpfs" || !strings.HasPrefix(m.path+"/", "/home/") && !strings.HasPrefix(m.path+"/", "/root/") && !strings.HasPrefix(m.path+"/", "/run/user/") {
+				kept = append(kept, m)
+			}
+		}
+		mounts = kept
+	}
 	// Like systemd, the deeper path wins: mount parents first.
 	sort.SliceStable(mounts, func(i, j int) bool {
 		return strings.Count(mounts[i].path, "/") < strings.Count(mounts[j].path, "/")
@@ -348,9 +359,9 @@ clone_refresh = "0 3 * * 6"
 	initUnit := parseUnit(t, filepath.Join(units, "dhis2-life-snapshot.service"))
 	initUnit["ExecStart"] = []string{bin + " --config " + cfgPath + " init"}
 	runUnit(initUnit)
-	out := runUnit(snap)
-	t.Logf("snapshot in the sandbox (%s):\n%s", time.Since(t0).Round(time.Millisecond), out)
-	out = runUnit(cl)
+	out0 := runUnit(snap)
+	t.Logf("snapshot in the sandbox (%s):\n%s", time.Since(t0).Round(time.Millisecond), out0)
+	out := runUnit(cl)
 	t.Logf("clone in the sandbox (%s):\n%s", time.Since(t0).Round(time.Millisecond), out)
 
 	// The set exists, owned by the service user; the clone's home and database are there.
@@ -373,6 +384,21 @@ clone_refresh = "0 3 * * 6"
 	var n int
 	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, staging).Scan(&n); err != nil || n != 1 {
 		t.Errorf("staging database %s: %d, %v", staging, n, err)
+	}
+
+	// The unit as it was before (ProtectHome=yes) cannot see a DHIS2_HOME under /home: its
+	// snapshot has no file store (the set records "file store not backed up"), while the
+	// generated unit's snapshot above backed it up.
+	if !strings.Contains(out0, "backing up file store") {
+		t.Errorf("the snapshot in the generated unit did not back up the file store:\n%s", out0)
+	}
+	hidden := unitFile{}
+	for k, v := range snap {
+		hidden[k] = v
+	}
+	hidden["ProtectHome"] = []string{"yes"}
+	if out, err := sandbox(t, hidden, strings.Fields(snap.get("ExecStart"))...).CombinedOutput(); err == nil && strings.Contains(string(out), "backing up file store") {
+		t.Errorf("with ProtectHome=yes the snapshot still saw %s: the sandbox does not hide /home\n%s", dhisHome, out)
 	}
 
 	// The restriction is real: a directory the user owns but the unit does not name stays
