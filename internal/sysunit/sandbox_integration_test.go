@@ -329,6 +329,14 @@ clone_refresh = "0 3 * * 6"
 	}
 	run(t, "chgrp", svc, cfgPath)
 
+	// A DHIS2_HOME the user cannot read is named before it costs a snapshot its file store.
+	run(t, "chmod", "g-r", filepath.Join(dhisHome, "dhis.conf"))
+	if out, err := exec.Command(bin, "systemd", "unit", "--config", cfgPath, "--bin", bin, "--user", svc).CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), "cannot read "+filepath.Join(dhisHome, "dhis.conf")) {
+		t.Errorf("systemd unit with an unreadable dhis.conf: %v, want a warning\n%s", err, out)
+	}
+	run(t, "chmod", "g+r", filepath.Join(dhisHome, "dhis.conf"))
+
 	units := filepath.Join(base, "units")
 	if err := os.Mkdir(units, 0o755); err != nil {
 		t.Fatal(err)

@@ -163,7 +163,7 @@ func Plan(cfg *config.Config, userName string) (*Sandbox, error) {
 	if !s.PrivateTmp {
 		s.Warnings = append(s.Warnings, "a configured path lies under /tmp or /var/tmp: the unit keeps the host's /tmp (no PrivateTmp); move it elsewhere for a private /tmp")
 	}
-	s.checkDirs()
+	s.checkDirs(cfg)
 	return s, nil
 }
 
@@ -200,8 +200,10 @@ func (s *Sandbox) hook(argv []string, files *[]string) error {
 	return nil
 }
 
-// checkDirs warns about read-write directories that are missing or not owned by the user.
-func (s *Sandbox) checkDirs() {
+// checkDirs warns about read-write directories that are missing or not owned by the user,
+// and (when run as root) about a DHIS2_HOME the user cannot read: a snapshot would then
+// hold no file store.
+func (s *Sandbox) checkDirs(cfg *config.Config) {
 	u, err := user.Lookup(s.User)
 	if err != nil {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("user %s does not exist yet: the .deb creates it, or run useradd --system --home-dir /var/lib/dhis2-life --shell /usr/sbin/nologin %s", s.User, s.User))
@@ -218,6 +220,40 @@ func (s *Sandbox) checkDirs() {
 			s.Warnings = append(s.Warnings, fmt.Sprintf("%s is not owned by %s: the service cannot write it; run chown %s: %s", d, s.User, s.User, d))
 		}
 	}
+	if os.Geteuid() != 0 {
+		return // cannot act as the user
+	}
+	for _, n := range cfg.InstanceNames() {
+		h := cfg.Instances[n].DHIS2Home
+		if h == "" {
+			continue
+		}
+		for _, p := range []string{filepath.Join(h, "dhis.conf"), filepath.Join(h, "files")} {
+			if _, err := os.Stat(p); err != nil {
+				continue // config check reports a missing one
+			}
+			if !readableBy(u, p) {
+				s.Warnings = append(s.Warnings, fmt.Sprintf("%s cannot read %s, so snapshots of %s would hold no file store: run setfacl -R -m u:%s:rX %s (and setfacl -m u:%s:x on each parent directory it cannot enter)", s.User, p, n, s.User, h, s.User))
+			}
+		}
+	}
+}
+
+// readableBy runs test(1) as the user: p can be read (and, for a directory, entered).
+func readableBy(u *user.User, p string) bool {
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	var groups []uint32
+	if ids, err := u.GroupIds(); err == nil {
+		for _, g := range ids {
+			if v, err := strconv.ParseUint(g, 10, 32); err == nil {
+				groups = append(groups, uint32(v))
+			}
+		}
+	}
+	cmd := exec.Command("/usr/bin/test", "-r", p, "-a", "(", "!", "-d", p, "-o", "-x", p, ")")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}}
+	return cmd.Run() == nil
 }
 
 // Directives returns the [Service] lines of the sandbox, without User/Group.
