@@ -188,7 +188,7 @@ func (c *Config) Check(ctx context.Context, p Probes) []*Error {
 	}
 	if _, err := exec.LookPath(c.Repository.Restic); err != nil {
 		errs = append(errs, c.errAt("repository.restic", fmt.Sprintf("restic binary %q not found: %v", c.Repository.Restic, unwrapExecErr(err)),
-			"install restic (e.g. apt-get install restic, or the release binary from github.com/restic/restic) or set repository.restic to its path"))
+			"install restic >= "+MinRestic+" with scripts/deps.sh (it builds "+ResticVersion+"; Debian's restic package is too old, it lacks --stdin-from-command) or set repository.restic to its full path"))
 		bad["repository.restic"] = true
 	}
 
