@@ -82,13 +82,14 @@ func TestCredentialsFromEnvironment(t *testing.T) {
 }
 
 // TestCredentialsFromResticChain: with no keys at all, the preflight does not refuse and
-// restic finds them through its own chain (here AWS_PROFILE in a shared credentials file).
+// restic finds them through its own chain (here AWS_PROFILE in a shared credentials file,
+// whose default profile holds wrong keys).
 func TestCredentialsFromResticChain(t *testing.T) {
 	s3 := testenv.StartMinIO(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", "")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-	os.Unsetenv("AWS_ACCESS_KEY_ID")
-	os.Unsetenv("AWS_SECRET_ACCESS_KEY")
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
+		t.Setenv(k, "") // restored after the test
+		os.Unsetenv(k)
+	}
 	creds := filepath.Join(t.TempDir(), "credentials")
 	content := fmt.Sprintf("[default]\naws_access_key_id = nobody\naws_secret_access_key = wrong\n\n[demo]\naws_access_key_id = %s\naws_secret_access_key = %s\n", s3.AccessKey, s3.SecretKey)
 	if err := os.WriteFile(creds, []byte(content), 0o600); err != nil {
@@ -97,15 +98,4 @@ func TestCredentialsFromResticChain(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
 	t.Setenv("AWS_PROFILE", "demo")
 	initAndBackup(t, newApp(t, s3))
-
-	// The same chain with the wrong profile: restic, not the preflight, names the refusal.
-	t.Setenv("AWS_PROFILE", "default")
-	a := newApp(t, s3)
-	if err := a.Preflight(context.Background()); err != nil {
-		t.Fatalf("preflight with keys only in restic's chain: %v", err)
-	}
-	if _, err := a.Repo.Init(context.Background()); err == nil {
-		t.Fatal("init with the wrong profile's keys succeeded")
-	}
 }
-
