@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/dumpfmt"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
@@ -72,13 +73,13 @@ func Dump(ctx context.Context, o DumpOptions, out io.Writer) (*manifest.Trailer,
 	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot(), now()").Scan(&tr.Snapshot, &tr.Time); err != nil {
 		return nil, fmt.Errorf("exporting snapshot: %w", err)
 	}
-	if tr.DHIS2.Flyway, err = pg.FlywayVersion(ctx, tx); err != nil {
+	if tr.DHIS2.Flyway, err = dhis2.FlywayVersion(ctx, tx); err != nil {
 		return nil, err
 	}
-	rules := pg.ExclusionRules{ExcludeAudit: o.ExcludeAudit, Extra: o.ExcludeExtra}
-	if maj, min, ok := pg.Generation(tr.DHIS2.Flyway); ok {
-		rules.Major, rules.Minor = maj, min
-		tr.DHIS2.Generation = fmt.Sprintf("%d.%d", maj, min)
+	rules := dhis2.ExclusionRules{ExcludeAudit: o.ExcludeAudit, Extra: o.ExcludeExtra}
+	if g, ok := dhis2.GenerationOf(tr.DHIS2.Flyway); ok {
+		rules.Gen = g
+		tr.DHIS2.Generation = g.String()
 	} else {
 		tr.Warnings = append(tr.Warnings, "no flyway_schema_history: not a DHIS2 ≥ 2.31 database, version-specific rules use defaults")
 	}
@@ -92,7 +93,7 @@ func Dump(ctx context.Context, o DumpOptions, out io.Writer) (*manifest.Trailer,
 	var dump []pg.Table
 	for _, t := range tables {
 		if reason := rules.Reason(t.Schema, t.Name); reason != "" {
-			tr.Excluded = append(tr.Excluded, pg.Exclusion{Schema: t.Schema, Name: t.Name, Reason: reason})
+			tr.Excluded = append(tr.Excluded, dhis2.Exclusion{Schema: t.Schema, Name: t.Name, Reason: reason})
 			continue
 		}
 		dump = append(dump, t)
@@ -121,7 +122,7 @@ func Dump(ctx context.Context, o DumpOptions, out io.Writer) (*manifest.Trailer,
 		return nil, err
 	}
 	for _, t := range dump {
-		order := pg.OrderBy(t, o.OrderedTables)
+		order := dhis2.OrderBy(t, o.OrderedTables)
 		mt, err := copyTable(ctx, tx, t, order, sw)
 		if err != nil {
 			return nil, err

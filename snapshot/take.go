@@ -13,6 +13,7 @@ import (
 
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/dhisconf"
 	"github.com/dhis2-life/dhis2-life/internal/lock"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
@@ -259,7 +260,7 @@ func estimateBytes(ctx context.Context, in *config.Instance) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	rules := pg.ExclusionRules{ExcludeAudit: in.ExcludeAudit, Extra: in.ExcludeTableData}
+	rules := dhis2.ExclusionRules{ExcludeAudit: in.ExcludeAudit, Extra: in.ExcludeTableData}
 	var n int64
 	for _, t := range tables {
 		if rules.Reason(t.Schema, t.Name) == "" {
