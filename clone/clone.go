@@ -40,8 +40,9 @@ const (
 	HomeMarker = ".dhis2-life-clone"
 )
 
-// ErrBusy is returned when the target has sessions and Terminate is not set.
-var ErrBusy = errors.New("target database is in use")
+// ErrSessions is returned when the target has sessions and Terminate is not set (a
+// database in use, not a lock: see snapshot.ErrBusy for that).
+var ErrSessions = restore.ErrSessions
 
 // Options configure a clone.
 type Options struct {
@@ -473,8 +474,8 @@ func busy(ctx context.Context, admin *pgx.Conn, db string) error {
 		return err
 	}
 	if len(s) > 0 {
-		return fmt.Errorf("%w: database %s has %d other sessions (%s): stop the clone's DHIS2 (see before_hook) or pass --terminate",
-			ErrBusy, db, len(s), strings.Join(s, ", "))
+		return fmt.Errorf("%w: database %s has %d other sessions (%s): stop the clone's DHIS2 (see before_hook)",
+			ErrSessions, db, len(s), strings.Join(s, ", "))
 	}
 	return nil
 }
@@ -719,7 +720,7 @@ func (p *Prepared) swap(ctx context.Context) error {
 			if n, err := pg.TerminateOthers(ctx, admin, p.Database); err != nil {
 				return err
 			} else if n > 0 {
-				o.Log.Warn("terminated sessions on the clone (--terminate)", "database", p.Database, "sessions", n)
+				o.Log.Warn("terminated sessions on the clone (asked to)", "database", p.Database, "sessions", n)
 			}
 		} else if err := busy(ctx, admin, p.Database); err != nil {
 			return err
@@ -733,7 +734,7 @@ func (p *Prepared) swap(ctx context.Context) error {
 	if exists {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", pg.QuoteIdent(p.Database), pg.QuoteIdent(old))); err != nil {
 			if s, _ := pg.Sessions(ctx, admin, p.Database); len(s) > 0 {
-				return fmt.Errorf("%w: database %s has sessions (%s): pass --terminate or stop them", ErrBusy, p.Database, strings.Join(s, ", "))
+				return fmt.Errorf("%w: database %s has sessions (%s): stop them", ErrSessions, p.Database, strings.Join(s, ", "))
 			}
 			return fmt.Errorf("renaming %s out of the way: %w", p.Database, err)
 		}
@@ -802,7 +803,7 @@ AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
 		return fmt.Errorf("inspecting %s: %w", p.Database, err)
 	}
 	if n > 0 {
-		return fmt.Errorf("%w: database %s of target %s holds %d tables/views/sequences and no clone of it is recorded; pass --force to replace it (its contents will be lost)", ErrNotAClone, p.Database, p.o.Target.Name, n)
+		return fmt.Errorf("%w: database %s of target %s holds %d tables/views/sequences and no clone of it is recorded", ErrNotAClone, p.Database, p.o.Target.Name, n)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/dumpfmt"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
@@ -78,8 +79,16 @@ type Result struct {
 // ErrUnsafeTarget is returned for targets that must never be written.
 var ErrUnsafeTarget = errors.New("unsafe restore target")
 
-// ErrNotEmpty is returned when the target holds data and Force is not set.
+// ErrNotEmpty is returned when the target database holds data and Force is not set.
 var ErrNotEmpty = errors.New("target is not empty")
+
+// ErrDirNotEmpty is returned when the files directory holds files and Force is not set; it
+// wraps ErrNotEmpty.
+var ErrDirNotEmpty = fmt.Errorf("files directory: %w", ErrNotEmpty)
+
+// ErrSessions is returned when the target database has other sessions and Terminate is not
+// set (a database in use, not a lock: see snapshot.ErrBusy for that).
+var ErrSessions = errors.New("target database has other sessions")
 
 // GuardProduction refuses a target that resolves to any configured instance's database.
 func GuardProduction(ctx context.Context, cfg *config.Config, target pg.Conn) error {
@@ -228,7 +237,7 @@ func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
 			return false, err
 		}
 		if n > 0 && !o.Force {
-			return false, fmt.Errorf("%w: database %s holds %d tables/views/sequences; pass --force to replace it (its contents will be lost)", ErrNotEmpty, db, n)
+			return false, fmt.Errorf("%w: database %s holds %d tables/views/sequences", ErrNotEmpty, db, n)
 		}
 		sessions, err := pg.Sessions(ctx, admin, db)
 		if err != nil {
@@ -236,14 +245,14 @@ func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
 		}
 		if len(sessions) > 0 {
 			if !o.Terminate {
-				return false, fmt.Errorf("database %s has %d other sessions (%s): stop them or pass --terminate", db, len(sessions), strings.Join(sessions, ", "))
+				return false, fmt.Errorf("%w: database %s has %d other sessions (%s): stop them", ErrSessions, db, len(sessions), strings.Join(sessions, ", "))
 			}
 			if _, err := pg.TerminateOthers(ctx, admin, db); err != nil {
 				return false, err
 			}
 		}
 		if n > 0 {
-			o.Log.Warn("replacing non-empty database (--force)", "database", db, "relations", n)
+			o.Log.Warn("replacing non-empty database (forced)", "database", db, "relations", n)
 			if _, err := admin.Exec(ctx, "DROP DATABASE "+pg.QuoteIdent(db)); err != nil {
 				return false, fmt.Errorf("dropping %s to replace it: %w", db, err)
 			}
@@ -269,7 +278,7 @@ func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
 		exts[e.Name] = e.Schema
 	}
 	if o.Manifest.DHIS2.Flyway != "" {
-		for _, e := range pg.RequiredExtensions {
+		for _, e := range dhis2.RequiredExtensions {
 			if _, ok := exts[e]; !ok {
 				exts[e] = "public"
 			}
@@ -610,10 +619,10 @@ func checkFilesTarget(dir string, force bool) error {
 		if os.IsNotExist(err) {
 			return nil
 		}
-		return fmt.Errorf("checking --files-to %s: %w", dir, err)
+		return fmt.Errorf("checking files directory %s: %w", dir, err)
 	}
 	if len(ents) > 0 && !force {
-		return fmt.Errorf("%w: --files-to %s is not empty; choose an empty directory or pass --force (restic overwrites files there)", ErrNotEmpty, dir)
+		return fmt.Errorf("%w: %s holds files; choose an empty directory", ErrDirNotEmpty, dir)
 	}
 	return nil
 }

@@ -211,7 +211,7 @@ func (a *Applier) hook(what, id string) error {
 func CheckPlan(p *InstancePlan, hasArchive, allowEmpty bool) error {
 	c := Count(p.Items)
 	if len(p.Items) > 0 && c[Keep] == 0 && !allowEmpty {
-		return fmt.Errorf("instance %s: %w: all %d sets would be forgotten; fix [retention] or pass --allow-empty", p.Instance, ErrKeepsNothing, len(p.Items))
+		return fmt.Errorf("instance %s: %w: all %d sets would be forgotten; fix [retention]", p.Instance, ErrKeepsNothing, len(p.Items))
 	}
 	if c[ArchiveThenForget] > 0 && !hasArchive {
 		return fmt.Errorf("instance %s: %d sets must be archived before they are forgotten (retention.archive), but no [archive] is configured", p.Instance, c[ArchiveThenForget])

@@ -72,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	err = advise(err)
 	msg := err.Error()
 	msg = strings.ReplaceAll(msg, "\n", " ")
 	fmt.Fprintf(stderr, "dhis2-life: %s\n", msg)
