@@ -122,7 +122,7 @@ EXAMPLES:
 			cmdInit(), cmdSnapshot(), cmdSnapshots(), cmdRestore(), cmdVerify(),
 			cmdCatalog(), cmdConfig(), cmdUnlock(), cmdInternal(),
 			cmdDaemon(), cmdStatus(), cmdNotify(), cmdMunin(), cmdSchedule(), cmdClone(), cmdClones(),
-			cmdRetention(), cmdArchive(), cmdArchives(), cmdKeep(), cmdUnkeep(), cmdEscrow(),
+			cmdRetention(), cmdArchive(), cmdArchives(), cmdKeep(), cmdUnkeep(), cmdEscrow(), cmdExport(),
 		},
 	}
 	for _, c := range a.Commands {
