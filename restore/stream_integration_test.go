@@ -203,3 +203,40 @@ func TestExportCustomLoadsWithPgRestore(t *testing.T) {
 		t.Errorf("unknown format: %v", err)
 	}
 }
+
+// TestRestoreStream: Restore loads a stream (through Options.DBStream, no repository) into a
+// new database as the source has it; a truncated stream fails, and the half-restored
+// database is dropped and the message says so.
+func TestRestoreStream(t *testing.T) {
+	p := testenv.StartPostgres(t)
+	src, stream, tr := dumpFixture(t, p, "restore_src")
+	want := sourceState(t, p, src, tr)
+	m := &manifest.Manifest{ID: "20260101T000000Z-r1r1", Instance: "hmis", Server: tr.Server, Tables: tr.Tables, Sequences: tr.Sequences,
+		Extensions: tr.Extensions, Excluded: tr.Excluded, Parts: map[string]manifest.Part{}}
+	cfg := &config.Config{Tuning: config.Tuning{TempDir: t.TempDir(), RestoreJobs: 2}}
+	admin := pg.Conn{DSN: p.AdminDSN}
+	opts := func(db string, s []byte) restore.Options {
+		return restore.Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Manifest: m, Admin: &admin, Target: admin.WithDatabase(db), Jobs: 2,
+			DBStream: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(s)), nil }}
+	}
+	db := fmt.Sprintf("restore_dst_%d", time.Now().UnixNano()%1000000)
+	t.Cleanup(func() { p.AdminExec(t, "postgres", fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, db)) })
+	res, err := restore.Restore(context.Background(), opts(db, stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Created || res.Tables != len(tr.Tables) || res.Sequences != len(tr.Sequences) {
+		t.Errorf("result %+v", res)
+	}
+	compare(t, "restored stream", want, state(t, p, db, tr))
+
+	cut := fmt.Sprintf("restore_cut_%d", time.Now().UnixNano()%1000000)
+	_, err = restore.Restore(context.Background(), opts(cut, stream[:len(stream)*2/3]))
+	if err == nil || !strings.Contains(err.Error(), "was dropped") {
+		t.Fatalf("truncated stream: %v", err)
+	}
+	var n int
+	if err := p.AdminConn(t, "postgres").QueryRow(context.Background(), "SELECT count(*) FROM pg_database WHERE datname = $1", cut).Scan(&n); err != nil || n != 0 {
+		t.Errorf("half-restored database left behind (%d, %v)", n, err)
+	}
+}
