@@ -75,8 +75,9 @@ step "creating the repository"
 run "$BIN" init
 step "taking a snapshot set"
 run "$BIN" snapshot
-step "taking a second one (unchanged data: restic deduplicates it)"
-run "$BIN" snapshot
+step "taking a second one from a bare shell (unchanged data: restic deduplicates it)"
+# PATH without the tools directory, as a newcomer's shell has it: the config names the tools.
+run env -i HOME="$HOME" PATH=/usr/bin:/bin DHIS2_LIFE_CONFIG="$DHIS2_LIFE_CONFIG" "$BIN" snapshot
 step "listing snapshot sets"
 run "$BIN" snapshots
 step "restore drill of the newest set"
