@@ -239,7 +239,8 @@ func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
 		if n > 0 && !o.Force {
 			return false, fmt.Errorf("%w: database %s holds %d tables/views/sequences", ErrNotEmpty, db, n)
 		}
-		sessions, err := pg.Sessions(ctx, admin, db)
+		// countRelations' own connection may linger for a moment.
+		sessions, err := pg.SettledSessions(ctx, admin, db, 3*time.Second)
 		if err != nil {
 			return false, err
 		}
