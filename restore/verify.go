@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
+	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
 )
 
@@ -174,7 +175,7 @@ func checkDatabase(ctx context.Context, target pg.Conn, rep *Report, o DrillOpti
 	rep.add("row counts", len(bad) == 0, "%s", summarize(len(m.Tables), "tables match the manifest", bad))
 
 	// Flyway.
-	fv, err := pg.FlywayVersion(ctx, conn)
+	fv, err := dhis2.FlywayVersion(ctx, conn)
 	if err != nil {
 		rep.add("flyway version", false, "%v", err)
 	} else {
@@ -195,7 +196,7 @@ func checkDatabase(ctx context.Context, target pg.Conn, rep *Report, o DrillOpti
 		need[e.Name] = true
 	}
 	if m.DHIS2.Flyway != "" {
-		for _, e := range pg.RequiredExtensions {
+		for _, e := range dhis2.RequiredExtensions {
 			need[e] = true
 		}
 	}
@@ -243,8 +244,8 @@ func checkDatabase(ctx context.Context, target pg.Conn, rep *Report, o DrillOpti
 
 func checkFiles(ctx context.Context, conn *pgx.Conn, rep *Report, o DrillOptions, filesDir string) {
 	m := o.Restore.Manifest
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass('public.fileresource') IS NOT NULL").Scan(&exists); err != nil || !exists {
+	frs, exists, err := dhis2.FileResources(ctx, conn)
+	if !exists {
 		rep.add("file resources", true, "no fileresource table")
 		return
 	}
@@ -265,28 +266,20 @@ func checkFiles(ctx context.Context, conn *pgx.Conn, rep *Report, o DrillOptions
 			}
 		}
 	}
-	rows, err := conn.Query(ctx, "SELECT storagekey, contentlength, contentmd5 FROM public.fileresource WHERE storagekey IS NOT NULL AND storagekey <> '' ORDER BY storagekey")
 	if err != nil {
 		rep.add("file resources", false, "%v", err)
 		return
 	}
-	defer rows.Close()
 	var bad []string
-	n := 0
-	for rows.Next() {
-		var key, sum string
-		var length int64
-		if err := rows.Scan(&key, &length, &sum); err != nil {
-			rep.add("file resources", false, "%v", err)
-			return
-		}
-		n++
+	n := len(frs)
+	for _, fr := range frs {
+		key := fr.StorageKey
 		p := filepath.Join(filesDir, container, filepath.FromSlash(key))
 		if !strings.HasPrefix(p, filepath.Join(filesDir, container)+string(filepath.Separator)) {
 			bad = append(bad, key+": storage key escapes the file store")
 			continue
 		}
-		if problem := checkFile(p, length, sum); problem != "" {
+		if problem := checkFile(p, fr.Length, fr.MD5); problem != "" {
 			bad = append(bad, key+": "+problem)
 		}
 	}

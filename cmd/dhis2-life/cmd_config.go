@@ -11,6 +11,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/s3"
+	"github.com/dhis2-life/dhis2-life/internal/ui"
 )
 
 func cmdConfig() *cli.Command {
@@ -98,11 +99,11 @@ EXAMPLES:
 							fmt.Fprintln(c.App.Writer, p.Error())
 						}
 						if nerr == 0 {
-							fmt.Fprintf(c.App.Writer, "%s: configuration OK (%d warnings)\n", cfg.Path, len(problems))
+							fmt.Fprintf(c.App.Writer, "%s: configuration OK (%s)\n", cfg.Path, ui.Count(len(problems), "warning"))
 						}
 					}
 					if nerr > 0 {
-						return &exitError{code: exitUsage, err: fmt.Errorf("%s: %d configuration problems (see above)", cfg.Path, nerr)}
+						return &exitError{code: exitUsage, err: fmt.Errorf("%s: %s (see above)", cfg.Path, ui.Count(nerr, "configuration problem"))}
 					}
 					return nil
 				},

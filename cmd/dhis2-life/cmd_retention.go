@@ -174,7 +174,7 @@ EXAMPLES:
 					return err
 				}
 				if err := retention.CheckPlan(p, a.Config.Archive != nil, c.Bool("allow-empty")); err != nil {
-					return usageErr("%v", err)
+					return usageErr("%w", err)
 				}
 				for _, it := range p.Items {
 					needArchive = needArchive || it.Decision == retention.ArchiveThenForget

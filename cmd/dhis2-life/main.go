@@ -72,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	err = advise(err)
 	msg := err.Error()
 	msg = strings.ReplaceAll(msg, "\n", " ")
 	fmt.Fprintf(stderr, "dhis2-life: %s\n", msg)
@@ -121,7 +122,7 @@ EXAMPLES:
 			cmdInit(), cmdSnapshot(), cmdSnapshots(), cmdRestore(), cmdVerify(),
 			cmdCatalog(), cmdConfig(), cmdUnlock(), cmdInternal(),
 			cmdDaemon(), cmdStatus(), cmdNotify(), cmdMunin(), cmdSchedule(), cmdClone(), cmdClones(),
-			cmdRetention(), cmdArchive(), cmdArchives(), cmdKeep(), cmdUnkeep(), cmdEscrow(),
+			cmdRetention(), cmdArchive(), cmdArchives(), cmdKeep(), cmdUnkeep(), cmdEscrow(), cmdExport(),
 			cmdSystemd(), cmdGendoc(),
 		},
 	}
