@@ -534,7 +534,11 @@ func (p *Prepared) viaTemplate(ctx context.Context, rec *Record) error {
 	}
 	var tr templateRecord
 	if have {
-		if ok, _ := o.Catalog.GetJSON(BucketTemplates, p.Template, &tr); ok {
+		ok, err := o.Catalog.GetJSON(BucketTemplates, p.Template, &tr)
+		if err != nil {
+			return fmt.Errorf("reading the record of template %s: %w", p.Template, err)
+		}
+		if ok {
 			rec.Changes = tr.Changes
 		}
 		rec.FromTemplate = true
@@ -601,7 +605,7 @@ func (p *Prepared) viaTemplate(ctx context.Context, rec *Record) error {
 func dropTemplates(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, admin *pgx.Conn, target, keep string, log *slog.Logger) error {
 	names := map[string]bool{}
 	others := map[string]bool{} // templates recorded for other targets
-	_ = cat.ListJSON(BucketTemplates, func(key string, raw []byte) error {
+	err := cat.ListJSON(BucketTemplates, func(key string, raw []byte) error {
 		var tr templateRecord
 		if jsonUnmarshal(raw, &tr) == nil {
 			if tr.Target == target {
@@ -612,6 +616,9 @@ func dropTemplates(ctx context.Context, cfg *config.Config, cat *catalog.Catalog
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("listing the templates of %s: %w", target, err)
+	}
 	// The prefix of target "a" also matches the templates of targets "a_b", "a-b", ...
 	prefix := templatePrefix(target)
 	var longer []string
@@ -648,7 +655,9 @@ func dropTemplates(ctx context.Context, cfg *config.Config, cat *catalog.Catalog
 			errs = append(errs, err)
 			continue
 		}
-		_ = cat.DeleteKey(BucketTemplates, n)
+		if err := cat.DeleteKey(BucketTemplates, n); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
