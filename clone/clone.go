@@ -55,7 +55,8 @@ type Options struct {
 	Terminate bool
 	// Force replaces a target database that holds data but is not a clone recorded for the
 	// target (the first clone into a database made by hand).
-	Force    bool
+	Force bool
+	// Jobs is the parallelism of index builds (lifecycle applies tuning.restore_jobs).
 	Jobs     int
 	Progress func(done, total int64)
 	// BeforeSwap, when set, runs after the new copy is verified and before the swap (tests).
@@ -481,12 +482,8 @@ func busy(ctx context.Context, admin *pgx.Conn, db string) error {
 
 func (p *Prepared) restoreOptions(db string) restore.Options {
 	o := p.o
-	jobs := o.Jobs
-	if jobs == 0 {
-		jobs = o.Config.Tuning.RestoreJobs
-	}
 	return restore.Options{Config: o.Config, Repo: o.Repo, Log: o.Log, Manifest: o.Manifest,
-		Target: p.Target.WithDatabase(db), Admin: p.Admin, Force: true, Terminate: true, Jobs: jobs, Progress: o.Progress}
+		Target: p.Target.WithDatabase(db), Admin: p.Admin, Force: true, Terminate: true, Jobs: o.Jobs, Progress: o.Progress}
 }
 
 func (p *Prepared) scrub(ctx context.Context, db string) ([]Change, error) {
