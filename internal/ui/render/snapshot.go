@@ -9,6 +9,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/ui"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
 )
 
 // Snapshot prints a stored set (`snapshot`).
@@ -62,7 +63,7 @@ func Rebuilt(w io.Writer, asJSON bool, instances map[string]int, skipped []strin
 		return JSON(w, map[string]any{"instances": instances, "skipped": skipped})
 	}
 	total := 0
-	for _, n := range sortedKeys(instances) {
+	for _, n := range lifecycle.SortedKeys(instances) {
 		fmt.Fprintf(w, "%s: %d snapshot sets\n", n, instances[n])
 		total += instances[n]
 	}

@@ -15,7 +15,7 @@ func Status(w io.Writer, asJSON bool, rep *lifecycle.Report) error {
 	if asJSON {
 		return JSON(w, rep)
 	}
-	for _, n := range sortedKeys(rep.Instances) {
+	for _, n := range lifecycle.SortedKeys(rep.Instances) {
 		st := rep.Instances[n]
 		verdict := "OK"
 		if !st.OK {
@@ -55,7 +55,7 @@ func Status(w io.Writer, asJSON bool, rep *lifecycle.Report) error {
 // NotifyTest prints each notifier's result of `notify test` and returns how many failed.
 func NotifyTest(w io.Writer, errs map[string]error) int {
 	failed := 0
-	for _, k := range sortedKeys(errs) {
+	for _, k := range lifecycle.SortedKeys(errs) {
 		if errs[k] != nil {
 			failed++
 			fmt.Fprintf(w, "FAIL %-9s %v\n", k, errs[k])
