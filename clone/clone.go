@@ -56,7 +56,8 @@ type Options struct {
 	Terminate bool
 	// Force replaces a target database that holds data but is not a clone recorded for the
 	// target (the first clone into a database made by hand).
-	Force    bool
+	Force bool
+	// Jobs is the parallelism of index builds (lifecycle applies tuning.restore_jobs).
 	Jobs     int
 	Progress func(done, total int64)
 	// BeforeSwap, when set, runs after the new copy is verified and before the swap (tests).
@@ -508,12 +509,8 @@ func busy(ctx context.Context, admin *pgx.Conn, db string) error {
 
 func (p *Prepared) restoreOptions(db string) restore.Options {
 	o := p.o
-	jobs := o.Jobs
-	if jobs == 0 {
-		jobs = o.Config.Tuning.RestoreJobs
-	}
 	return restore.Options{Config: o.Config, Repo: o.Repo, Log: o.Log, Manifest: o.Manifest,
-		Target: p.Target.WithDatabase(db), Admin: p.Admin, Force: true, Terminate: true, Jobs: jobs, Progress: o.Progress}
+		Target: p.Target.WithDatabase(db), Admin: p.Admin, Force: true, Terminate: true, Jobs: o.Jobs, Progress: o.Progress}
 }
 
 func (p *Prepared) scrub(ctx context.Context, db string) ([]Change, error) {
@@ -561,7 +558,11 @@ func (p *Prepared) viaTemplate(ctx context.Context, rec *Record) error {
 	}
 	var tr templateRecord
 	if have {
-		if ok, _ := o.Catalog.GetJSON(BucketTemplates, p.Template, &tr); ok {
+		ok, err := o.Catalog.GetJSON(BucketTemplates, p.Template, &tr)
+		if err != nil {
+			return fmt.Errorf("reading the record of template %s: %w", p.Template, err)
+		}
+		if ok {
 			rec.Changes = tr.Changes
 		}
 		rec.FromTemplate = true
@@ -628,7 +629,7 @@ func (p *Prepared) viaTemplate(ctx context.Context, rec *Record) error {
 func dropTemplates(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, admin *pgx.Conn, target, keep string, log *slog.Logger) error {
 	names := map[string]bool{}
 	others := map[string]bool{} // templates recorded for other targets
-	_ = cat.ListJSON(BucketTemplates, func(key string, raw []byte) error {
+	err := cat.ListJSON(BucketTemplates, func(key string, raw []byte) error {
 		var tr templateRecord
 		if jsonUnmarshal(raw, &tr) == nil {
 			if tr.Target == target {
@@ -639,6 +640,9 @@ func dropTemplates(ctx context.Context, cfg *config.Config, cat *catalog.Catalog
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("listing the templates of %s: %w", target, err)
+	}
 	// The prefix of target "a" also matches the templates of targets "a_b", "a-b", ...
 	prefix := templatePrefix(target)
 	var longer []string
@@ -675,7 +679,9 @@ func dropTemplates(ctx context.Context, cfg *config.Config, cat *catalog.Catalog
 			errs = append(errs, err)
 			continue
 		}
-		_ = cat.DeleteKey(BucketTemplates, n)
+		if err := cat.DeleteKey(BucketTemplates, n); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

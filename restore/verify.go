@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -143,7 +144,7 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 	rep.Finished = time.Now().UTC()
 	rep.DataAgeSeconds = rep.Finished.Sub(m.Time).Seconds()
 	if o.Catalog != nil {
-		b, _ := jsonMarshal(rep)
+		b, _ := json.Marshal(rep)
 		if err := o.Catalog.PutDrill(catalog.DrillRecord{ID: rep.Started.Format("20060102T150405.000Z") + "-" + m.ID, SetID: m.ID, Instance: m.Instance,
 			Start: rep.Started, End: rep.Finished, OK: rep.OK, RestoreSeconds: rep.RestoreSeconds, DataAgeSeconds: rep.DataAgeSeconds, Report: b}); err != nil {
 			return rep, fmt.Errorf("recording drill: %w", err)

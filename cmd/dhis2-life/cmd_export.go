@@ -1,15 +1,11 @@
 package main
 
 import (
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-
 	"github.com/urfave/cli/v2"
 
-	"github.com/dhis2-life/dhis2-life/internal/app"
-	"github.com/dhis2-life/dhis2-life/internal/ui"
+	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/internal/ui/render"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
 	"github.com/dhis2-life/dhis2-life/restore"
 )
 
@@ -48,77 +44,16 @@ EXAMPLES:
 }
 
 func exportAction(c *cli.Context) error {
-	format := c.String("format")
-	if format != restore.FormatPlain && format != restore.FormatCustom {
-		return usageErr("--format %q: use plain or custom", format)
-	}
-	s, err := loadSet(c)
-	if err != nil {
-		return err
-	}
-	a, m := s.app, s.m
-	defer a.Close()
-	in, err := a.Config.Instance(m.Instance)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	if err := a.Preflight(c.Context); err != nil {
-		return err
-	}
-	o := restore.ExportOptions{
-		Restore: restore.Options{Config: a.Config, Repo: a.Repo, Log: a.Log, Manifest: m, Admin: app.AdminConn(in), Jobs: a.Config.Tuning.RestoreJobs},
-		Format:  format, PGBinDir: in.PGBinDir,
-	}
-	// The summary goes where the dump does not.
-	report := c.App.Writer
-	out, commit, err := exportOutput(c.String("output"), c.App.Writer)
-	if err != nil {
-		return err
-	}
-	if c.String("output") == "-" {
-		report = c.App.ErrWriter
-	}
-	o.Out = out
-	res, err := restore.Export(c.Context, o)
-	if err = commit(err); err != nil {
-		return err
-	}
-	if c.Bool("json") {
-		return printJSON(report, res)
-	}
-	to := c.String("output")
-	if to == "-" {
-		to = "standard output"
-	}
-	fmt.Fprintf(report, "exported set %s (%s format) to %s in %s: %d tables, %s rows, %d sequences, %s\n",
-		m.ID, res.Format, to, ui.Duration(secs(res.Seconds)), res.Tables, fmtCount(res.Rows), res.Sequences, ui.Bytes(res.Bytes))
-	return nil
-}
-
-// exportOutput opens the dump's destination: stdout for "-", else a 0600 temporary file
-// beside path that commit renames into place on success and removes on failure, so a
-// failed export never leaves a dump that looks complete.
-func exportOutput(path string, stdout io.Writer) (io.Writer, func(error) error, error) {
-	if path == "-" {
-		return stdout, func(err error) error { return err }, nil
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
-	if err != nil {
-		return nil, nil, fmt.Errorf("creating the output file: %w", err)
-	}
-	commit := func(err error) error {
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("writing %s: %w", path, cerr)
+	return withSet(func(c *cli.Context, r *lifecycle.Runner, m *manifest.Manifest) error {
+		// The summary goes where the dump does not.
+		report := c.App.Writer
+		if c.String("output") == "-" {
+			report = c.App.ErrWriter
 		}
-		if err == nil {
-			if rerr := os.Rename(f.Name(), path); rerr != nil {
-				err = fmt.Errorf("renaming the dump into place: %w", rerr)
-			}
-		}
+		res, err := r.Export(c.Context, m, lifecycle.ExportRequest{Format: c.String("format"), Output: c.String("output"), Stdout: c.App.Writer})
 		if err != nil {
-			os.Remove(f.Name())
+			return err
 		}
-		return err
-	}
-	return f, commit, nil
+		return render.Export(report, c.Bool("json"), res, c.String("output"))
+	})(c)
 }

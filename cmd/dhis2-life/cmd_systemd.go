@@ -10,7 +10,8 @@ import (
 
 	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/sysunit"
-	"github.com/dhis2-life/dhis2-life/lifecycle"
+	"github.com/dhis2-life/dhis2-life/internal/ui/render"
+	"github.com/dhis2-life/dhis2-life/lifecycle/scheduler"
 )
 
 func cmdSystemd() *cli.Command {
@@ -60,7 +61,7 @@ EXAMPLES:
 				}
 				units := map[string]string{sysunit.ServiceName: svc}
 				if !c.Bool("no-timers") {
-					timers, err := lifecycle.SystemdUnits(cfg, bin)
+					timers, err := scheduler.SystemdUnits(cfg, bin)
 					if err != nil {
 						return usageErr("%v", err)
 					}
@@ -94,7 +95,7 @@ func writeUnits(c *cli.Context, units map[string]string, sb *sysunit.Sandbox) er
 		}
 	}
 	if c.Bool("json") {
-		return printJSON(w, map[string]any{"units": units, "read_only": sb.ReadOnly, "read_write": sb.ReadWrite,
+		return render.JSON(w, map[string]any{"units": units, "read_only": sb.ReadOnly, "read_write": sb.ReadWrite,
 			"protect_home": sb.ProtectHome, "sudoers": sb.SudoRules, "warnings": sb.Warnings, "dir": dir})
 	}
 	for _, n := range names {

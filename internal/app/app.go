@@ -94,16 +94,6 @@ func (a *App) Catalog() (*catalog.Catalog, error) {
 	return c, nil
 }
 
-// Close releases the catalogue.
-func (a *App) Close() error {
-	if a.cat != nil {
-		err := a.cat.Close()
-		a.cat = nil
-		return err
-	}
-	return nil
-}
-
 // Preflight checks in bounded time that restic is usable and, for S3 repositories, that
 // the endpoint answers and accepts the credentials (restic itself retries for minutes).
 func (a *App) Preflight(ctx context.Context) error {
