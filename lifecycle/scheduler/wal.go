@@ -1,4 +1,4 @@
-package lifecycle
+package scheduler
 
 import (
 	"context"
@@ -8,15 +8,8 @@ import (
 	"github.com/dhis2-life/dhis2-life/pitr"
 )
 
-// MetricWALLastArchived is the Unix time PostgreSQL last archived a WAL file (pg_stat_archiver)
-// of instances with [instances.NAME.wal].
-const MetricWALLastArchived = "dhis2_life_wal_last_archived_timestamp_seconds"
-
-func defineWALMetrics(r *metrics.Registry) {
-	r.Define(MetricWALLastArchived, metrics.Gauge, "Unix time of the last WAL file archived by PostgreSQL (pg_stat_archiver), for instances with WAL archiving.", "instance")
-}
-
-// refreshWAL sets the WAL archiving metric of an instance from its server.
+// refreshWAL sets the WAL archiving metric of an instance with [instances.NAME.wal] from its
+// server.
 func (d *Daemon) refreshWAL(ctx context.Context, instance string) {
 	in := d.Config().Instances[instance]
 	if in == nil || in.WAL == nil {
