@@ -37,7 +37,7 @@ func Status(w io.Writer, asJSON bool, rep *lifecycle.Report) error {
 		}
 		for _, job := range lifecycle.Jobs {
 			if t, ok := st.NextRuns[job]; ok {
-				fmt.Fprintf(w, "  next %-10s %s (in %s)\n", job, t.Local().Format(time.RFC3339), ui.Duration(time.Until(t)))
+				fmt.Fprintf(w, "  next %-11s %s (in %s)\n", job, t.Local().Format(time.RFC3339), ui.Duration(time.Until(t)))
 			}
 		}
 		if r := st.Repository; r != nil {
