@@ -255,6 +255,14 @@ func TestUpgradePostgres13To15(t *testing.T) {
 	if err := json.Unmarshal([]byte(u.mustRun("points", "--json").stdout), &pts); err != nil || len(pts) != 1 {
 		t.Fatalf("points --json: %v %v", err, pts)
 	}
+	show := u.mustRun("point", "show", rec.Point, "--json")
+	pk, _ := pts[0]["packages"].(map[string]any)
+	for _, m := range u.snapshotsJSON() {
+		if m.ID == rec.PointSet {
+			t.Logf("rollback point %s: record %d bytes (with config copies and %d packages); its set %s: %d bytes read, %d bytes added to the repository",
+				rec.Point, len(show.stdout), len(pk), m.ID, m.TotalBytes(), m.AddedBytes())
+		}
+	}
 	if pts[0]["id"] != rec.Point || pts[0]["set"] != rec.PointSet || !strings.HasPrefix(fmt.Sprint(pts[0]["postgres_version"]), "13.") || pts[0]["dhis2_version"] == "" {
 		t.Fatalf("point: %v (upgrade %+v)", pts[0], rec)
 	}
@@ -399,15 +407,20 @@ func TestUpgradeKillMatrix(t *testing.T) {
 	sameChecksums(t, "after refused runs", before, u.checksums())
 	t.Logf("bad input checked in %s", time.Since(t0).Round(time.Millisecond))
 
-	// Killed before pg_upgrade, then rolled back.
-	for _, at := range []string{"rollback_point:done", "app_stop", "count_blue:done", "stop_blue:done"} {
+	// Killed before pg_upgrade at every boundary, resumed each time, then rolled back.
+	t1 := time.Now()
+	u.killed(u.runEnv(killEnv("rollback_point:done"), "upgrade", "postgres", "run", "--to", "15"), "rollback_point")
+	matrix = append(matrix, fmt.Sprintf("%-22s resume (chain)        (%s)", "rollback_point:done", time.Since(t1).Round(time.Second)))
+	for _, at := range []string{"app_stop", "count_blue:done", "stop_blue:done"} {
 		t1 := time.Now()
 		step, _, _ := strings.Cut(at, ":")
-		u.killed(u.runEnv(killEnv(at), "upgrade", "postgres", "run", "--to", "15"), step)
-		u.mustRun("upgrade", "rollback")
-		u.assertBlue("rollback after a kill at "+at, before)
-		matrix = append(matrix, fmt.Sprintf("%-22s rollback -> blue 13, checksums equal (%s)", at, time.Since(t1).Round(time.Second)))
+		u.killed(u.runEnv(killEnv(at), "upgrade", "resume"), step)
+		matrix = append(matrix, fmt.Sprintf("%-22s resume (chain)        (%s)", at, time.Since(t1).Round(time.Second)))
 	}
+	t1 = time.Now()
+	u.mustRun("upgrade", "rollback")
+	u.assertBlue("rollback after a kill at stop_blue:done", before)
+	matrix = append(matrix, fmt.Sprintf("%-22s rollback -> blue 13, checksums equal (%s)", "stop_blue:done", time.Since(t1).Round(time.Second)))
 
 	// Killed in the middle of pg_upgrade and after green started, then rolled back.
 	for _, at := range []string{"pg_upgrade:mid", "start_green:done"} {
@@ -421,7 +434,7 @@ func TestUpgradeKillMatrix(t *testing.T) {
 
 	// One upgrade killed again and again: in the middle of pg_upgrade, then at every later
 	// boundary while resuming; the last resume finishes it.
-	t1 := time.Now()
+	t1 = time.Now()
 	u.killed(u.runEnv(killEnv("pg_upgrade:mid"), "upgrade", "postgres", "run", "--to", "15"), "pg_upgrade")
 	oneLineError(t, u.run("upgrade", "postgres", "run", "--to", "15"), 1, "still running", "upgrade resume")
 	oneLineError(t, u.run("upgrade", "finalize"), 1, "not done")
