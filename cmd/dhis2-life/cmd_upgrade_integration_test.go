@@ -411,11 +411,19 @@ func TestUpgradeKillMatrix(t *testing.T) {
 	t1 := time.Now()
 	u.killed(u.runEnv(killEnv("rollback_point:done"), "upgrade", "postgres", "run", "--to", "15"), "rollback_point")
 	matrix = append(matrix, fmt.Sprintf("%-22s resume (chain)        (%s)", "rollback_point:done", time.Since(t1).Round(time.Second)))
+	// The point stored before the kill is the upgrade's point: resume takes no second one.
+	var pts []map[string]any
+	if err := json.Unmarshal([]byte(u.mustRun("points", "--json").stdout), &pts); err != nil || len(pts) != 1 {
+		t.Fatalf("points after a kill at rollback_point:done: %v %v", err, pts)
+	}
 	for _, at := range []string{"app_stop", "count_blue:done", "stop_blue:done"} {
 		t1 := time.Now()
 		step, _, _ := strings.Cut(at, ":")
 		u.killed(u.runEnv(killEnv(at), "upgrade", "resume"), step)
 		matrix = append(matrix, fmt.Sprintf("%-22s resume (chain)        (%s)", at, time.Since(t1).Round(time.Second)))
+	}
+	if rec := u.lastUpgrade(); rec.Point != pts[0]["id"] {
+		t.Fatalf("the resumed upgrade uses point %s, want the one stored before the kill (%v)", rec.Point, pts[0]["id"])
 	}
 	t1 = time.Now()
 	u.mustRun("upgrade", "rollback")
@@ -453,9 +461,25 @@ func TestUpgradeKillMatrix(t *testing.T) {
 	}
 	sameChecksums(t, "green after the resumed upgrade", before, u.checksums())
 	matrix = append(matrix, fmt.Sprintf("%-22s -> done on 15, checksums equal (%s)", "final resume", time.Since(t1).Round(time.Second)))
-	u.mustRun("upgrade", "rollback")
-	u.assertBlue("rollback after the resumed upgrade", before)
-	matrix = append(matrix, "rollback after done    -> blue 13, checksums equal")
+	// finalize: refused while younger than --older-than, then blue's data directory goes.
+	oneLineError(t, u.run("upgrade", "finalize", "--older-than", "7d"), 1, "less than --older-than 7d")
+	if _, err := os.Stat(u.cl.DataDir); err != nil {
+		t.Fatalf("a refused finalize removed blue: %v", err)
+	}
+	u.mustRun("upgrade", "finalize")
+	if rec := u.lastUpgrade(); rec.State != upgrade.StateFinalized {
+		t.Fatalf("after finalize: %s", rec.State)
+	}
+	if _, err := os.Stat(u.cl.DataDir); !os.IsNotExist(err) {
+		t.Fatalf("blue's data directory is still there after finalize: %v", err)
+	}
+	if u.serverMajor() != 15 {
+		t.Fatal("finalize stopped green")
+	}
+	oneLineError(t, u.run("upgrade", "rollback"), 1, "finalized", "nothing to roll back")
+	// The next upgrade starts from green: 15 is now the cluster's major.
+	oneLineError(t, u.run("upgrade", "postgres", "plan", "--to", "15"), 2, "not newer than the cluster's PostgreSQL 15")
+	matrix = append(matrix, "finalize after done    -> blue removed, green serves 15")
 	t.Logf("kill matrix (%s):\n  %s", time.Since(t0).Round(time.Second), strings.Join(matrix, "\n  "))
 }
 
