@@ -81,6 +81,8 @@ func newUpgradeEnvOn(t *testing.T, cl *testenv.Cluster, gen string, scale float6
 	}))
 	t.Cleanup(srv.Close)
 	log := filepath.Join(u.appDir, "hooks.log")
+	e.cfgPath = filepath.Join(e.dir, "dhis2-life.toml")
+	probeOut := filepath.Join(u.appDir, "probe.out")
 	running := filepath.Join(u.appDir, "RUNNING")
 	cluster := []string{`kind = "pgctl"`, fmt.Sprintf("data_dir = %q", cl.DataDir), fmt.Sprintf("bin_dir = %q", cl.BinDir)}
 	if cl.Name != "" {
@@ -90,7 +92,10 @@ func newUpgradeEnvOn(t *testing.T, cl *testenv.Cluster, gen string, scale float6
 		fmt.Sprintf("run_as = %q", cl.RunAs),
 		"",
 		"[instances.hmis.app]",
-		fmt.Sprintf("stop = %q", fmt.Sprintf("echo stop $(date +%%s.%%N) >> %s; rm -f %s", log, running)),
+		// With PROBE in appDir the stop hook (blue still up, the upgrade running) tries a
+		// snapshot of the instance and notes its output and exit code in probe.out.
+		fmt.Sprintf("stop = %q", fmt.Sprintf("echo stop $(date +%%s.%%N) >> %s; rm -f %s; if [ -e %s ]; then %s --config %s snapshot > %s 2>&1; echo rc=$? >> %s; fi",
+			log, running, filepath.Join(u.appDir, "PROBE"), testBinary, e.cfgPath, probeOut, probeOut)),
 		fmt.Sprintf("start = %q", fmt.Sprintf("echo start $(date +%%s.%%N) >> %s; touch %s", log, running)),
 		fmt.Sprintf("url = %q", srv.URL),
 		`health_timeout = "3s"`,
@@ -229,8 +234,17 @@ func TestUpgradePostgres13To15(t *testing.T) {
 		t.Fatal("plan changed the cluster")
 	}
 
+	// The upgrade holds the instance lock throughout: a snapshot tried while it runs (from
+	// the app stop hook) is refused as busy.
+	writeFile(t, filepath.Join(u.appDir, "PROBE"), "", 0o644)
 	run := u.mustRun("upgrade", "postgres", "run", "--to", "15")
 	t.Logf("upgrade run (copy) in %s:\n%s", run.dur.Round(time.Millisecond), run.stdout)
+	if err := os.Remove(filepath.Join(u.appDir, "PROBE")); err != nil {
+		t.Fatal(err)
+	}
+	if probe, err := os.ReadFile(filepath.Join(u.appDir, "probe.out")); err != nil || !strings.Contains(string(probe), "is busy") || !strings.Contains(string(probe), "rc=1") {
+		t.Fatalf("a snapshot during the upgrade was not refused as busy (%v):\n%s", err, probe)
+	}
 	rec := u.lastUpgrade()
 	if rec.State != upgrade.StateDone || rec.From != 13 || rec.To != 15 || rec.Point == "" || len(rec.Steps) != len(upgrade.Steps) {
 		t.Fatalf("after run: %+v", rec)
