@@ -1,15 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"fmt"
-	"sort"
-
 	"github.com/urfave/cli/v2"
 
-	"github.com/dhis2-life/dhis2-life/internal/catalog"
-	"github.com/dhis2-life/dhis2-life/internal/manifest"
-	"github.com/dhis2-life/dhis2-life/lifecycle/point"
+	"github.com/dhis2-life/dhis2-life/internal/ui/render"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
 )
 
 func cmdCatalog() *cli.Command {
@@ -20,95 +15,21 @@ func cmdCatalog() *cli.Command {
 			Name:  "rebuild",
 			Usage: "re-derive the snapshot index from the repository",
 			Description: `Reads every set's manifest from the repository and replaces the catalogue's
-snapshot index with them, and brings back the rollback points stored there. Parts without a manifest (a set whose run was killed) are
-ignored. Drills, runs and other records are kept. Use it on a fresh host that has only
+snapshot index with them, and brings back the rollback points stored there. Parts
+without a manifest (a set whose run was killed) are ignored. Drills, runs and other records are kept. Use it on a fresh host that has only
 the config, the repository password and the S3 credentials.
 
 EXAMPLES:
    dhis2-life catalog rebuild
    dhis2-life catalog rebuild --json`,
 			Flags: []cli.Flag{jsonFlag},
-			Action: func(c *cli.Context) error {
-				a, err := load(c)
+			Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
+				out, err := r.RebuildCatalog(c.Context)
 				if err != nil {
 					return err
 				}
-				defer a.Close()
-				if err := a.Preflight(c.Context); err != nil {
-					return err
-				}
-				snaps, err := a.Repo.Snapshots(c.Context, manifest.TagApp, "part:manifest")
-				if err != nil {
-					return err
-				}
-				cat, err := a.Catalog()
-				if err != nil {
-					return err
-				}
-				byInstance := map[string][]catalog.SnapshotRecord{}
-				var skipped []string
-				for _, s := range snaps {
-					var buf bytes.Buffer
-					if err := a.Repo.Dump(c.Context, s.ID, "/"+manifest.ManifestFile, &buf); err != nil {
-						skipped = append(skipped, fmt.Sprintf("%s: %v", s.ShortID, err))
-						continue
-					}
-					m, err := manifest.Parse(buf.Bytes())
-					if err != nil {
-						skipped = append(skipped, fmt.Sprintf("%s: %v", s.ShortID, err))
-						continue
-					}
-					byInstance[m.Instance] = append(byInstance[m.Instance], catalog.SnapshotRecord{ID: m.ID, Instance: m.Instance, Time: m.Time, Manifest: buf.Bytes()})
-				}
-				// Instances present in the catalogue but not the repository lose their index too.
-				existing, err := cat.Snapshots("")
-				if err != nil {
-					return err
-				}
-				for _, r := range existing {
-					if _, ok := byInstance[r.Instance]; !ok {
-						byInstance[r.Instance] = nil
-					}
-				}
-				names := make([]string, 0, len(byInstance))
-				for n := range byInstance {
-					names = append(names, n)
-				}
-				sort.Strings(names)
-				counts := map[string]int{}
-				for _, n := range names {
-					if err := cat.ReplaceSnapshots(n, byInstance[n]); err != nil {
-						return err
-					}
-					counts[n] = len(byInstance[n])
-				}
-				// Rollback points are stored in the repository too: bring them back (they pin sets).
-				points, pskipped, err := point.Rebuild(c.Context, cat, a.Repo)
-				if err != nil {
-					return err
-				}
-				skipped = append(skipped, pskipped...)
-				for _, s := range skipped {
-					a.Log.Warn("manifest skipped", "detail", s)
-				}
-				if c.Bool("json") {
-					return printJSON(c.App.Writer, map[string]any{"instances": counts, "skipped": skipped, "points": points})
-				}
-				if points > 0 {
-					fmt.Fprintf(c.App.Writer, "%d rollback points\n", points)
-				}
-				total := 0
-				for _, n := range names {
-					fmt.Fprintf(c.App.Writer, "%s: %d snapshot sets\n", n, counts[n])
-					total += counts[n]
-				}
-				fmt.Fprintf(c.App.Writer, "catalogue rebuilt from the repository: %d sets", total)
-				if len(skipped) > 0 {
-					fmt.Fprintf(c.App.Writer, ", %d unreadable manifests skipped", len(skipped))
-				}
-				fmt.Fprintln(c.App.Writer)
-				return nil
-			},
+				return render.Rebuilt(c.App.Writer, c.Bool("json"), out)
+			}),
 		}},
 	}
 }

@@ -1,23 +1,10 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"sort"
-	"strings"
-
 	"github.com/urfave/cli/v2"
 
-	"github.com/dhis2-life/dhis2-life/internal/app"
-	"github.com/dhis2-life/dhis2-life/internal/catalog"
-	"github.com/dhis2-life/dhis2-life/internal/config"
-	"github.com/dhis2-life/dhis2-life/internal/manifest"
-	"github.com/dhis2-life/dhis2-life/internal/ui"
+	"github.com/dhis2-life/dhis2-life/internal/ui/render"
 	"github.com/dhis2-life/dhis2-life/lifecycle"
-	"github.com/dhis2-life/dhis2-life/lifecycle/point"
-	"github.com/dhis2-life/dhis2-life/lifecycle/upgrade"
 )
 
 func cmdPoint() *cli.Command {
@@ -48,25 +35,13 @@ EXAMPLES:
 			Flags: []cli.Flag{instanceFlag, jsonFlag,
 				&cli.StringFlag{Name: "reason", Usage: "why the point is taken (shown in `points`)"},
 				&cli.BoolFlag{Name: "verify", Usage: "drill the set before recording the point"}},
-			Action: func(c *cli.Context) error {
-				a, name, err := loadInstance(c)
+			Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
+				p, err := r.CreatePoint(c.Context, c.String("instance"), c.String("reason"), c.Bool("verify"))
 				if err != nil {
 					return err
 				}
-				defer a.Close()
-				p, err := createPoint(c, a, name, c.String("reason"), c.Bool("verify"))
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					return printJSON(c.App.Writer, p)
-				}
-				fmt.Fprintf(c.App.Writer, "rollback point %s of %s: set %s, PostgreSQL %s, DHIS2 %s%s\n", p.ID, p.Instance, p.Set, p.PostgresVersion, p.DHIS2Version, verifiedText(p))
-				for _, w := range p.Warnings {
-					fmt.Fprintf(c.App.Writer, "warning: %s\n", w)
-				}
-				return nil
-			},
+				return render.PointCreated(c.App.Writer, c.Bool("json"), p)
+			}),
 		}, {
 			Name:      "show",
 			Usage:     "print one rollback point",
@@ -78,34 +53,16 @@ EXAMPLES:
    dhis2-life point show pt-20261203T071500Z-1a2b
    dhis2-life point show pt-20261203T071500Z-1a2b --json`,
 			Flags: []cli.Flag{jsonFlag},
-			Action: func(c *cli.Context) error {
-				a, cat, err := loadCatalog(c)
-				if err != nil {
-					return err
-				}
-				defer a.Close()
+			Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
 				if c.NArg() != 1 {
 					return usageErr("point show takes one point ID (see `dhis2-life points`)")
 				}
-				p, err := point.Get(cat, c.Args().First())
+				p, err := r.Point(c.Args().First())
 				if err != nil {
 					return err
 				}
-				if c.Bool("json") {
-					return printJSON(c.App.Writer, p)
-				}
-				w := c.App.Writer
-				fmt.Fprintf(w, "point      %s\ninstance   %s\nset        %s\ncreated    %s\nreason     %s\npostgres   %s\ndhis2      %s\n",
-					p.ID, p.Instance, p.Set, p.Created.Format("2006-01-02 15:04:05Z"), p.Reason, p.PostgresVersion, p.DHIS2Version)
-				fmt.Fprintf(w, "cluster    %s (port %d)\nos         %s\nverified   %s\n", p.Cluster.DataDir, p.Cluster.Port, p.OSRelease, strings.TrimPrefix(verifiedText(p), ", "))
-				for _, k := range pointKeys(p.Files) {
-					fmt.Fprintf(w, "file       %s (%s)\n", k, ui.Bytes(int64(len(p.Files[k]))))
-				}
-				for _, k := range pointKeys(p.Packages) {
-					fmt.Fprintf(w, "package    %s %s\n", k, p.Packages[k])
-				}
-				return nil
-			},
+				return render.PointShow(c.App.Writer, c.Bool("json"), p)
+			}),
 		}, {
 			Name:      "release",
 			Usage:     "forget a rollback point; retention decides about its set again",
@@ -115,31 +72,16 @@ open or unfinalized upgrade still needs is refused.
 
 EXAMPLES:
    dhis2-life point release pt-20261203T071500Z-1a2b`,
-			Action: func(c *cli.Context) error {
-				a, cat, err := loadCatalog(c)
-				if err != nil {
-					return err
-				}
-				defer a.Close()
+			Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
 				if c.NArg() != 1 {
 					return usageErr("point release takes one point ID (see `dhis2-life points`)")
 				}
-				inUse := func(id string) string {
-					recs, _ := upgrade.List(cat, "")
-					for _, r := range recs {
-						if r.Point == id && (r.Open() || r.State == upgrade.StateDone) {
-							return "upgrade " + r.ID + " (" + r.State + ")"
-						}
-					}
-					return ""
-				}
-				p, err := point.Release(c.Context, cat, a.Repo, c.Args().First(), inUse)
+				p, err := r.ReleasePoint(c.Context, c.Args().First())
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(c.App.Writer, "rollback point %s released; set %s is no longer pinned by it\n", p.ID, p.Set)
-				return nil
-			},
+				return render.PointReleased(c.App.Writer, p)
+			}),
 		}},
 	}
 }
@@ -154,121 +96,12 @@ EXAMPLES:
    dhis2-life points
    dhis2-life points --json`,
 		Flags: []cli.Flag{instanceFlag, jsonFlag},
-		Action: func(c *cli.Context) error {
-			a, cat, err := loadCatalog(c)
+		Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
+			ps, err := r.Points(c.String("instance"))
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			ps, err := point.List(cat, c.String("instance"))
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				if ps == nil {
-					ps = []*point.Point{}
-				}
-				return printJSON(c.App.Writer, ps)
-			}
-			if len(ps) == 0 {
-				fmt.Fprintln(c.App.Writer, "no rollback points (take one with `dhis2-life point create`)")
-				return nil
-			}
-			t := ui.NewTable("ID", "INSTANCE", "CREATED", "SET", "POSTGRES", "DHIS2", "REASON")
-			for _, p := range ps {
-				t.Row(p.ID, p.Instance, p.Created.Format("2006-01-02 15:04"), p.Set, p.PostgresVersion, p.DHIS2Version, p.Reason)
-			}
-			return t.Write(c.App.Writer)
-		},
+			return render.Points(c.App.Writer, c.Bool("json"), ps)
+		}),
 	}
-}
-
-func verifiedText(p *point.Point) string {
-	switch {
-	case p.Verified == nil:
-		return ", not drilled"
-	case *p.Verified:
-		return ", drill passed"
-	}
-	return ", drill FAILED"
-}
-
-func pointKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// loadInstance loads the app and resolves --instance.
-func loadInstance(c *cli.Context) (*app.App, string, error) {
-	a, err := load(c)
-	if err != nil {
-		return nil, "", err
-	}
-	name, err := instanceName(c, a)
-	if err != nil {
-		a.Close()
-		return nil, "", err
-	}
-	return a, name, nil
-}
-
-// loadCatalog loads the app and opens the catalogue.
-func loadCatalog(c *cli.Context) (*app.App, *catalog.Catalog, error) {
-	a, err := load(c)
-	if err != nil {
-		return nil, nil, err
-	}
-	cat, err := a.Catalog()
-	if err != nil {
-		a.Close()
-		return nil, nil, err
-	}
-	return a, cat, nil
-}
-
-// jobEnv is what lifecycle's snapshot and drill jobs need.
-func jobEnv(a *app.App, in *config.Instance) (lifecycle.Env, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return lifecycle.Env{}, fmt.Errorf("finding own executable for the dump producer: %w", err)
-	}
-	return lifecycle.Env{App: a, Instance: in, Store: &lifecycle.Store{Path: catalog.Path(a.Config.StateDir)},
-		Producer:    []string{self, "--config", a.Config.Path, "--log-level", "warn", "internal", "dump-stream", "--instance", in.Name},
-		ToolVersion: version}, nil
-}
-
-// createPoint takes a rollback point of instance name.
-func createPoint(c *cli.Context, a *app.App, name, reason string, verify bool) (*point.Point, error) {
-	return createPointCtx(c.Context, a, name, reason, verify)
-}
-
-func createPointCtx(ctx context.Context, a *app.App, name, reason string, verify bool) (*point.Point, error) {
-	in := a.Config.Instances[name]
-	env, err := jobEnv(a, in)
-	if err != nil {
-		return nil, err
-	}
-	cat, err := a.Catalog()
-	if err != nil {
-		return nil, err
-	}
-	o := point.Options{Catalog: cat, Repo: a.Repo, Log: a.Log, Instance: in, Reason: reason,
-		Snapshot: func(ctx context.Context) (*manifest.Manifest, error) {
-			res, err := lifecycle.SnapshotJob(ctx, env)
-			return res.Manifest, err
-		}}
-	if verify {
-		o.Verify = func(ctx context.Context, m *manifest.Manifest) error {
-			res, err := lifecycle.VerifyJob(ctx, env)
-			if err == nil && res.Drill != nil && res.Drill.Set != m.ID {
-				return errors.New("the drill did not drill the point's set")
-			}
-			return err
-		}
-	}
-	return point.Create(ctx, o)
 }

@@ -1,18 +1,12 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
-
 	"github.com/urfave/cli/v2"
 
-	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/config"
-	"github.com/dhis2-life/dhis2-life/internal/ui"
+	"github.com/dhis2-life/dhis2-life/internal/ui/render"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
 	"github.com/dhis2-life/dhis2-life/lifecycle/upgrade"
-	"github.com/dhis2-life/dhis2-life/restore"
 )
 
 var (
@@ -56,25 +50,15 @@ EXAMPLES:
    dhis2-life upgrade postgres plan --to 15
    dhis2-life upgrade postgres plan --instance hmis --to 15 --method link --json`,
 				Flags: []cli.Flag{instanceFlag, jsonFlag, toFlag, methodFlag},
-				Action: func(c *cli.Context) error {
-					a, o, err := upgradeOptions(c)
-					if err != nil {
-						return err
-					}
-					defer a.Close()
-					p, err := upgrade.Plan(c.Context, o)
-					if err != nil {
-						return upgradeErr(err)
-					}
-					if c.Bool("json") {
-						if err := printJSON(c.App.Writer, p); err != nil {
-							return err
+				Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
+					p, err := r.PlanUpgrade(c.Context, upgradeRequest(c))
+					if p != nil {
+						if rerr := render.UpgradePlan(c.App.Writer, c.Bool("json"), p); rerr != nil {
+							return rerr
 						}
-					} else {
-						printPlan(c.App.Writer, p)
 					}
-					return upgradeErr(p.Err())
-				},
+					return err
+				}),
 			}, {
 				Name:  "run",
 				Usage: "upgrade: rollback point, stop app, pg_upgrade into green, switch, start app",
@@ -89,15 +73,10 @@ EXAMPLES:
    dhis2-life upgrade postgres run --to 15
    dhis2-life upgrade postgres run --instance hmis --to 15 --method link`,
 				Flags: []cli.Flag{instanceFlag, jsonFlag, toFlag, methodFlag},
-				Action: func(c *cli.Context) error {
-					a, o, err := upgradeOptions(c)
-					if err != nil {
-						return err
-					}
-					defer a.Close()
-					r, err := upgrade.Run(c.Context, o)
-					return upgradeResult(c, r, err)
-				},
+				Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
+					rec, err := r.UpgradeRun(c.Context, upgradeRequest(c))
+					return upgradeResult(c, rec, err)
+				}),
 			}},
 		}, {
 			Name:  "resume",
@@ -109,21 +88,10 @@ EXAMPLES:
    dhis2-life upgrade resume
    dhis2-life upgrade resume --instance hmis`,
 			Flags: []cli.Flag{instanceFlag, jsonFlag},
-			Action: func(c *cli.Context) error {
-				a, o, err := upgradeOptions(c)
-				if err != nil {
-					return err
-				}
-				defer a.Close()
-				if d, err := latestIsDHIS2(o); err != nil {
-					return err
-				} else if d {
-					r, err := upgrade.ResumeDHIS2(c.Context, dhis2OptionsFor(c, a, o.Catalog, o.Instance.Name))
-					return dhis2Result(c, r, err)
-				}
-				r, err := upgrade.Resume(c.Context, o)
-				return upgradeResult(c, r, err)
-			},
+			Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
+				out, err := r.UpgradeResume(c.Context, upgradeRequest(c))
+				return outcomeResult(c, out, err)
+			}),
 		}, {
 			Name:  "rollback",
 			Usage: "return to blue: after a failed or interrupted upgrade, or after done (copy, clone)",
@@ -140,21 +108,10 @@ EXAMPLES:
    dhis2-life upgrade rollback --export-since-switch /var/tmp/green-rows
    dhis2-life upgrade rollback --instance hmis --json`,
 			Flags: []cli.Flag{instanceFlag, jsonFlag, &cli.StringFlag{Name: "export-since-switch", Usage: "DHIS2 upgrades: write the rows entered on green since the switch as CSV into `DIR`"}},
-			Action: func(c *cli.Context) error {
-				a, o, err := upgradeOptions(c)
-				if err != nil {
-					return err
-				}
-				defer a.Close()
-				if d, err := latestIsDHIS2(o); err != nil {
-					return err
-				} else if d {
-					r, err := upgrade.RollbackDHIS2(c.Context, dhis2OptionsFor(c, a, o.Catalog, o.Instance.Name))
-					return dhis2Result(c, r, err)
-				}
-				r, err := upgrade.Rollback(c.Context, o)
-				return upgradeResult(c, r, err)
-			},
+			Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
+				out, err := r.UpgradeRollback(c.Context, upgradeRequest(c))
+				return outcomeResult(c, out, err)
+			}),
 		}, {
 			Name:  "finalize",
 			Usage: "remove blue's data directory (PostgreSQL) or blue's database (DHIS2) of a finished upgrade",
@@ -165,25 +122,16 @@ EXAMPLES:
    dhis2-life upgrade finalize
    dhis2-life upgrade finalize --older-than 7d`,
 			Flags: []cli.Flag{instanceFlag, jsonFlag, &cli.StringFlag{Name: "older-than", Value: "0s", Usage: "only when the upgrade finished at least this long ago (e.g. 7d)"}},
-			Action: func(c *cli.Context) error {
+			Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
 				d, err := config.ParseDuration(c.String("older-than"))
 				if err != nil {
 					return usageErr("--older-than %q: %v (use e.g. 7d or 36h)", c.String("older-than"), err)
 				}
-				a, o, err := upgradeOptions(c)
-				if err != nil {
-					return err
-				}
-				defer a.Close()
-				if isD, err := latestIsDHIS2(o); err != nil {
-					return err
-				} else if isD {
-					r, err := upgrade.FinalizeDHIS2(c.Context, dhis2OptionsFor(c, a, o.Catalog, o.Instance.Name), d)
-					return dhis2Result(c, r, err)
-				}
-				r, err := upgrade.Finalize(c.Context, o, d)
-				return upgradeResult(c, r, err)
-			},
+				q := upgradeRequest(c)
+				q.OlderThan = d
+				out, err := r.UpgradeFinalize(c.Context, q)
+				return outcomeResult(c, out, err)
+			}),
 		}},
 	}
 }
@@ -199,144 +147,39 @@ EXAMPLES:
    dhis2-life upgrades
    dhis2-life upgrades --json`,
 		Flags: []cli.Flag{instanceFlag, jsonFlag},
-		Action: func(c *cli.Context) error {
-			a, cat, err := loadCatalog(c)
+		Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
+			recs, err := r.AllUpgrades(c.String("instance"))
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			recs, err := upgrade.List(cat, c.String("instance"))
-			if err != nil {
-				return err
-			}
-			drecs, err := upgrade.ListDHIS2(cat, c.String("instance"))
-			if err != nil {
-				return err
-			}
-			orecs, err := upgrade.ListOS(cat, c.String("instance"))
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				return printJSON(c.App.Writer, mergeUpgrades(recs, drecs, orecs))
-			}
-			if len(recs) == 0 && len(drecs) == 0 && len(orecs) == 0 {
-				fmt.Fprintln(c.App.Writer, "no upgrades")
-				return nil
-			}
-			t := ui.NewTable("ID", "INSTANCE", "FROM", "TO", "METHOD", "STATE", "STEP", "DOWNTIME", "POINT")
-			for _, r := range recs {
-				dt := "-"
-				if d := r.Downtime(); d > 0 {
-					dt = ui.Duration(d)
-				}
-				t.Row(r.ID, r.Instance, fmt.Sprint(r.From), fmt.Sprint(r.To), r.Method, r.State, r.Step, dt, r.Point)
-			}
-			for _, r := range drecs {
-				dt := "-"
-				if d := r.Downtime(); d > 0 {
-					dt = ui.Duration(d)
-				}
-				t.Row(r.ID, r.Instance, r.From, r.To, "dhis2", r.State, r.Step, dt, r.Point)
-			}
-			for _, r := range orecs {
-				t.Row(r.ID, r.Instance, r.From, orDash(r.To), "os", r.State, r.Step, "-", r.Point)
-			}
-			return t.Write(c.App.Writer)
-		},
+			return render.Upgrades(c.App.Writer, c.Bool("json"), recs)
+		}),
 	}
 }
 
-// upgradeOptions loads the app and builds the upgrade options of --instance.
-func upgradeOptions(c *cli.Context) (*app.App, upgrade.Options, error) {
-	a, name, err := loadInstance(c)
-	if err != nil {
-		return nil, upgrade.Options{}, err
-	}
-	cat, err := a.Catalog()
-	if err != nil {
-		a.Close()
-		return nil, upgrade.Options{}, err
-	}
-	in := a.Config.Instances[name]
-	o := upgrade.Options{Catalog: cat, Log: a.Log, Instance: in, Method: c.String("method"), To: c.Int("to"),
-		CreatePoint: func(ctx context.Context, reason string) (string, string, error) {
-			p, err := createPointCtx(ctx, a, name, reason, false)
-			if err != nil {
-				return "", "", err
-			}
-			return p.ID, p.Set, nil
-		},
-		RestoreSet: func(ctx context.Context, setID string) ([]string, error) {
-			m, err := resolveSet(cat, setID, name)
-			if err != nil {
-				return nil, err
-			}
-			// The target is the instance's own database in a freshly initialised cluster
-			// (link-mode rollback): the production guard is lifted for this instance only.
-			cfg := *a.Config
-			cfg.Instances = map[string]*config.Instance{}
-			for n, i := range a.Config.Instances {
-				if n != name {
-					cfg.Instances[n] = i
-				}
-			}
-			_, err = restore.Restore(ctx, restore.Options{Config: &cfg, Repo: a.Repo, Log: a.Log, Manifest: m,
-				Target: app.InstanceConn(in), Admin: app.AdminConn(in), Force: true, Terminate: true, Jobs: a.Config.Tuning.RestoreJobs})
-			var excluded []string
-			for _, x := range m.Excluded {
-				excluded = append(excluded, x.Schema+"."+x.Name)
-			}
-			return excluded, err
-		}}
-	if o.Method == "" {
-		o.Method = "copy"
-	}
+// upgradeRequest reads the upgrade flags; the step lines go to stdout unless --json.
+func upgradeRequest(c *cli.Context) lifecycle.UpgradeRequest {
+	q := lifecycle.UpgradeRequest{Instance: c.String("instance"), To: c.Int("to"), Method: c.String("method"),
+		WAR: c.String("war"), Target: c.String("target"), ExportDir: c.String("export-since-switch")}
 	if !c.Bool("json") {
-		o.Out = c.App.Writer
+		q.Out = c.App.Writer
 	}
-	if in.App != nil {
-		o.HealthTimeout = in.App.HealthTimeout.Duration
-	}
-	return a, o, nil
+	return q
 }
 
-// upgradeErr maps the upgrade package's errors to exit codes.
-func upgradeErr(err error) error {
-	var ue *upgrade.UsageError
-	if errors.As(err, &ue) {
-		return &exitError{code: exitUsage, err: err}
+// upgradeResult prints the record (--json) and returns the upgrade's error.
+func upgradeResult(c *cli.Context, rec *upgrade.Record, err error) error {
+	if perr := render.UpgradeRecord(c.App.Writer, c.Bool("json"), rec); perr != nil {
+		return perr
 	}
 	return err
 }
 
-func upgradeResult(c *cli.Context, r *upgrade.Record, err error) error {
-	if c.Bool("json") && r != nil {
-		if perr := printJSON(c.App.Writer, r); perr != nil {
-			return perr
-		}
+// outcomeResult prints the record resume, rollback or finalize acted on (either kind) and
+// returns its error.
+func outcomeResult(c *cli.Context, out *lifecycle.UpgradeOutcome, err error) error {
+	if perr := render.UpgradeOutcome(c.App.Writer, c.Bool("json"), out); perr != nil {
+		return perr
 	}
-	return upgradeErr(err)
-}
-
-func printPlan(w io.Writer, p *upgrade.PlanReport) {
-	fmt.Fprintf(w, "upgrade of %s: PostgreSQL %d -> %d, method %s\n", p.Instance, p.From, p.To, p.Method)
-	fmt.Fprintf(w, "blue:  %s, port %d, programs %s\n", p.Blue.DataDir, p.Blue.Port, p.Blue.BinDir)
-	fmt.Fprintf(w, "green: %s, programs %s (takes port %d)\n\nchecks:\n", p.Green.DataDir, p.Green.BinDir, p.Blue.Port)
-	for _, ch := range p.Checks {
-		mark := "ok  "
-		if !ch.OK {
-			mark = "FAIL"
-		}
-		line := fmt.Sprintf("  %s %-20s %s", mark, ch.Name, ch.Detail)
-		if !ch.OK && ch.Fix != "" {
-			line += " — fix: " + ch.Fix
-		}
-		fmt.Fprintln(w, line)
-	}
-	fmt.Fprintln(w, "\nsteps:")
-	for i, s := range p.Steps {
-		fmt.Fprintf(w, "  %2d. %s\n", i+1, s)
-	}
-	fmt.Fprintf(w, "\nrollback: %s\n", p.Rollback)
+	return err
 }

@@ -1,22 +1,10 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"sort"
-	"time"
-
 	"github.com/urfave/cli/v2"
 
-	"github.com/dhis2-life/dhis2-life/clone"
-	"github.com/dhis2-life/dhis2-life/internal/app"
-	"github.com/dhis2-life/dhis2-life/internal/catalog"
-	"github.com/dhis2-life/dhis2-life/internal/pg"
-	"github.com/dhis2-life/dhis2-life/internal/ui"
+	"github.com/dhis2-life/dhis2-life/internal/ui/render"
 	"github.com/dhis2-life/dhis2-life/lifecycle"
-	"github.com/dhis2-life/dhis2-life/lifecycle/upgrade"
-	"github.com/dhis2-life/dhis2-life/restore"
 )
 
 var warFlag = &cli.StringFlag{Name: "war", Usage: "the new DHIS2 `WAR` file", Required: true}
@@ -48,8 +36,14 @@ running on the clone for testing.
 EXAMPLES:
    dhis2-life upgrade dhis2 rehearse --war dhis2-stable-2.41.2.war
    dhis2-life upgrade dhis2 rehearse --instance hmis --target staging --war dhis.war --json`,
-			Flags:  []cli.Flag{instanceFlag, jsonFlag, warFlag, &cli.StringFlag{Name: "target", Usage: "the clone `TARGET` (default: the instance's only target with an app slot)"}},
-			Action: rehearseAction,
+			Flags: []cli.Flag{instanceFlag, jsonFlag, warFlag, &cli.StringFlag{Name: "target", Usage: "the clone `TARGET` (default: the instance's only target with an app slot)"}},
+			Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
+				rep, err := r.RehearseDHIS2(c.Context, upgradeRequest(c))
+				if perr := render.Rehearsal(c.App.Writer, c.Bool("json"), rep); perr != nil {
+					return perr
+				}
+				return err
+			}),
 		}, {
 			Name:  "plan",
 			Usage: "run every preflight check and print the steps; changes nothing",
@@ -62,25 +56,15 @@ EXAMPLES:
    dhis2-life upgrade dhis2 plan --war dhis2-stable-2.41.2.war
    dhis2-life upgrade dhis2 plan --instance hmis --war dhis.war --json`,
 			Flags: []cli.Flag{instanceFlag, jsonFlag, warFlag},
-			Action: func(c *cli.Context) error {
-				a, o, err := dhis2Options(c)
-				if err != nil {
-					return err
-				}
-				defer a.Close()
-				p, err := upgrade.PlanDHIS2(c.Context, o)
-				if err != nil {
-					return upgradeErr(err)
-				}
-				if c.Bool("json") {
-					if err := printJSON(c.App.Writer, p); err != nil {
-						return err
+			Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
+				p, err := r.PlanDHIS2Upgrade(c.Context, upgradeRequest(c))
+				if p != nil {
+					if rerr := render.DHIS2Plan(c.App.Writer, c.Bool("json"), p); rerr != nil {
+						return rerr
 					}
-				} else {
-					printDHIS2Plan(c.App.Writer, p)
 				}
-				return upgradeErr(p.Err())
-			},
+				return err
+			}),
 		}, {
 			Name:  "run",
 			Usage: "upgrade: point, maintenance, final set, green db + app, health, proxy switch",
@@ -95,229 +79,13 @@ EXAMPLES:
    dhis2-life upgrade dhis2 run --war dhis2-stable-2.41.2.war
    dhis2-life upgrade dhis2 run --instance hmis --war dhis.war --json`,
 			Flags: []cli.Flag{instanceFlag, jsonFlag, warFlag},
-			Action: func(c *cli.Context) error {
-				a, o, err := dhis2Options(c)
-				if err != nil {
-					return err
+			Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
+				rec, err := r.DHIS2UpgradeRun(c.Context, upgradeRequest(c))
+				if perr := render.DHIS2Record(c.App.Writer, c.Bool("json"), rec); perr != nil {
+					return perr
 				}
-				defer a.Close()
-				r, err := upgrade.RunDHIS2(c.Context, o)
-				return dhis2Result(c, r, err)
-			},
-		}},
-	}
-}
-
-// dhis2Options builds the DHIS2 upgrade options of --instance.
-func dhis2Options(c *cli.Context) (*app.App, upgrade.DHIS2Options, error) {
-	a, name, err := loadInstance(c)
-	if err != nil {
-		return nil, upgrade.DHIS2Options{}, err
-	}
-	cat, err := a.Catalog()
-	if err != nil {
-		a.Close()
-		return nil, upgrade.DHIS2Options{}, err
-	}
-	return a, dhis2OptionsFor(c, a, cat, name), nil
-}
-
-// dhis2OptionsFor builds the DHIS2 upgrade options of instance name.
-func dhis2OptionsFor(c *cli.Context, a *app.App, cat *catalog.Catalog, name string) upgrade.DHIS2Options {
-	in := a.Config.Instances[name]
-	o := upgrade.DHIS2Options{Catalog: cat, Log: a.Log, Instance: in, StateDir: a.Config.StateDir, WAR: c.String("war"),
-		ExportDir: c.String("export-since-switch"),
-		CreatePoint: func(ctx context.Context, reason string) (string, string, error) {
-			p, err := createPointCtx(ctx, a, name, reason, false)
-			if err != nil {
-				return "", "", err
-			}
-			return p.ID, p.Set, nil
-		},
-		Snapshot: func(ctx context.Context) (string, error) {
-			env, err := jobEnv(a, in)
-			if err != nil {
-				return "", err
-			}
-			res, err := lifecycle.SnapshotJob(ctx, env)
-			if err != nil {
-				return "", err
-			}
-			return res.Manifest.ID, nil
-		},
-		RestoreTo: func(ctx context.Context, set, dsn string) error {
-			m, err := resolveSet(cat, set, name)
-			if err != nil {
 				return err
-			}
-			_, err = restore.Restore(ctx, restore.Options{Config: a.Config, Repo: a.Repo, Log: a.Log, Manifest: m,
-				Target: pg.Conn{DSN: dsn, PasswordFile: in.DatabasePasswordFile}, Admin: app.AdminConn(in),
-				Force: true, Terminate: true, Jobs: a.Config.Tuning.RestoreJobs})
-			return err
-		}}
-	if !c.Bool("json") {
-		o.Out = c.App.Writer
-	}
-	return o
-}
-
-// latestIsDHIS2 reports whether the instance's newest upgrade is a DHIS2 one (resume,
-// rollback and finalize act on the newest upgrade of either kind).
-func latestIsDHIS2(o upgrade.Options) (bool, error) {
-	k, err := upgrade.LatestKind(o.Catalog, o.Instance.Name)
-	return k == "dhis2", err
-}
-
-func dhis2Result(c *cli.Context, r *upgrade.DHIS2Record, err error) error {
-	if c.Bool("json") && r != nil {
-		if perr := printJSON(c.App.Writer, r); perr != nil {
-			return perr
-		}
-	} else if r != nil && len(r.SinceSwitch) > 0 {
-		fmt.Fprintf(c.App.Writer, "\nrows entered on green since the switch (%s):\n", r.SwitchedDB)
-		t := ui.NewTable("TABLE", "CREATED", "UPDATED", "CSV")
-		for _, ch := range r.SinceSwitch {
-			t.Row(ch.Table, fmt.Sprint(ch.Created), fmt.Sprint(ch.Updated), ch.CSV)
-		}
-		_ = t.Write(c.App.Writer)
-	}
-	return upgradeErr(err)
-}
-
-func printDHIS2Plan(w io.Writer, p *upgrade.DHIS2Plan) {
-	fmt.Fprintf(w, "upgrade of %s: DHIS2 %s -> %s (%s)\n", p.Instance, p.From, p.To, p.WAR)
-	fmt.Fprintf(w, "blue:  database %s, upstream %s\n", p.BlueDB, p.BlueUpstream)
-	fmt.Fprintf(w, "green: database %s, upstream %s\n\nchecks:\n", p.GreenDB, p.GreenUpstream)
-	for _, ch := range p.Checks {
-		mark := "ok  "
-		if !ch.OK {
-			mark = "FAIL"
-		}
-		line := fmt.Sprintf("  %s %-15s %s", mark, ch.Name, ch.Detail)
-		if !ch.OK && ch.Fix != "" {
-			line += " — fix: " + ch.Fix
-		}
-		fmt.Fprintln(w, line)
-	}
-	fmt.Fprintln(w, "\nsteps:")
-	for i, s := range p.Steps {
-		fmt.Fprintf(w, "  %2d. %s\n", i+1, s)
-	}
-	fmt.Fprintf(w, "\nrollback: %s\n", p.Rollback)
-}
-
-// mergeUpgrades lists upgrades of every kind, oldest first (`upgrades --json`).
-func mergeUpgrades(pgs []*upgrade.Record, ds []*upgrade.DHIS2Record, oss []*upgrade.OSRecord) []any {
-	type item struct {
-		t time.Time
-		v any
-	}
-	var items []item
-	for _, r := range pgs {
-		items = append(items, item{r.Created, r})
-	}
-	for _, r := range ds {
-		items = append(items, item{r.Created, r})
-	}
-	for _, r := range oss {
-		items = append(items, item{r.Created, r})
-	}
-	sort.SliceStable(items, func(i, j int) bool { return items[i].t.Before(items[j].t) })
-	out := []any{}
-	for _, it := range items {
-		out = append(out, it.v)
-	}
-	return out
-}
-
-func rehearseAction(c *cli.Context) error {
-	a, name, err := loadInstance(c)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	cat, err := a.Catalog()
-	if err != nil {
-		return err
-	}
-	tname := c.String("target")
-	if tname == "" {
-		var cands []string
-		for _, n := range targetList(a.Config) {
-			if t := a.Config.Targets[n]; t.Instance == name && t.App != nil {
-				cands = append(cands, n)
-			}
-		}
-		if len(cands) != 1 {
-			return usageErr("name the clone target with --target: instance %s has %d targets with an app slot ([targets.NAME.app]) %v", name, len(cands), cands)
-		}
-		tname = cands[0]
-	}
-	t, err := cloneTarget(a, tname)
-	if err != nil {
-		return err
-	}
-	if t.Instance != name {
-		return usageErr("target %s is a clone of instance %s, not %s", tname, t.Instance, name)
-	}
-	if err := a.Preflight(c.Context); err != nil {
-		return err
-	}
-	in := a.Config.Instances[name]
-	o := upgrade.RehearseOptions{Log: a.Log, Target: t, WAR: c.String("war"),
-		Clone: func(ctx context.Context) (string, error) {
-			env, err := jobEnv(a, in)
-			if err != nil {
-				return "", err
-			}
-			res, err := lifecycle.SnapshotJob(ctx, env)
-			if err != nil {
-				return "", err
-			}
-			p, err := clone.Prepare(ctx, clone.Options{Config: a.Config, Target: t, Repo: a.Repo, Catalog: cat, Log: a.Log,
-				Manifest: res.Manifest, Terminate: true, Jobs: a.Config.Tuning.RestoreJobs})
-			if err != nil {
-				return "", cloneErr(err)
-			}
-			if _, err := p.Run(ctx); err != nil {
-				return "", cloneErr(err)
-			}
-			return res.Manifest.ID, nil
-		}}
-	if !c.Bool("json") {
-		o.Out = c.App.Writer
-	}
-	rep, err := upgrade.Rehearse(c.Context, o)
-	if rep != nil {
-		if c.Bool("json") {
-			if perr := printJSON(c.App.Writer, rep); perr != nil {
-				return perr
-			}
-		} else {
-			printRehearsal(c.App.Writer, rep)
-		}
-	}
-	return upgradeErr(err)
-}
-
-func printRehearsal(w io.Writer, r *upgrade.Rehearsal) {
-	status := "UP"
-	if !r.OK {
-		status = "FAILED"
-	}
-	fmt.Fprintf(w, "\nrehearsal of DHIS2 %s -> %s on %s (set %s): %s\n", r.From, r.To, r.Target, r.Set, status)
-	fmt.Fprintf(w, "  clone %s, migrations %s, start-up %s\n", ui.Duration(secs(r.CloneSeconds)), ui.Duration(secs(r.MigrationSecs)), ui.Duration(secs(r.StartupSecs)))
-	fmt.Fprintf(w, "  flyway rows %d -> %d: %d migrations applied, %d failed\n", r.FlywayBefore, r.FlywayAfter, len(r.Applied), len(r.Failed))
-	for _, m := range r.Applied {
-		fmt.Fprintf(w, "    ok     %-10s %6d ms  %s\n", m.Version, m.Millis, m.Description)
-	}
-	for _, m := range r.Failed {
-		fmt.Fprintf(w, "    FAILED %-10s %6d ms  %s\n", m.Version, m.Millis, m.Description)
-	}
-	if r.Error != "" {
-		fmt.Fprintf(w, "  error: %s\n", r.Error)
-	}
-	if r.LogTail != "" {
-		fmt.Fprintf(w, "  app log (tail):\n%s\n", r.LogTail)
+			}),
+		}},
 	}
 }

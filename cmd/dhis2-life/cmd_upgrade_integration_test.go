@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,8 @@ func newUpgradeEnvOn(t *testing.T, cl *testenv.Cluster, gen string, scale float6
 	}))
 	t.Cleanup(srv.Close)
 	log := filepath.Join(u.appDir, "hooks.log")
+	e.cfgPath = filepath.Join(e.dir, "dhis2-life.toml")
+	probeOut := filepath.Join(u.appDir, "probe.out")
 	running := filepath.Join(u.appDir, "RUNNING")
 	cluster := []string{`kind = "pgctl"`, fmt.Sprintf("data_dir = %q", cl.DataDir), fmt.Sprintf("bin_dir = %q", cl.BinDir)}
 	if cl.Name != "" {
@@ -90,7 +93,10 @@ func newUpgradeEnvOn(t *testing.T, cl *testenv.Cluster, gen string, scale float6
 		fmt.Sprintf("run_as = %q", cl.RunAs),
 		"",
 		"[instances.hmis.app]",
-		fmt.Sprintf("stop = %q", fmt.Sprintf("echo stop $(date +%%s.%%N) >> %s; rm -f %s", log, running)),
+		// With PROBE in appDir the stop hook (blue still up, the upgrade running) tries a
+		// snapshot of the instance and notes its output and exit code in probe.out.
+		fmt.Sprintf("stop = %q", fmt.Sprintf("echo stop $(date +%%s.%%N) >> %s; rm -f %s; if [ -e %s ]; then %s --config %s snapshot > %s 2>&1; echo rc=$? >> %s; fi",
+			log, running, filepath.Join(u.appDir, "PROBE"), testBinary, e.cfgPath, probeOut, probeOut)),
 		fmt.Sprintf("start = %q", fmt.Sprintf("echo start $(date +%%s.%%N) >> %s; touch %s", log, running)),
 		fmt.Sprintf("url = %q", srv.URL),
 		`health_timeout = "3s"`,
@@ -192,9 +198,26 @@ func sameChecksums(t *testing.T, what string, want, got map[string]string) {
 func (u *upEnv) upgrades() []upgrade.Record {
 	u.t.Helper()
 	r := u.mustRun("upgrades", "--json")
-	var recs []upgrade.Record
-	if err := json.Unmarshal([]byte(r.stdout), &recs); err != nil {
+	// from and to are strings for every kind of upgrade (DESIGN: one shape across kinds).
+	var rows []struct {
+		upgrade.Record
+		From string `json:"from"`
+		To   string `json:"to"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
 		u.t.Fatalf("upgrades --json: %v\n%s", err, r)
+	}
+	recs := make([]upgrade.Record, 0, len(rows))
+	for _, row := range rows {
+		rec := row.Record
+		var err error
+		if rec.From, err = strconv.Atoi(row.From); err != nil {
+			u.t.Fatalf("upgrades --json: from %q is not a PostgreSQL major\n%s", row.From, r)
+		}
+		if rec.To, err = strconv.Atoi(row.To); err != nil {
+			u.t.Fatalf("upgrades --json: to %q is not a PostgreSQL major\n%s", row.To, r)
+		}
+		recs = append(recs, rec)
 	}
 	return recs
 }
@@ -229,8 +252,17 @@ func TestUpgradePostgres13To15(t *testing.T) {
 		t.Fatal("plan changed the cluster")
 	}
 
+	// The upgrade holds the instance lock throughout: a snapshot tried while it runs (from
+	// the app stop hook) is refused as busy.
+	writeFile(t, filepath.Join(u.appDir, "PROBE"), "", 0o644)
 	run := u.mustRun("upgrade", "postgres", "run", "--to", "15")
 	t.Logf("upgrade run (copy) in %s:\n%s", run.dur.Round(time.Millisecond), run.stdout)
+	if err := os.Remove(filepath.Join(u.appDir, "PROBE")); err != nil {
+		t.Fatal(err)
+	}
+	if probe, err := os.ReadFile(filepath.Join(u.appDir, "probe.out")); err != nil || !strings.Contains(string(probe), "is busy") || !strings.Contains(string(probe), "rc=1") {
+		t.Fatalf("a snapshot during the upgrade was not refused as busy (%v):\n%s", err, probe)
+	}
 	rec := u.lastUpgrade()
 	if rec.State != upgrade.StateDone || rec.From != 13 || rec.To != 15 || rec.Point == "" || len(rec.Steps) != len(upgrade.Steps) {
 		t.Fatalf("after run: %+v", rec)
@@ -254,6 +286,14 @@ func TestUpgradePostgres13To15(t *testing.T) {
 	var pts []map[string]any
 	if err := json.Unmarshal([]byte(u.mustRun("points", "--json").stdout), &pts); err != nil || len(pts) != 1 {
 		t.Fatalf("points --json: %v %v", err, pts)
+	}
+	show := u.mustRun("point", "show", rec.Point, "--json")
+	pk, _ := pts[0]["packages"].(map[string]any)
+	for _, m := range u.snapshotsJSON() {
+		if m.ID == rec.PointSet {
+			t.Logf("rollback point %s: record %d bytes (with config copies and %d packages); its set %s: %d bytes read, %d bytes added to the repository",
+				rec.Point, len(show.stdout), len(pk), m.ID, m.TotalBytes(), m.AddedBytes())
+		}
 	}
 	if pts[0]["id"] != rec.Point || pts[0]["set"] != rec.PointSet || !strings.HasPrefix(fmt.Sprint(pts[0]["postgres_version"]), "13.") || pts[0]["dhis2_version"] == "" {
 		t.Fatalf("point: %v (upgrade %+v)", pts[0], rec)
@@ -399,15 +439,28 @@ func TestUpgradeKillMatrix(t *testing.T) {
 	sameChecksums(t, "after refused runs", before, u.checksums())
 	t.Logf("bad input checked in %s", time.Since(t0).Round(time.Millisecond))
 
-	// Killed before pg_upgrade, then rolled back.
-	for _, at := range []string{"rollback_point:done", "app_stop", "count_blue:done", "stop_blue:done"} {
+	// Killed before pg_upgrade at every boundary, resumed each time, then rolled back.
+	t1 := time.Now()
+	u.killed(u.runEnv(killEnv("rollback_point:done"), "upgrade", "postgres", "run", "--to", "15"), "rollback_point")
+	matrix = append(matrix, fmt.Sprintf("%-22s resume (chain)        (%s)", "rollback_point:done", time.Since(t1).Round(time.Second)))
+	// The point stored before the kill is the upgrade's point: resume takes no second one.
+	var pts []map[string]any
+	if err := json.Unmarshal([]byte(u.mustRun("points", "--json").stdout), &pts); err != nil || len(pts) != 1 {
+		t.Fatalf("points after a kill at rollback_point:done: %v %v", err, pts)
+	}
+	for _, at := range []string{"app_stop", "count_blue:done", "stop_blue:done"} {
 		t1 := time.Now()
 		step, _, _ := strings.Cut(at, ":")
-		u.killed(u.runEnv(killEnv(at), "upgrade", "postgres", "run", "--to", "15"), step)
-		u.mustRun("upgrade", "rollback")
-		u.assertBlue("rollback after a kill at "+at, before)
-		matrix = append(matrix, fmt.Sprintf("%-22s rollback -> blue 13, checksums equal (%s)", at, time.Since(t1).Round(time.Second)))
+		u.killed(u.runEnv(killEnv(at), "upgrade", "resume"), step)
+		matrix = append(matrix, fmt.Sprintf("%-22s resume (chain)        (%s)", at, time.Since(t1).Round(time.Second)))
 	}
+	if rec := u.lastUpgrade(); rec.Point != pts[0]["id"] {
+		t.Fatalf("the resumed upgrade uses point %s, want the one stored before the kill (%v)", rec.Point, pts[0]["id"])
+	}
+	t1 = time.Now()
+	u.mustRun("upgrade", "rollback")
+	u.assertBlue("rollback after a kill at stop_blue:done", before)
+	matrix = append(matrix, fmt.Sprintf("%-22s rollback -> blue 13, checksums equal (%s)", "stop_blue:done", time.Since(t1).Round(time.Second)))
 
 	// Killed in the middle of pg_upgrade and after green started, then rolled back.
 	for _, at := range []string{"pg_upgrade:mid", "start_green:done"} {
@@ -421,7 +474,7 @@ func TestUpgradeKillMatrix(t *testing.T) {
 
 	// One upgrade killed again and again: in the middle of pg_upgrade, then at every later
 	// boundary while resuming; the last resume finishes it.
-	t1 := time.Now()
+	t1 = time.Now()
 	u.killed(u.runEnv(killEnv("pg_upgrade:mid"), "upgrade", "postgres", "run", "--to", "15"), "pg_upgrade")
 	oneLineError(t, u.run("upgrade", "postgres", "run", "--to", "15"), 1, "still running", "upgrade resume")
 	oneLineError(t, u.run("upgrade", "finalize"), 1, "not done")
@@ -440,9 +493,25 @@ func TestUpgradeKillMatrix(t *testing.T) {
 	}
 	sameChecksums(t, "green after the resumed upgrade", before, u.checksums())
 	matrix = append(matrix, fmt.Sprintf("%-22s -> done on 15, checksums equal (%s)", "final resume", time.Since(t1).Round(time.Second)))
-	u.mustRun("upgrade", "rollback")
-	u.assertBlue("rollback after the resumed upgrade", before)
-	matrix = append(matrix, "rollback after done    -> blue 13, checksums equal")
+	// finalize: refused while younger than --older-than, then blue's data directory goes.
+	oneLineError(t, u.run("upgrade", "finalize", "--older-than", "7d"), 1, "less than --older-than 7d")
+	if _, err := os.Stat(u.cl.DataDir); err != nil {
+		t.Fatalf("a refused finalize removed blue: %v", err)
+	}
+	u.mustRun("upgrade", "finalize")
+	if rec := u.lastUpgrade(); rec.State != upgrade.StateFinalized {
+		t.Fatalf("after finalize: %s", rec.State)
+	}
+	if _, err := os.Stat(u.cl.DataDir); !os.IsNotExist(err) {
+		t.Fatalf("blue's data directory is still there after finalize: %v", err)
+	}
+	if u.serverMajor() != 15 {
+		t.Fatal("finalize stopped green")
+	}
+	oneLineError(t, u.run("upgrade", "rollback"), 1, "finalized", "nothing to roll back")
+	// The next upgrade starts from green: 15 is now the cluster's major.
+	oneLineError(t, u.run("upgrade", "postgres", "plan", "--to", "15"), 2, "not newer than the cluster's PostgreSQL 15")
+	matrix = append(matrix, "finalize after done    -> blue removed, green serves 15")
 	t.Logf("kill matrix (%s):\n  %s", time.Since(t0).Round(time.Second), strings.Join(matrix, "\n  "))
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/dhisconf"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
 	"github.com/dhis2-life/dhis2-life/internal/proxy"
@@ -147,7 +148,7 @@ func PlanDHIS2(ctx context.Context, o DHIS2Options) (*DHIS2Plan, error) {
 		return nil, fmt.Errorf("connecting to blue's database: %w", err)
 	}
 	defer conn.Close(ctx)
-	p.From, err = pg.FlywayVersion(ctx, conn)
+	p.From, err = dhis2.FlywayVersion(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
@@ -733,7 +734,7 @@ func waitVersion(ctx context.Context, base, want string, db pg.Conn, timeout tim
 		if db.DSN != "" {
 			if conn, err := db.Connect(ctx); err == nil {
 				failed, ferr := failedFlyway(ctx, conn)
-				fl, _ := pg.FlywayVersion(ctx, conn)
+				fl, _ := dhis2.FlywayVersion(ctx, conn)
 				conn.Close(ctx)
 				if ferr == nil && failed != "" {
 					return fmt.Errorf("flyway migrations failed: %s", failed)

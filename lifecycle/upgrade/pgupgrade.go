@@ -513,7 +513,7 @@ func Finalize(ctx context.Context, o Options, olderThan time.Duration) (*Record,
 		return r, fmt.Errorf("upgrade %s is %s, not done: finalize only after `dhis2-life upgrade resume` finished it (or roll it back)", r.ID, r.State)
 	}
 	if age := o.now().Sub(*r.Done); age < olderThan {
-		return r, fmt.Errorf("upgrade %s finished %s ago, less than --older-than %s: wait, or pass a shorter --older-than", r.ID, age.Round(time.Second), olderThan)
+		return r, fmt.Errorf("upgrade %s finished %s ago, less than --older-than %s: wait, or pass a shorter --older-than", r.ID, age.Round(time.Second), days(olderThan))
 	}
 	if r.Blue.DataDir == r.Green.DataDir || r.Blue.DataDir == "" {
 		return r, fmt.Errorf("refusing to remove blue's data directory %q: it is green's or empty", r.Blue.DataDir)
@@ -662,4 +662,12 @@ func loadRoles(ctx context.Context, in *config.Instance, binDir string, major in
 		return fmt.Errorf("loading roles into blue: %w: %s", err, lastN(string(out), 300))
 	}
 	return nil
+}
+
+// days formats whole days as "7d", other durations as Go does.
+func days(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
 }

@@ -257,7 +257,11 @@ func Plan(ctx context.Context, o Options) (*PlanReport, error) {
 
 	if p.Err() == nil {
 		if err := checkUpgrade(ctx, p); err != nil {
-			add("pg_upgrade --check", false, err.Error(), "fix what pg_upgrade reports (its log names it)")
+			fix := "fix what pg_upgrade reports (its log names it)"
+			if strings.Contains(err.Error(), "could not clone") {
+				fix = "the file system has no reflinks (clone needs XFS with reflink, Btrfs or similar): use --method copy or link"
+			}
+			add("pg_upgrade --check", false, err.Error(), fix)
 		} else {
 			add("pg_upgrade --check", true, "clusters are compatible", "")
 		}

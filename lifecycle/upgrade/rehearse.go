@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
 )
 
@@ -91,7 +92,7 @@ func Rehearse(ctx context.Context, o RehearseOptions) (*Rehearsal, error) {
 		return rep, err
 	}
 	var maxRank int
-	rep.From, err = pg.FlywayVersion(ctx, conn)
+	rep.From, err = dhis2.FlywayVersion(ctx, conn)
 	if err == nil {
 		err = conn.QueryRow(ctx, `SELECT count(*), coalesce(max(installed_rank), 0) FROM flyway_schema_history`).Scan(&rep.FlywayBefore, &maxRank)
 	}

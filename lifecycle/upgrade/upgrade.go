@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -187,7 +188,14 @@ func doStep(ctx context.Context, o Options, r *Record, name string) error {
 		if r.Point != "" {
 			return nil
 		}
-		id, set, err := o.CreatePoint(ctx, fmt.Sprintf("before upgrade %s (PostgreSQL %d -> %d)", r.ID, r.From, r.To))
+		reason := fmt.Sprintf("before upgrade %s (PostgreSQL %d -> %d)", r.ID, r.From, r.To)
+		// A run killed after the point was stored but before it was recorded here left one:
+		// use it rather than take a second.
+		if id, set := findPoint(o.Catalog, reason); id != "" {
+			r.Point, r.PointSet = id, set
+			return nil
+		}
+		id, set, err := o.CreatePoint(ctx, reason)
 		if err != nil {
 			return fmt.Errorf("taking the rollback point: %w", err)
 		}
@@ -440,3 +448,22 @@ func analyze(ctx context.Context, in *config.Instance, r *Record) error {
 
 // errLinkRollback is returned when a link-mode blue can no longer be started.
 var errLinkRollback = errors.New("blue was upgraded with --link and green has started, so blue's data directory is no longer usable")
+
+// PointsBucket is the catalogue bucket of rollback points (owned by lifecycle/point).
+const PointsBucket = "points"
+
+// findPoint returns the rollback point taken with reason, if any.
+func findPoint(cat *catalog.Catalog, reason string) (id, set string) {
+	_ = cat.ListJSON(PointsBucket, func(key string, raw []byte) error {
+		var p struct {
+			ID     string `json:"id"`
+			Set    string `json:"set"`
+			Reason string `json:"reason"`
+		}
+		if json.Unmarshal(raw, &p) == nil && p.Reason == reason && p.Set != "" {
+			id, set = key, p.Set
+		}
+		return nil
+	})
+	return id, set
+}
