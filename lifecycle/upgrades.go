@@ -76,6 +76,12 @@ func (r *Runner) ReleasePoint(ctx context.Context, id string) (*point.Point, err
 				return "upgrade " + u.ID + " (" + u.State + ")"
 			}
 		}
+		drecs, _ := upgrade.ListDHIS2(r.Catalog, "")
+		for _, u := range drecs {
+			if u.Point == id && (u.Open() || u.State == upgrade.StateDone) {
+				return "upgrade " + u.ID + " (" + u.State + ")"
+			}
+		}
 		return ""
 	}
 	return point.Release(ctx, r.Catalog, r.App.Repo, id, inUse)

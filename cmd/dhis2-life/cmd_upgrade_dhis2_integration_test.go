@@ -328,6 +328,9 @@ func TestUpgradeDHIS2(t *testing.T) {
 	if r := d.run("upgrade", "dhis2", "run", "--war", d.goodWAR); r.code == 0 || !strings.Contains(r.stderr, "not finalized") {
 		t.Fatalf("second run while one is done: want a refusal\n%s", r)
 	}
+	if r := d.run("point", "release", rec.Point); r.code == 0 || !strings.Contains(r.stderr, rec.ID) {
+		t.Fatalf("releasing the point of a done, unfinalized DHIS2 upgrade: want a refusal naming it\n%s", r)
+	}
 
 	// Users work on green: 2 new notes, 3 updated data values.
 	gc := d.conn(green)
