@@ -88,6 +88,8 @@ type Record struct {
 	CopySeconds    float64 `json:"copy_seconds,omitempty"`
 	ScrubSeconds   float64 `json:"scrub_seconds"`
 	FilesSeconds   float64 `json:"files_seconds,omitempty"`
+	// PII is the scan for production's personal data (pii.go, scan.go).
+	PII *ScanReport `json:"pii_scan,omitempty"`
 }
 
 // templateRecord is a template database in the catalogue.
@@ -222,6 +224,7 @@ type Prepared struct {
 	Template string
 	Home     string
 	srv      server
+	sought   *Sought // production's identifying values, collected before the scrub
 }
 
 // Prepare checks the request: target and profile known, set of the target's instance, schema
@@ -408,6 +411,9 @@ func (p *Prepared) Run(ctx context.Context) (*Record, error) {
 		}
 		rec.RestoreSeconds = time.Since(t0).Seconds()
 		t1 := time.Now()
+		if err := p.collectPII(ctx, p.Temp); err != nil {
+			return nil, cleanup(err)
+		}
 		ch, err := p.scrub(ctx, p.Temp)
 		if err != nil {
 			return nil, cleanup(err)
@@ -426,6 +432,9 @@ func (p *Prepared) Run(ctx context.Context) (*Record, error) {
 		if err := p.home(ctx, tmpHome, rec); err != nil {
 			return nil, cleanup(err)
 		}
+	}
+	if err := p.piiProof(ctx, tmpHome, rec); err != nil {
+		return nil, cleanup(err)
 	}
 	if o.BeforeSwap != nil {
 		if err := o.BeforeSwap(ctx); err != nil {
@@ -549,7 +558,11 @@ func (p *Prepared) viaTemplate(ctx context.Context, rec *Record) error {
 		}
 		rec.RestoreSeconds = time.Since(t0).Seconds()
 		t1 := time.Now()
-		ch, err := p.scrub(ctx, build)
+		err := p.collectPII(ctx, build)
+		var ch []Change
+		if err == nil {
+			ch, err = p.scrub(ctx, build)
+		}
 		if err == nil {
 			_, err = p.verify(ctx, build)
 		}

@@ -119,6 +119,8 @@ type Scrubber struct {
 	KeepPassword string
 	// CustomSQL runs after the built-in rules, in the same transaction.
 	CustomSQL []SQL
+	// PII configures the pseudonymisation of personal data (pii.go).
+	PII PIIOptions
 
 	keepHash, unusableHash string
 }
@@ -132,7 +134,7 @@ type SQL struct {
 // NewScrubber prepares the scrub of target t for a set: it reads the keep password file and
 // the custom SQL files, so that a missing file fails before anything is changed.
 func NewScrubber(t *config.Target, configDir string, gen Generation, instance, setID string, setTime time.Time) (*Scrubber, error) {
-	s := &Scrubber{Profile: t.Profile, Gen: gen, Instance: instance, SetID: setID, SetTime: setTime}
+	s := &Scrubber{Profile: t.Profile, Gen: gen, Instance: instance, SetID: setID, SetTime: setTime, PII: PIIFor(t)}
 	switch t.Profile {
 	case "staging", "training":
 	default:
@@ -351,6 +353,7 @@ func (s *Scrubber) Apply(ctx context.Context, conn *pgx.Conn) ([]Change, error) 
 				return exec("previouspasswords", "previous password hashes deleted", "previouspasswords", `DELETE FROM previouspasswords`)
 			})
 	}
+	steps = append([]func() error{func() error { return s.applyPII(ctx, tx, &changes) }}, steps...)
 	for _, st := range steps {
 		if err := st(); err != nil {
 			return nil, err
@@ -497,6 +500,11 @@ func (s *Scrubber) Verify(ctx context.Context, conn *pgx.Conn) ([]Check, error) 
 			return nil, err
 		}
 	}
+	pc, err := s.verifyPII(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	checks = append(checks, pc...)
 	if s.Profile == "training" {
 		cs, err := s.verifyUsers(ctx, conn, sc)
 		if err != nil {

@@ -110,6 +110,12 @@ type Target struct {
 	KeepPasswordFile string   `toml:"keep_password_file"`
 	// Template keeps a restored, scrubbed template database per snapshot set for fast repeats.
 	Template bool `toml:"template"`
+	// PII is "pseudonymise" or "keep" (default: pseudonymise for training, keep for staging).
+	PII string `toml:"pii"`
+	// PIIKeepAttributes are attribute/data element uids left as they are; PIIExtraAttributes
+	// are pseudonymised whatever their value type.
+	PIIKeepAttributes  []string `toml:"pii_keep_attributes"`
+	PIIExtraAttributes []string `toml:"pii_extra_attributes"`
 }
 
 // Retention is a GFS retention policy.
