@@ -51,7 +51,7 @@ EXAMPLES:
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "check and print the plan; change nothing"},
 			jsonFlag,
 		},
-		Subcommands: []*cli.Command{cmdCloneDestroy(), cmdCloneExpire()},
+		Subcommands: []*cli.Command{cmdCloneDestroy(), cmdCloneExpire(), cmdCloneScan()},
 		Action:      cloneAction,
 	}
 }
@@ -185,6 +185,9 @@ func cloneAction(c *cli.Context) error {
 		fmt.Fprintf(w, "  %-30s %6d  %s\n", ch.Rule, ch.Rows, ch.What)
 	}
 	fmt.Fprintf(w, "  %d verification checks passed\n", len(rec.Checks))
+	if r := rec.PII; r != nil {
+		fmt.Fprintf(w, "  personal data: no production value found (%d values sought in %d tables, %d columns, %d files; %s)\n", r.Values, r.Tables, r.Columns, r.Files, ui.Duration(secs(r.Seconds)))
+	}
 	for _, cc := range rec.Conf {
 		fmt.Fprintf(w, "  dhis.conf %s: %s\n", cc.Key, cc.Action)
 	}
