@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/dhisconf"
@@ -141,4 +143,22 @@ func ScanTarget(ctx context.Context, cfg *config.Config, t *config.Target) (*Sca
 	}
 	rep.Seconds = time.Since(t0).Seconds()
 	return rep, nil
+}
+
+// MissingUIDs returns those of uids that name no tracked entity attribute or data element in
+// the database of c (config check of pii_keep_attributes and pii_extra_attributes).
+func MissingUIDs(ctx context.Context, c pg.Conn, uids []string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := c.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT u FROM unnest($1::text[]) u
+		WHERE NOT EXISTS (SELECT 1 FROM trackedentityattribute WHERE uid = u) AND NOT EXISTS (SELECT 1 FROM dataelement WHERE uid = u)`, uids)
+	if err != nil {
+		return nil, fmt.Errorf("looking up uids: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }

@@ -52,6 +52,16 @@ func TestClonePII(t *testing.T) {
 		extra: fmt.Sprintf("keep_accounts = [\"admin\"]\nkeep_password_file = %q", keep)}
 	staging := tgt{name: "staging", db: stg, profile: "staging", home: filepath.Join(e.dir, "staging-home"), extra: `pii = "pseudonymise"`}
 	template := tgt{name: "tpl", db: tpl, profile: "training", extra: "template = true"}
+	// config check looks the pii uids up in production.
+	known := qs(t, connectAdmin(t, e.pg, e.db), `SELECT uid FROM trackedentityattribute WHERE code = 'SEX'`)
+	withUIDs := template
+	withUIDs.extra += fmt.Sprintf("\npii_keep_attributes = [%q]\npii_extra_attributes = [\"Xnotthere12\"]", known)
+	e.setTargets(training, staging, withUIDs)
+	r := e.run("config", "check")
+	if r.code != 2 || !strings.Contains(r.stdout+r.stderr, "targets.tpl.pii_extra_attributes") || !strings.Contains(r.stdout+r.stderr, "Xnotthere12") ||
+		strings.Contains(r.stdout+r.stderr, "pii_keep_attributes") {
+		t.Errorf("config check of pii uids: %s", r)
+	}
 	e.setTargets(training, staging, template)
 
 	rec, r := e.cloneJSON("--to", "training")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dhis2-life/dhis2-life/clone"
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/s3"
@@ -56,6 +57,9 @@ EXAMPLES:
 								return err
 							}
 							return conn.Close(ctx)
+						},
+						UIDs: func(ctx context.Context, in *config.Instance, uids []string) ([]string, error) {
+							return clone.MissingUIDs(ctx, app.InstanceConn(in), uids)
 						},
 					}
 					if aerr == nil {

@@ -17,6 +17,9 @@ type Probes struct {
 	Repository func(ctx context.Context) error
 	// Database checks that an instance's database accepts a connection.
 	Database func(ctx context.Context, in *Instance) error
+	// UIDs returns those of uids that name no tracked entity attribute or data element in an
+	// instance's database (the targets' pii_keep_attributes and pii_extra_attributes).
+	UIDs func(ctx context.Context, in *Instance, uids []string) (missing []string, err error)
 }
 
 // maxSecretSize bounds secret files: anything larger is not a password, token or env file.
@@ -211,9 +214,11 @@ func (c *Config) Check(ctx context.Context, p Probes) []*Error {
 			if err := p.Database(ctx, c.Instances[name]); err != nil {
 				errs = append(errs, probeError(c, k+".database", "database check failed", err,
 					"check the DSN, that PostgreSQL is running and accepts this user, and that the password is in database_password_file, ~/.pgpass or PGPASSFILE"))
+				bad[k+".database"] = true
 			}
 		}
 	}
+	errs = append(errs, c.checkPIIUIDs(ctx, p, bad)...)
 	return errs
 }
 
