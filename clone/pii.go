@@ -33,6 +33,9 @@ type PIIOptions struct {
 	Users bool
 	// KeepAccounts are the usernames that stay (training keep_accounts).
 	KeepAccounts []string
+	// BigRows is the table size from which username columns are mapped by a table rewrite and
+	// the scan reads distinct values (0: 200 000 rows).
+	BigRows int64
 }
 
 // PIIFor returns the PII options of a target: pii defaults to pseudonymise for training and
@@ -653,9 +656,25 @@ func (r *piiRun) userColumns(ctx context.Context, _ *piiFields) error {
 		cs := *r.changes
 		cs[len(cs)-1].Rows += n
 	}
+	big, err := r.bigTables(ctx)
+	if err != nil {
+		return err
+	}
 	for t, cols := range r.cat.cols {
 		if t == "userinfo" {
 			continue
+		}
+		if big[t] {
+			var todo []string
+			for c := range cols {
+				if !done[[2]string{t, c}] && usernameColumns[c] && r.cat.isText(t, c) {
+					todo = append(todo, c)
+					done[[2]string{t, c}] = true
+				}
+			}
+			if err := r.rewriteUsernames(ctx, rule, what, t, todo); err != nil {
+				return err
+			}
 		}
 		for c := range cols {
 			switch {
@@ -796,4 +815,84 @@ func (s *Scrubber) verifyPII(ctx context.Context, conn *pgx.Conn) ([]Check, erro
 		}
 	}
 	return out, nil
+}
+
+// bigRows is the size from which username columns are mapped by rewriting the table (one
+// pass, indexes rebuilt by sorting) instead of an UPDATE of every row (datavalue, audit).
+const bigRows = 200_000
+
+func (o PIIOptions) bigRows() int64 {
+	if o.BigRows > 0 {
+		return o.BigRows
+	}
+	return bigRows
+}
+
+func (r *piiRun) bigTables(ctx context.Context) (map[string]bool, error) {
+	rows, err := r.tx.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT c.relispartition AND c.reltuples > $1`, r.s.PII.bigRows())
+	if err != nil {
+		return nil, fmt.Errorf("finding large tables: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, n := range names {
+		out[n] = true
+	}
+	return out, nil
+}
+
+// rewriteUsernames maps the username columns cols of a large table in one table rewrite
+// (ALTER TABLE … TYPE … USING), falling back to an UPDATE when the table cannot be rewritten
+// (a view depends on the column). Rows are counted as the rows holding a mapped username.
+func (r *piiRun) rewriteUsernames(ctx context.Context, rule, what, table string, cols []string) error {
+	if len(cols) == 0 {
+		return nil
+	}
+	var m *string
+	if err := r.tx.QueryRow(ctx, `SELECT jsonb_object_agg(v, p)::text FROM dhis2life_users`).Scan(&m); err != nil {
+		return fmt.Errorf("scrub rule %s: %w", rule, err)
+	}
+	if m == nil {
+		return nil
+	}
+	var alter, conds []string
+	for _, c := range cols {
+		var typ string
+		if err := r.tx.QueryRow(ctx, `SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2`,
+			"public."+pg.QuoteIdent(table), c).Scan(&typ); err != nil {
+			return fmt.Errorf("scrub rule %s: type of %s.%s: %w", rule, table, c, err)
+		}
+		q := pg.QuoteIdent(c)
+		alter = append(alter, fmt.Sprintf("ALTER COLUMN %s TYPE %s USING coalesce(%s::jsonb ->> %s, %s)::%s", q, typ, pg.QuoteLiteral(*m), q, q, typ))
+		conds = append(conds, fmt.Sprintf("%s IN (SELECT v FROM dhis2life_users)", q))
+	}
+	var n int64
+	if err := r.tx.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", pg.QuoteIdent(table), strings.Join(conds, " OR "))).Scan(&n); err != nil {
+		return fmt.Errorf("scrub rule %s: %w", rule, err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if _, err := r.tx.Exec(ctx, "SAVEPOINT dhis2life_rewrite"); err != nil {
+		return err
+	}
+	if _, err := r.tx.Exec(ctx, "ALTER TABLE "+pg.QuoteIdent(table)+" "+strings.Join(alter, ", ")); err != nil {
+		if _, err := r.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dhis2life_rewrite"); err != nil {
+			return err
+		}
+		for _, c := range cols {
+			if err := r.add(ctx, rule, what, fmt.Sprintf(`UPDATE %[1]s x SET %[2]s = u.p FROM dhis2life_users u WHERE x.%[2]s = u.v`,
+				pg.QuoteIdent(table), pg.QuoteIdent(c))); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	cs := *r.changes
+	cs[len(cs)-1].Rows += n
+	return nil
 }

@@ -85,7 +85,7 @@ func (p *Prepared) piiProof(ctx context.Context, home string, rec *Record) error
 			return fmt.Errorf("collecting production's identifying values: %w", err)
 		}
 	}
-	rep, err := Scan(ctx, c, filesDir, p.sought)
+	rep, err := ScanBig(ctx, c, filesDir, p.sought, p.Scrub.PII.bigRows())
 	if err != nil {
 		return err
 	}

@@ -221,6 +221,12 @@ type scanCol struct{ schema, table, col, typ string }
 // Scan searches every text, varchar, char, json and jsonb column of every table of the
 // database, and every file under filesDir (when not empty), for the sought values.
 func Scan(ctx context.Context, conn *pgx.Conn, filesDir string, s *Sought) (*ScanReport, error) {
+	return ScanBig(ctx, conn, filesDir, s, bigRows)
+}
+
+// ScanBig is Scan reading the distinct values of each column of tables larger than big rows
+// (a hit then counts distinct values, not rows).
+func ScanBig(ctx context.Context, conn *pgx.Conn, filesDir string, s *Sought, big int64) (*ScanReport, error) {
 	start := time.Now()
 	rep := &ScanReport{Values: s.Len(), Hits: []ScanHit{}}
 	rows, err := conn.Query(ctx, `SELECT n.nspname, c.relname, a.attname, t.typname FROM pg_attribute a
@@ -248,7 +254,7 @@ func Scan(ctx context.Context, conn *pgx.Conn, filesDir string, s *Sought) (*Sca
 		}
 		rep.Tables++
 		if s.Len() > 0 && !(cols[i].schema == "public" && scanSkipTables[cols[i].table]) {
-			if err := scanTable(ctx, conn, cols[i:j], m, rep); err != nil {
+			if err := scanTable(ctx, conn, cols[i:j], m, rep, big); err != nil {
 				return nil, err
 			}
 		}
@@ -263,28 +269,50 @@ func Scan(ctx context.Context, conn *pgx.Conn, filesDir string, s *Sought) (*Sca
 	return rep, nil
 }
 
-func scanTable(ctx context.Context, conn *pgx.Conn, cols []scanCol, m *matcher, rep *ScanReport) error {
+func scanTable(ctx context.Context, conn *pgx.Conn, cols []scanCol, m *matcher, rep *ScanReport, big int64) error {
+	table := pg.QualifiedName(cols[0].schema, cols[0].table)
+	var est float64
+	if err := conn.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)`, table).Scan(&est); err != nil {
+		return fmt.Errorf("scanning %s: %w", table, err)
+	}
+	if est > float64(big) {
+		// Large tables (datavalue, audit): each column's distinct values, counted as such.
+		for _, c := range cols {
+			w := &copyScanner{m: m, counts: make([]int64, 1)}
+			if _, err := conn.PgConn().CopyTo(ctx, w, "COPY (SELECT DISTINCT "+pg.QuoteIdent(c.col)+"::text FROM ONLY "+table+") TO STDOUT"); err != nil {
+				return fmt.Errorf("scanning %s: %w", table, err)
+			}
+			w.flush()
+			rep.Rows += w.rows
+			if w.counts[0] > 0 {
+				rep.Hits = append(rep.Hits, ScanHit{Table: scanName(c), Column: c.col, Count: w.counts[0]})
+			}
+		}
+		return nil
+	}
 	sel := make([]string, len(cols))
 	for i, c := range cols {
 		sel[i] = pg.QuoteIdent(c.col) + "::text"
 	}
-	table := pg.QualifiedName(cols[0].schema, cols[0].table)
 	w := &copyScanner{m: m, counts: make([]int64, len(cols))}
 	if _, err := conn.PgConn().CopyTo(ctx, w, "COPY (SELECT "+strings.Join(sel, ", ")+" FROM ONLY "+table+") TO STDOUT"); err != nil {
 		return fmt.Errorf("scanning %s: %w", table, err)
 	}
 	w.flush()
 	rep.Rows += w.rows
-	name := cols[0].table
-	if cols[0].schema != "public" {
-		name = cols[0].schema + "." + name
-	}
 	for i, n := range w.counts {
 		if n > 0 {
-			rep.Hits = append(rep.Hits, ScanHit{Table: name, Column: cols[i].col, Count: n})
+			rep.Hits = append(rep.Hits, ScanHit{Table: scanName(cols[i]), Column: cols[i].col, Count: n})
 		}
 	}
 	return nil
+}
+
+func scanName(c scanCol) string {
+	if c.schema != "public" {
+		return c.schema + "." + c.table
+	}
+	return c.table
 }
 
 // copyScanner parses COPY text format rows and counts, per column, the rows holding a sought
