@@ -676,20 +676,25 @@ func (r *piiRun) userColumns(ctx context.Context, _ *piiFields) error {
 				return err
 			}
 		}
+		// One UPDATE per table for all its username columns.
+		var set, where []string
 		for c := range cols {
+			q := pg.QuoteIdent(c)
 			switch {
 			case done[[2]string{t, c}]:
 			case usernameColumns[c] && r.cat.isText(t, c):
-				if err := r.add(ctx, rule, what, fmt.Sprintf(`UPDATE %[1]s x SET %[2]s = u.p FROM dhis2life_users u WHERE x.%[2]s = u.v`,
-					pg.QuoteIdent(t), pg.QuoteIdent(c))); err != nil {
-					return err
-				}
+				set = append(set, fmt.Sprintf("%[1]s = coalesce((SELECT u.p FROM dhis2life_users u WHERE u.v = x.%[1]s), x.%[1]s)", q))
+				where = append(where, fmt.Sprintf("x.%s IN (SELECT v FROM dhis2life_users)", q))
 			case userJSONColumns[c] && cols[c] == "jsonb":
-				if err := r.add(ctx, rule, what, fmt.Sprintf(`UPDATE %[1]s x SET %[2]s = x.%[2]s || jsonb_strip_nulls(jsonb_build_object('username', u.p,
-					'firstName', CASE WHEN x.%[2]s ? 'firstName' THEN 'Anonymous' END, 'surname', CASE WHEN x.%[2]s ? 'surname' THEN coalesce(u.surname, 'User') END))
-					FROM dhis2life_users u WHERE x.%[2]s->>'username' = u.v`, pg.QuoteIdent(t), pg.QuoteIdent(c))); err != nil {
-					return err
-				}
+				set = append(set, fmt.Sprintf(`%[1]s = coalesce((SELECT x.%[1]s || jsonb_strip_nulls(jsonb_build_object('username', u.p,
+					'firstName', CASE WHEN x.%[1]s ? 'firstName' THEN 'Anonymous' END, 'surname', CASE WHEN x.%[1]s ? 'surname' THEN coalesce(u.surname, 'User') END))
+					FROM dhis2life_users u WHERE u.v = x.%[1]s->>'username'), x.%[1]s)`, q))
+				where = append(where, fmt.Sprintf("x.%s->>'username' IN (SELECT v FROM dhis2life_users)", q))
+			}
+		}
+		if len(set) > 0 {
+			if err := r.add(ctx, rule, what, fmt.Sprintf("UPDATE %s x SET %s WHERE %s", pg.QuoteIdent(t), strings.Join(set, ", "), strings.Join(where, " OR "))); err != nil {
+				return err
 			}
 		}
 	}
