@@ -690,6 +690,10 @@ func (r *piiRun) userColumns(ctx context.Context, _ *piiFields) error {
 					'firstName', CASE WHEN x.%[1]s ? 'firstName' THEN 'Anonymous' END, 'surname', CASE WHEN x.%[1]s ? 'surname' THEN coalesce(u.surname, 'User') END))
 					FROM dhis2life_users u WHERE u.v = x.%[1]s->>'username'), x.%[1]s)`, q))
 				where = append(where, fmt.Sprintf("x.%s->>'username' IN (SELECT v FROM dhis2life_users)", q))
+			case mentionColumns[c] && cols[c] == "jsonb":
+				set = append(set, fmt.Sprintf(`%[1]s = CASE WHEN jsonb_typeof(x.%[1]s) = 'array' THEN (SELECT coalesce(jsonb_agg(CASE WHEN jsonb_typeof(m) = 'object' AND u.p IS NOT NULL
+					THEN m || jsonb_build_object('username', u.p) ELSE m END), '[]'::jsonb) FROM jsonb_array_elements(x.%[1]s) m LEFT JOIN dhis2life_users u ON u.v = m->>'username') ELSE x.%[1]s END`, q))
+				where = append(where, fmt.Sprintf("jsonb_typeof(x.%[1]s) = 'array' AND x.%[1]s <> '[]'::jsonb", q))
 			}
 		}
 		if len(set) > 0 {

@@ -61,8 +61,11 @@ var dataValueHistoryTables = []struct {
 var usernameColumns = map[string]bool{
 	"storedby": true, "completedby": true, "createdby": true, "updatedby": true, "modifiedby": true,
 	"creator": true, "createdbyusername": true, "lastupdatebyusername": true, "lastupdatedbyusername": true,
-	"accessedby": true,
+	"accessedby": true, "lastupdatedby": true, "deleted_by": true, "user_name": true, "username": true,
 }
+
+// mentionColumns are jsonb arrays of {username, created} (interpretations and comments).
+var mentionColumns = map[string]bool{"mentions": true}
 
 // userJSONColumns are jsonb copies of the user ({uid, username, firstName, surname}).
 var userJSONColumns = map[string]bool{"createdbyuserinfo": true, "lastupdatedbyuserinfo": true}

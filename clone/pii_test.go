@@ -92,7 +92,7 @@ func TestPIIPseudonymise(t *testing.T) {
 			}
 			t.Logf("before the scrub: %d values sought, %d tables, %d columns, %d hits", before.Values, before.Tables, before.Columns, len(before.Hits))
 			for _, want := range []string{"trackedentityattributevalue.value", "message.messagetext", "incomingsms.originator", evTable + ".eventdatavalues",
-				"datavalue.storedby", "audit.createdby", "files"} {
+				"datavalue.storedby", "audit.createdby", "interpretation.mentions", "files"} {
 				if !hit[want] {
 					t.Errorf("the scan of production missed %s (hits %v)", want, before.Hits)
 				}
