@@ -33,6 +33,9 @@ type PIIOptions struct {
 	Users bool
 	// KeepAccounts are the usernames that stay (training keep_accounts).
 	KeepAccounts []string
+	// values are the personal values CollectPII read from the database before the scrub (nil:
+	// Apply reads them).
+	values map[string]bool
 	// BigRows is the table size from which username columns are mapped by a table rewrite and
 	// the scan reads distinct values (0: 200 000 rows).
 	BigRows int64
@@ -207,51 +210,62 @@ func selectPIIFields(ctx context.Context, q pg.Querier, cat *piiCatalog, o PIIOp
 }
 
 // distinctValues returns the distinct values of the rules' sources (attribute values and
-// history, event data values and history, contact columns).
-func distinctValues(ctx context.Context, q pg.Querier, cat *piiCatalog, attrs, des []int64, deUIDs []string, contacts bool) ([]string, error) {
+// history, event data values and history, contact columns), each with whether the scan seeks
+// it.
+func distinctValues(ctx context.Context, q pg.Querier, cat *piiCatalog, f *piiFields) (map[string]bool, error) {
 	var parts []string
 	var args []any
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
-	if len(attrs) > 0 {
-		a := arg(attrs)
+	if len(f.mapAttrs) > 0 {
+		a, sa := arg(f.mapAttrs), arg(f.soughtAttrs)
 		for _, t := range attrValueTables {
 			for _, c := range t.cols {
 				if cat.has(t.table, c) && cat.has(t.table, "trackedentityattributeid") {
-					parts = append(parts, fmt.Sprintf("SELECT %s::text FROM %s WHERE trackedentityattributeid = ANY(%s)", pg.QuoteIdent(c), pg.QuoteIdent(t.table), a))
+					parts = append(parts, fmt.Sprintf("SELECT %s::text, trackedentityattributeid = ANY(%s) FROM %s WHERE trackedentityattributeid = ANY(%s)",
+						pg.QuoteIdent(c), sa, pg.QuoteIdent(t.table), a))
 				}
 			}
 		}
 	}
-	if len(des) > 0 {
-		d, u := arg(des), arg(deUIDs)
+	if len(f.mapDEs) > 0 {
+		d, sd, u, su := arg(f.mapDEs), arg(f.soughtDEs), arg(f.mapDEUIDs), arg(f.soughtDEUIDs)
 		for _, t := range dataValueHistoryTables {
 			for _, c := range t.cols {
 				if cat.has(t.table, c) && cat.has(t.table, "dataelementid") {
-					parts = append(parts, fmt.Sprintf("SELECT %s::text FROM %s WHERE dataelementid = ANY(%s)", pg.QuoteIdent(c), pg.QuoteIdent(t.table), d))
+					parts = append(parts, fmt.Sprintf("SELECT %s::text, dataelementid = ANY(%s) FROM %s WHERE dataelementid = ANY(%s)",
+						pg.QuoteIdent(c), sd, pg.QuoteIdent(t.table), d))
 				}
 			}
 		}
 		for _, t := range eventTables {
 			if cat.has(t, "eventdatavalues") {
-				parts = append(parts, fmt.Sprintf("SELECT kv.value->>'value' FROM %s e, jsonb_each(e.eventdatavalues) kv WHERE kv.key = ANY(%s)", pg.QuoteIdent(t), u))
+				parts = append(parts, fmt.Sprintf("SELECT kv.value->>'value', kv.key = ANY(%s) FROM %s e, jsonb_each(e.eventdatavalues) kv WHERE kv.key = ANY(%s)", su, pg.QuoteIdent(t), u))
 			}
 		}
 	}
-	if contacts {
-		for _, c := range contactColumns {
-			if cat.isText(c.table, c.col) {
-				parts = append(parts, fmt.Sprintf("SELECT %s::text FROM %s", pg.QuoteIdent(c.col), pg.QuoteIdent(c.table)))
-			}
+	for _, c := range contactColumns {
+		if cat.isText(c.table, c.col) {
+			parts = append(parts, fmt.Sprintf("SELECT %s::text, true FROM %s", pg.QuoteIdent(c.col), pg.QuoteIdent(c.table)))
 		}
 	}
+	out := map[string]bool{}
 	if len(parts) == 0 {
-		return nil, nil
+		return out, nil
 	}
-	rows, err := q.Query(ctx, "SELECT DISTINCT v FROM ("+strings.Join(parts, " UNION ALL ")+") x(v) WHERE v IS NOT NULL AND v <> ''", args...)
+	rows, err := q.Query(ctx, "SELECT v, bool_or(s) FROM ("+strings.Join(parts, " UNION ALL ")+") x(v, s) WHERE v IS NOT NULL AND v <> '' GROUP BY v", args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading personal values: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	defer rows.Close()
+	for rows.Next() {
+		var v string
+		var sought bool
+		if err := rows.Scan(&v, &sought); err != nil {
+			return nil, err
+		}
+		out[v] = sought
+	}
+	return out, rows.Err()
 }
 
 // pseudonymiser maps production values to pseudonyms with a keyed hash (HMAC-SHA256 with a
@@ -405,15 +419,17 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change) e
 			return err
 		}
 	}
-	vals, err := distinctValues(ctx, tx, cat, f.mapAttrs, f.mapDEs, f.mapDEUIDs, true)
-	if err != nil {
-		return err
+	vals := s.PII.values // read before the scrub by CollectPII, when it ran on this database
+	if vals == nil {
+		if vals, err = distinctValues(ctx, tx, cat, f); err != nil {
+			return err
+		}
 	}
-	for _, v := range vals {
+	for v := range vals {
 		ps.used[v] = true
 	}
 	rows := make([][]any, 0, len(vals))
-	for _, v := range vals {
+	for v := range vals {
 		rows = append(rows, []any{v, ps.pseudonym(v)})
 	}
 	if _, err := tx.Conn().CopyFrom(ctx, pgx.Identifier{"dhis2life_pii"}, []string{"v", "p"}, pgx.CopyFromRows(rows)); err != nil {

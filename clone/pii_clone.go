@@ -31,6 +31,8 @@ func (p *Prepared) collectPII(ctx context.Context, db string) error {
 		return fmt.Errorf("collecting production's identifying values before the scrub: %w", err)
 	}
 	p.sought = s
+	// The scrub of this database maps the same values: it need not read them again.
+	p.Scrub.PII.values = s.mapped
 	return nil
 }
 

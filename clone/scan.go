@@ -29,6 +29,7 @@ var ErrPIIFound = errors.New("personal data of production found in the clone")
 type Sought struct {
 	values   map[string]struct{}
 	maxWords int
+	mapped   map[string]bool // every value the scrub maps (→ sought), read in the same pass
 }
 
 // Len is the number of values sought.
@@ -139,13 +140,16 @@ func CollectPII(ctx context.Context, conn *pgx.Conn, o PIIOptions) (*Sought, err
 		return nil, err
 	}
 	s := &Sought{values: map[string]struct{}{}}
-	vals, err := distinctValues(ctx, conn, cat, f.soughtAttrs, f.soughtDEs, f.soughtDEUIDs, true)
+	vals, err := distinctValues(ctx, conn, cat, f)
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range vals {
-		s.add(v)
+	for v, sought := range vals {
+		if sought {
+			s.add(v)
+		}
 	}
+	s.mapped = vals
 	if o.Users && cat.has("userinfo", "username") {
 		var cols []string
 		for _, c := range userSoughtColumns {
