@@ -1,12 +1,10 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/urfave/cli/v2"
 
-	"github.com/dhis2-life/dhis2-life/clone"
-	"github.com/dhis2-life/dhis2-life/internal/ui"
+	"github.com/dhis2-life/dhis2-life/internal/ui/render"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
 )
 
 func cmdCloneScan() *cli.Command {
@@ -27,42 +25,17 @@ EXAMPLES:
    dhis2-life clone scan training
    dhis2-life clone scan training --json`,
 		Flags: []cli.Flag{jsonFlag},
-		Action: func(c *cli.Context) error {
+		Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
 			if c.NArg() != 1 {
 				return usageErr("clone scan needs exactly one TARGET")
 			}
-			a, err := load(c)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			t, err := cloneTarget(a, c.Args().First())
-			if err != nil {
-				return err
-			}
-			rep, err := clone.ScanTarget(c.Context, a.Config, t)
-			if err != nil {
-				return cloneErr(err)
-			}
-			if c.Bool("json") {
-				if err := printJSON(c.App.Writer, rep); err != nil {
-					return err
-				}
-			} else {
-				w := c.App.Writer
-				fmt.Fprintf(w, "scanned clone %s: %d tables, %d text columns, %d rows, %d files for %d production values in %s\n",
-					t.Name, rep.Tables, rep.Columns, rep.Rows, rep.Files, rep.Values, ui.Duration(secs(rep.Seconds)))
-				for _, h := range rep.Hits {
-					fmt.Fprintf(w, "FOUND %s.%s: %d rows/files hold production values\n", h.Table, h.Column, h.Count)
-				}
-				if len(rep.Hits) == 0 {
-					fmt.Fprintln(w, "no production value found")
+			t, rep, err := r.CloneScan(c.Context, c.Args().First())
+			if rep != nil {
+				if perr := render.CloneScan(c.App.Writer, c.Bool("json"), t.Name, rep); perr != nil {
+					return perr
 				}
 			}
-			if err := rep.Error(); err != nil {
-				return &exitError{code: exitVerify, err: fmt.Errorf("clone %s holds personal data of production: %w", t.Name, err)}
-			}
-			return nil
-		},
+			return err
+		}),
 	}
 }
