@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
 )
 
@@ -129,7 +130,7 @@ type piiFields struct {
 	mapDEUIDs, soughtDEUIDs          []string
 }
 
-var nameLike = regexp.MustCompile(piiNameLike)
+var nameLike = regexp.MustCompile(dhis2.PIINameLike)
 
 func selectPIIFields(ctx context.Context, q pg.Querier, cat *piiCatalog, o PIIOptions) (*piiFields, error) {
 	keep, extra := map[string]bool{}, map[string]bool{}
@@ -152,10 +153,10 @@ func selectPIIFields(ctx context.Context, q pg.Querier, cat *piiCatalog, o PIIOp
 	}
 	f := &piiFields{}
 	mapped := func(x piiField) bool {
-		return !keep[x.uid] && (extra[x.uid] || (piiValueTypes[x.vt] && !x.optionSet))
+		return !keep[x.uid] && (extra[x.uid] || (dhis2.PIIValueTypes[x.vt] && !x.optionSet))
 	}
 	sought := func(x piiField) bool {
-		return mapped(x) && (piiSoughtTypes[x.vt] || x.unique || extra[x.uid] || nameLike.MatchString(x.name))
+		return mapped(x) && (dhis2.PIISoughtTypes[x.vt] || x.unique || extra[x.uid] || nameLike.MatchString(x.name))
 	}
 	if cat.cols["trackedentityattribute"] != nil {
 		uniq := "false"
@@ -168,7 +169,7 @@ func selectPIIFields(ctx context.Context, q pg.Querier, cat *piiCatalog, o PIIOp
 		}
 		for _, a := range attrs {
 			switch {
-			case piiDateTypes[a.vt] && !keep[a.uid] && !a.optionSet:
+			case dhis2.PIIDateTypes[a.vt] && !keep[a.uid] && !a.optionSet:
 				f.dateAttrs = append(f.dateAttrs, a.id)
 			case mapped(a):
 				f.mapAttrs = append(f.mapAttrs, a.id)
@@ -218,34 +219,34 @@ func distinctValues(ctx context.Context, q pg.Querier, cat *piiCatalog, f *piiFi
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
 	if len(f.mapAttrs) > 0 {
 		a, sa := arg(f.mapAttrs), arg(f.soughtAttrs)
-		for _, t := range attrValueTables {
-			for _, c := range t.cols {
-				if cat.has(t.table, c) && cat.has(t.table, "trackedentityattributeid") {
+		for _, t := range dhis2.AttrValueTables {
+			for _, c := range t.Cols {
+				if cat.has(t.Table, c) && cat.has(t.Table, "trackedentityattributeid") {
 					parts = append(parts, fmt.Sprintf("SELECT %s::text, trackedentityattributeid = ANY(%s) FROM %s WHERE trackedentityattributeid = ANY(%s)",
-						pg.QuoteIdent(c), sa, pg.QuoteIdent(t.table), a))
+						pg.QuoteIdent(c), sa, pg.QuoteIdent(t.Table), a))
 				}
 			}
 		}
 	}
 	if len(f.mapDEs) > 0 {
 		d, sd, u, su := arg(f.mapDEs), arg(f.soughtDEs), arg(f.mapDEUIDs), arg(f.soughtDEUIDs)
-		for _, t := range dataValueHistoryTables {
-			for _, c := range t.cols {
-				if cat.has(t.table, c) && cat.has(t.table, "dataelementid") {
+		for _, t := range dhis2.DataValueHistoryTables {
+			for _, c := range t.Cols {
+				if cat.has(t.Table, c) && cat.has(t.Table, "dataelementid") {
 					parts = append(parts, fmt.Sprintf("SELECT %s::text, dataelementid = ANY(%s) FROM %s WHERE dataelementid = ANY(%s)",
-						pg.QuoteIdent(c), sd, pg.QuoteIdent(t.table), d))
+						pg.QuoteIdent(c), sd, pg.QuoteIdent(t.Table), d))
 				}
 			}
 		}
-		for _, t := range eventTables {
+		for _, t := range dhis2.EventTables {
 			if cat.has(t, "eventdatavalues") {
 				parts = append(parts, fmt.Sprintf("SELECT kv.value->>'value', kv.key = ANY(%s) FROM %s e, jsonb_each(e.eventdatavalues) kv WHERE kv.key = ANY(%s)", su, pg.QuoteIdent(t), u))
 			}
 		}
 	}
-	for _, c := range contactColumns {
-		if cat.isText(c.table, c.col) {
-			parts = append(parts, fmt.Sprintf("SELECT %s::text, true FROM %s", pg.QuoteIdent(c.col), pg.QuoteIdent(c.table)))
+	for _, c := range dhis2.ContactColumns {
+		if cat.isText(c.Table, c.Col) {
+			parts = append(parts, fmt.Sprintf("SELECT %s::text, true FROM %s", pg.QuoteIdent(c.Col), pg.QuoteIdent(c.Table)))
 		}
 	}
 	out := map[string]bool{}
@@ -475,7 +476,7 @@ func (r *piiRun) usernames(ctx context.Context, ps *pseudonymiser) error {
 			continue
 		}
 		for c := range cols {
-			if usernameColumns[c] && r.cat.isText(t, c) {
+			if dhis2.UsernameColumns[c] && r.cat.isText(t, c) {
 				if _, err := r.tx.Exec(ctx, fmt.Sprintf(`INSERT INTO dhis2life_users (v, p) SELECT DISTINCT %[1]s, 'anon-' || substr(md5($2::bigint::text || %[1]s), 1, 10)
 					FROM %[2]s WHERE %[1]s IS NOT NULL AND %[1]s <> '' AND NOT (%[1]s = ANY($1)) ON CONFLICT DO NOTHING`, pg.QuoteIdent(c), pg.QuoteIdent(t)), kept, r.salt); err != nil {
 					return fmt.Errorf("mapping usernames of %s.%s: %w", t, c, err)
@@ -502,20 +503,20 @@ func (r *piiRun) usernames(ctx context.Context, ps *pseudonymiser) error {
 func (r *piiRun) attributes(ctx context.Context, f *piiFields) error {
 	const rule, what = "pii.attributes", "tracked entity attribute values of free-text and identifying types pseudonymised (history included)"
 	*r.changes = append(*r.changes, Change{Rule: rule, What: what})
-	for _, t := range attrValueTables {
-		for _, c := range t.cols {
-			if !r.cat.has(t.table, c) || !r.cat.has(t.table, "trackedentityattributeid") {
+	for _, t := range dhis2.AttrValueTables {
+		for _, c := range t.Cols {
+			if !r.cat.has(t.Table, c) || !r.cat.has(t.Table, "trackedentityattributeid") {
 				continue
 			}
 			if err := r.add(ctx, rule, what, fmt.Sprintf(`UPDATE %[1]s x SET %[2]s = m.p FROM dhis2life_pii m
-				WHERE x.%[2]s = m.v AND x.trackedentityattributeid = ANY($1)`, pg.QuoteIdent(t.table), pg.QuoteIdent(c)), f.mapAttrs); err != nil {
+				WHERE x.%[2]s = m.v AND x.trackedentityattributeid = ANY($1)`, pg.QuoteIdent(t.Table), pg.QuoteIdent(c)), f.mapAttrs); err != nil {
 				return err
 			}
 		}
-		if r.cat.has(t.table, "encryptedvalue") && r.cat.has(t.table, "trackedentityattributeid") {
+		if r.cat.has(t.Table, "encryptedvalue") && r.cat.has(t.Table, "trackedentityattributeid") {
 			all := append(append([]int64{}, f.mapAttrs...), f.dateAttrs...)
 			if err := r.add(ctx, rule, what, fmt.Sprintf(`UPDATE %s SET encryptedvalue = NULL WHERE encryptedvalue IS NOT NULL AND trackedentityattributeid = ANY($1)`,
-				pg.QuoteIdent(t.table)), all); err != nil {
+				pg.QuoteIdent(t.Table)), all); err != nil {
 				return err
 			}
 		}
@@ -542,17 +543,17 @@ BEGIN
 END $f$`); err != nil {
 		return fmt.Errorf("scrub rule %s: %w", rule, err)
 	}
-	for _, t := range attrValueTables {
-		te := r.cat.firstCol(t.table, teIDColumns)
-		if te == "" || !r.cat.has(t.table, "trackedentityattributeid") {
+	for _, t := range dhis2.AttrValueTables {
+		te := r.cat.firstCol(t.Table, dhis2.TEIDColumns)
+		if te == "" || !r.cat.has(t.Table, "trackedentityattributeid") {
 			continue
 		}
-		for _, c := range t.cols {
-			if !r.cat.has(t.table, c) {
+		for _, c := range t.Cols {
+			if !r.cat.has(t.Table, c) {
 				continue
 			}
 			q := fmt.Sprintf(`UPDATE %[1]s SET %[2]s = pg_temp.dhis2life_shift(%[2]s, %[3]s, $2) WHERE trackedentityattributeid = ANY($1) AND %[2]s IS NOT NULL`,
-				pg.QuoteIdent(t.table), pg.QuoteIdent(c), pg.QuoteIdent(te))
+				pg.QuoteIdent(t.Table), pg.QuoteIdent(c), pg.QuoteIdent(te))
 			if err := r.add(ctx, rule, what, q, f.dateAttrs, r.salt); err != nil {
 				return err
 			}
@@ -566,7 +567,7 @@ END $f$`); err != nil {
 func (r *piiRun) events(ctx context.Context, f *piiFields) error {
 	const rule, what = "pii.events", "event data values of free-text and identifying data elements pseudonymised, storedBy mapped"
 	*r.changes = append(*r.changes, Change{Rule: rule, What: what})
-	for _, t := range eventTables {
+	for _, t := range dhis2.EventTables {
 		id := r.cat.firstCol(t, []string{"eventid", "programstageinstanceid"})
 		if !r.cat.has(t, "eventdatavalues") || id == "" {
 			continue
@@ -591,13 +592,13 @@ func (r *piiRun) events(ctx context.Context, f *piiFields) error {
 func (r *piiRun) history(ctx context.Context, f *piiFields) error {
 	const rule, what = "pii.event_history", "event data value audit and change log of those data elements pseudonymised"
 	*r.changes = append(*r.changes, Change{Rule: rule, What: what})
-	for _, t := range dataValueHistoryTables {
-		for _, c := range t.cols {
-			if !r.cat.has(t.table, c) || !r.cat.has(t.table, "dataelementid") {
+	for _, t := range dhis2.DataValueHistoryTables {
+		for _, c := range t.Cols {
+			if !r.cat.has(t.Table, c) || !r.cat.has(t.Table, "dataelementid") {
 				continue
 			}
 			if err := r.add(ctx, rule, what, fmt.Sprintf(`UPDATE %[1]s x SET %[2]s = m.p FROM dhis2life_pii m
-				WHERE x.%[2]s = m.v AND x.dataelementid = ANY($1)`, pg.QuoteIdent(t.table), pg.QuoteIdent(c)), f.mapDEs); err != nil {
+				WHERE x.%[2]s = m.v AND x.dataelementid = ANY($1)`, pg.QuoteIdent(t.Table), pg.QuoteIdent(c)), f.mapDEs); err != nil {
 				return err
 			}
 		}
@@ -608,12 +609,12 @@ func (r *piiRun) history(ctx context.Context, f *piiFields) error {
 func (r *piiRun) contacts(ctx context.Context, _ *piiFields) error {
 	const rule, what = "pii.contacts", "phone numbers and email addresses of program messages and SMS pseudonymised"
 	*r.changes = append(*r.changes, Change{Rule: rule, What: what})
-	for _, c := range contactColumns {
-		if !r.cat.isText(c.table, c.col) {
+	for _, c := range dhis2.ContactColumns {
+		if !r.cat.isText(c.Table, c.Col) {
 			continue
 		}
 		if err := r.add(ctx, rule, what, fmt.Sprintf(`UPDATE %[1]s x SET %[2]s = m.p FROM dhis2life_pii m WHERE x.%[2]s = m.v`,
-			pg.QuoteIdent(c.table), pg.QuoteIdent(c.col))); err != nil {
+			pg.QuoteIdent(c.Table), pg.QuoteIdent(c.Col))); err != nil {
 			return err
 		}
 	}
@@ -623,12 +624,12 @@ func (r *piiRun) contacts(ctx context.Context, _ *piiFields) error {
 func (r *piiRun) freeText(ctx context.Context, _ *piiFields) error {
 	const rule, what = "pii.free_text", "messages, conversations, program messages, SMS, interpretations, comments and notes replaced"
 	*r.changes = append(*r.changes, Change{Rule: rule, What: what})
-	for _, c := range freeTextColumns {
-		if !r.cat.isText(c.table, c.col) {
+	for _, c := range dhis2.FreeTextColumns {
+		if !r.cat.isText(c.Table, c.Col) {
 			continue
 		}
 		if err := r.add(ctx, rule, what, fmt.Sprintf(`UPDATE %[1]s SET %[2]s = $1 WHERE %[2]s IS NOT NULL AND %[2]s <> $1`,
-			pg.QuoteIdent(c.table), pg.QuoteIdent(c.col)), PIIText); err != nil {
+			pg.QuoteIdent(c.Table), pg.QuoteIdent(c.Col)), PIIText); err != nil {
 			return err
 		}
 	}
@@ -683,7 +684,7 @@ func (r *piiRun) userColumns(ctx context.Context, _ *piiFields) error {
 		if big[t] {
 			var todo []string
 			for c := range cols {
-				if !done[[2]string{t, c}] && usernameColumns[c] && r.cat.isText(t, c) {
+				if !done[[2]string{t, c}] && dhis2.UsernameColumns[c] && r.cat.isText(t, c) {
 					todo = append(todo, c)
 					done[[2]string{t, c}] = true
 				}
@@ -698,15 +699,15 @@ func (r *piiRun) userColumns(ctx context.Context, _ *piiFields) error {
 			q := pg.QuoteIdent(c)
 			switch {
 			case done[[2]string{t, c}]:
-			case usernameColumns[c] && r.cat.isText(t, c):
+			case dhis2.UsernameColumns[c] && r.cat.isText(t, c):
 				set = append(set, fmt.Sprintf("%[1]s = coalesce((SELECT u.p FROM dhis2life_users u WHERE u.v = x.%[1]s), x.%[1]s)", q))
 				where = append(where, fmt.Sprintf("x.%s IN (SELECT v FROM dhis2life_users)", q))
-			case userJSONColumns[c] && cols[c] == "jsonb":
+			case dhis2.UserJSONColumns[c] && cols[c] == "jsonb":
 				set = append(set, fmt.Sprintf(`%[1]s = coalesce((SELECT x.%[1]s || jsonb_strip_nulls(jsonb_build_object('username', u.p,
 					'firstName', CASE WHEN x.%[1]s ? 'firstName' THEN 'Anonymous' END, 'surname', CASE WHEN x.%[1]s ? 'surname' THEN coalesce(u.surname, 'User') END))
 					FROM dhis2life_users u WHERE u.v = x.%[1]s->>'username'), x.%[1]s)`, q))
 				where = append(where, fmt.Sprintf("x.%s->>'username' IN (SELECT v FROM dhis2life_users)", q))
-			case mentionColumns[c] && cols[c] == "jsonb":
+			case dhis2.MentionColumns[c] && cols[c] == "jsonb":
 				set = append(set, fmt.Sprintf(`%[1]s = CASE WHEN jsonb_typeof(x.%[1]s) = 'array' THEN (SELECT coalesce(jsonb_agg(CASE WHEN jsonb_typeof(m) = 'object' AND u.p IS NOT NULL
 					THEN m || jsonb_build_object('username', u.p) ELSE m END), '[]'::jsonb) FROM jsonb_array_elements(x.%[1]s) m LEFT JOIN dhis2life_users u ON u.v = m->>'username') ELSE x.%[1]s END`, q))
 				where = append(where, fmt.Sprintf("jsonb_typeof(x.%[1]s) = 'array' AND x.%[1]s <> '[]'::jsonb", q))
@@ -729,7 +730,7 @@ func (r *piiRun) files(ctx context.Context, _ *piiFields) error {
 	if !r.cat.has("fileresource", "domain") {
 		return nil
 	}
-	rows, err := r.tx.Query(ctx, `SELECT DISTINCT coalesce(contenttype, '') FROM fileresource WHERE domain = ANY($1)`, personalFileDomains)
+	rows, err := r.tx.Query(ctx, `SELECT DISTINCT coalesce(contenttype, '') FROM fileresource WHERE domain = ANY($1)`, dhis2.PersonalFileDomains)
 	if err != nil {
 		return err
 	}
@@ -741,7 +742,7 @@ func (r *piiRun) files(ctx context.Context, _ *piiFields) error {
 		b, ext := Placeholder(ct)
 		sum := md5.Sum(b)
 		if err := r.add(ctx, rule, what, `UPDATE fileresource SET name = 'placeholder-' || uid || $5, contentlength = $3, contentmd5 = $4
-			WHERE domain = ANY($1) AND coalesce(contenttype, '') = $2`, personalFileDomains, ct, int64(len(b)), hex.EncodeToString(sum[:]), ext); err != nil {
+			WHERE domain = ANY($1) AND coalesce(contenttype, '') = $2`, dhis2.PersonalFileDomains, ct, int64(len(b)), hex.EncodeToString(sum[:]), ext); err != nil {
 			return err
 		}
 	}
@@ -803,9 +804,9 @@ func (s *Scrubber) verifyPII(ctx context.Context, conn *pgx.Conn) ([]Check, erro
 		add("pii.attributes", "copy not marked as pseudonymised", n)
 	}
 	var parts []string
-	for _, c := range freeTextColumns {
-		if cat.isText(c.table, c.col) {
-			parts = append(parts, fmt.Sprintf("(SELECT count(*) FROM %[1]s WHERE %[2]s IS NOT NULL AND %[2]s <> $1)", pg.QuoteIdent(c.table), pg.QuoteIdent(c.col)))
+	for _, c := range dhis2.FreeTextColumns {
+		if cat.isText(c.Table, c.Col) {
+			parts = append(parts, fmt.Sprintf("(SELECT count(*) FROM %[1]s WHERE %[2]s IS NOT NULL AND %[2]s <> $1)", pg.QuoteIdent(c.Table), pg.QuoteIdent(c.Col)))
 		}
 	}
 	if len(parts) > 0 {
@@ -816,7 +817,7 @@ func (s *Scrubber) verifyPII(ctx context.Context, conn *pgx.Conn) ([]Check, erro
 		add("pii.free_text", "messages, notes, comments or SMS texts not replaced", n)
 	}
 	if cat.has("fileresource", "domain") {
-		n, err := count(`SELECT count(*) FROM fileresource WHERE domain = ANY($1) AND name NOT LIKE 'placeholder-%'`, personalFileDomains)
+		n, err := count(`SELECT count(*) FROM fileresource WHERE domain = ANY($1) AND name NOT LIKE 'placeholder-%'`, dhis2.PersonalFileDomains)
 		if err != nil {
 			return nil, fmt.Errorf("verification pii.files: %w", err)
 		}
@@ -826,7 +827,7 @@ func (s *Scrubber) verifyPII(ctx context.Context, conn *pgx.Conn) ([]Check, erro
 		parts = parts[:0]
 		for t, cols := range cat.cols {
 			for c := range cols {
-				if t != "userinfo" && usernameColumns[c] && cat.isText(t, c) {
+				if t != "userinfo" && dhis2.UsernameColumns[c] && cat.isText(t, c) {
 					parts = append(parts, fmt.Sprintf("(SELECT count(*) FROM %[1]s WHERE %[2]s <> '' AND %[2]s NOT LIKE 'anon-%%' AND NOT (%[2]s = ANY($1)))", pg.QuoteIdent(t), pg.QuoteIdent(c)))
 				}
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
 )
 
@@ -152,7 +153,7 @@ func CollectPII(ctx context.Context, conn *pgx.Conn, o PIIOptions) (*Sought, err
 	s.mapped = vals
 	if o.Users && cat.has("userinfo", "username") {
 		var cols []string
-		for _, c := range userSoughtColumns {
+		for _, c := range dhis2.UserSoughtColumns {
 			if cat.isText("userinfo", c) {
 				cols = append(cols, pg.QuoteIdent(c)+"::text")
 			}
@@ -171,7 +172,7 @@ func CollectPII(ctx context.Context, conn *pgx.Conn, o PIIOptions) (*Sought, err
 				return nil, err
 			}
 			for i, v := range a {
-				if i == 0 && v != nil && genericUsernames[strings.ToLower(*v)] {
+				if i == 0 && v != nil && dhis2.GenericUsernames[strings.ToLower(*v)] {
 					continue
 				}
 				if v != nil {
@@ -257,7 +258,7 @@ func ScanBig(ctx context.Context, conn *pgx.Conn, filesDir string, s *Sought, bi
 			j++
 		}
 		rep.Tables++
-		if s.Len() > 0 && !(cols[i].schema == "public" && scanSkipTables[cols[i].table]) {
+		if s.Len() > 0 && !(cols[i].schema == "public" && dhis2.ScanSkipTables[cols[i].table]) {
 			if err := scanTable(ctx, conn, cols[i:j], m, rep, big); err != nil {
 				return nil, err
 			}
@@ -469,7 +470,7 @@ func WritePlaceholders(ctx context.Context, conn *pgx.Conn, filesDir string) (in
 	if err := conn.QueryRow(ctx, `SELECT to_regclass('public.fileresource') IS NOT NULL`).Scan(&ok); err != nil || !ok {
 		return 0, err
 	}
-	rows, err := conn.Query(ctx, `SELECT storagekey, coalesce(contenttype, '') FROM fileresource WHERE domain = ANY($1) AND storagekey IS NOT NULL`, personalFileDomains)
+	rows, err := conn.Query(ctx, `SELECT storagekey, coalesce(contenttype, '') FROM fileresource WHERE domain = ANY($1) AND storagekey IS NOT NULL`, dhis2.PersonalFileDomains)
 	if err != nil {
 		return 0, fmt.Errorf("listing file resources of people: %w", err)
 	}

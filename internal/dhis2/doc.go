@@ -1,3 +1,4 @@
 // Package dhis2 holds what dhis2-life knows about DHIS2's database: schema generations and
-// flyway, regenerable table classes and dump order, required extensions, and scrub rules.
+// flyway, regenerable table classes and dump order, required extensions, scrub rules, and
+// where personal data lives (pii.go).
 package dhis2
