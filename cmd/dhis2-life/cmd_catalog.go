@@ -15,8 +15,8 @@ func cmdCatalog() *cli.Command {
 			Name:  "rebuild",
 			Usage: "re-derive the snapshot index from the repository",
 			Description: `Reads every set's manifest from the repository and replaces the catalogue's
-snapshot index with them. Parts without a manifest (a set whose run was killed) are
-ignored. Drills, runs and other records are kept. Use it on a fresh host that has only
+snapshot index with them, and brings back the rollback points stored there. Parts
+without a manifest (a set whose run was killed) are ignored. Drills, runs and other records are kept. Use it on a fresh host that has only
 the config, the repository password and the S3 credentials.
 
 EXAMPLES:
@@ -28,7 +28,7 @@ EXAMPLES:
 				if err != nil {
 					return err
 				}
-				return render.Rebuilt(c.App.Writer, c.Bool("json"), out.Instances, out.Skipped)
+				return render.Rebuilt(c.App.Writer, c.Bool("json"), out)
 			}),
 		}},
 	}

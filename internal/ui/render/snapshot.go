@@ -58,18 +58,21 @@ func Snapshots(w io.Writer, asJSON bool, recs []catalog.SnapshotRecord) error {
 }
 
 // Rebuilt prints `catalog rebuild`.
-func Rebuilt(w io.Writer, asJSON bool, instances map[string]int, skipped []string) error {
+func Rebuilt(w io.Writer, asJSON bool, out *lifecycle.Rebuilt) error {
 	if asJSON {
-		return JSON(w, map[string]any{"instances": instances, "skipped": skipped})
+		return JSON(w, out)
+	}
+	if out.Points > 0 {
+		fmt.Fprintf(w, "%d rollback points\n", out.Points)
 	}
 	total := 0
-	for _, n := range lifecycle.SortedKeys(instances) {
-		fmt.Fprintf(w, "%s: %d snapshot sets\n", n, instances[n])
-		total += instances[n]
+	for _, n := range lifecycle.SortedKeys(out.Instances) {
+		fmt.Fprintf(w, "%s: %d snapshot sets\n", n, out.Instances[n])
+		total += out.Instances[n]
 	}
 	fmt.Fprintf(w, "catalogue rebuilt from the repository: %d sets", total)
-	if len(skipped) > 0 {
-		fmt.Fprintf(w, ", %d unreadable manifests skipped", len(skipped))
+	if len(out.Skipped) > 0 {
+		fmt.Fprintf(w, ", %d unreadable manifests skipped", len(out.Skipped))
 	}
 	fmt.Fprintln(w)
 	return nil
