@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 )
@@ -40,7 +41,7 @@ EXAMPLES:
 				if err != nil {
 					return err
 				}
-				cat, err := a.Catalog()
+				cat, damaged, err := a.CatalogForRebuild()
 				if err != nil {
 					return err
 				}
@@ -85,7 +86,10 @@ EXAMPLES:
 					a.Log.Warn("manifest skipped", "detail", s)
 				}
 				if c.Bool("json") {
-					return printJSON(c.App.Writer, map[string]any{"instances": counts, "skipped": skipped})
+					return printJSON(c.App.Writer, map[string]any{"instances": counts, "skipped": skipped, "damaged_moved_to": damaged})
+				}
+				if damaged != "" {
+					fmt.Fprintf(c.App.Writer, "the damaged catalogue was moved to %s; not in the repository, so not rebuilt: %s\n", damaged, app.LostWithCatalogue)
 				}
 				total := 0
 				for _, n := range names {
