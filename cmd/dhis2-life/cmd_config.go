@@ -79,6 +79,9 @@ EXAMPLES:
 						}
 					}
 					problems := cfg.Check(c.Context, probes)
+					if err := c.Context.Err(); err != nil {
+						return fmt.Errorf("config check interrupted: %w", err)
+					}
 					nerr := 0
 					for _, p := range problems {
 						if !p.IsWarning() {

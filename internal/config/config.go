@@ -303,6 +303,9 @@ func Load(path string) (*Config, error) {
 // Parse parses configuration text; path is used in error messages and to resolve relative paths.
 // Errors are *Error values naming the file, line and key.
 func Parse(path string, data []byte) (*Config, error) {
+	if err := checkSize(path, data); err != nil {
+		return nil, err
+	}
 	c := &Config{Path: path, data: data}
 	// A first pass into a generic map separates syntax errors from type and value errors.
 	var raw map[string]any
@@ -324,6 +327,30 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Bounds of a configuration: a real one is a few KB with a handful of instances. Beyond these
+// the file is a mistake (or hostile), and parsing and checking it would take minutes and
+// gigabytes.
+const (
+	MaxConfigBytes = 1 << 20
+	MaxInstances   = 200
+)
+
+// instanceHeader matches a table header [instances.NAME] (not its sub-tables).
+var instanceHeader = regexp.MustCompile(`(?m)^[ \t]*\[[ \t]*instances[ \t]*\.[ \t]*("[^"\n]*"|'[^'\n]*'|[A-Za-z0-9_-]+)[ \t]*\]`)
+
+// checkSize refuses configurations beyond MaxConfigBytes or MaxInstances before parsing.
+func checkSize(path string, data []byte) error {
+	if len(data) > MaxConfigBytes {
+		return &Error{File: path, Msg: fmt.Sprintf("config is %d bytes; dhis2-life reads at most %d", len(data), MaxConfigBytes),
+			Fix: "check that --config names the dhis2-life config file; split very large setups into one config per host"}
+	}
+	if n := len(instanceHeader.FindAllIndex(data, MaxInstances+1)); n > MaxInstances {
+		return &Error{File: path, Key: "instances", Msg: fmt.Sprintf("more than %d [instances.NAME] tables", MaxInstances),
+			Fix: fmt.Sprintf("configure at most %d instances per config (one dhis2-life per host, one config each)", MaxInstances)}
+	}
+	return nil
 }
 
 // tomlPrefix matches the location prefix of errors the TOML decoder formats itself.
