@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dhis2-life/dhis2-life/internal/app"
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 	"github.com/dhis2-life/dhis2-life/snapshot"
 )
 
@@ -22,6 +23,7 @@ func cmdInternal() *cli.Command {
 			Usage: "write an instance's database stream to stdout (run by restic backup --stdin-from-command)",
 			Flags: []cli.Flag{instanceFlag, &cli.StringFlag{Name: "result", Usage: "write the trailer JSON to `FILE`"}},
 			Action: func(c *cli.Context) error {
+				proc.DieWithParent() // restic starts it; a killed restic must not leave it dumping
 				a, err := load(c)
 				if err != nil {
 					return err

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 )
 
 // Tool is a PostgreSQL client program (pg_dump, pg_restore, psql) bound to a database.
@@ -60,7 +62,7 @@ func ToolIn(binDir, name string, serverMajor int, c Conn, tmpDir string) (*Tool,
 		if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 			return nil, cleanup, fmt.Errorf("creating temp dir: %w", err)
 		}
-		f, err := os.CreateTemp(tmpDir, "pgpass-*")
+		f, err := os.CreateTemp(tmpDir, proc.TempName("pgpass"))
 		if err != nil {
 			return nil, cleanup, fmt.Errorf("writing temporary passfile: %w", err)
 		}
@@ -76,7 +78,9 @@ func ToolIn(binDir, name string, serverMajor int, c Conn, tmpDir string) (*Tool,
 // Command builds an exec.Cmd running the tool with args after the connection arguments.
 func (t *Tool) Command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, t.Path, append(append([]string{}, t.Args...), args...)...)
-	cmd.Env = append(os.Environ(), t.Env...)
+	// Storage credentials stay with dhis2-life and restic; the tool dies with its parent.
+	cmd.Env = append(proc.CleanEnv(os.Environ()), t.Env...)
+	cmd.SysProcAttr = proc.Attr(false)
 	return cmd
 }
 
