@@ -20,6 +20,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/dumpfmt"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 	"github.com/dhis2-life/dhis2-life/internal/restic"
 )
 
@@ -138,8 +139,73 @@ func (o *Options) owner() string {
 }
 
 // Restore restores the set described by o.Manifest. On failure after it created or
-// replaced the target database, it drops the half-restored database and says so.
+// replaced the target database, it drops the half-restored database and says so; what it
+// wrote to FilesTo (only what was not there before) is removed, so the same command can run
+// again.
 func Restore(ctx context.Context, o Options) (*Result, error) {
+	var undo func() string
+	if o.FilesTo != "" {
+		undo = noteFilesTarget(o.FilesTo)
+	}
+	res, err := restoreSet(ctx, o)
+	if err != nil && undo != nil {
+		if msg := undo(); msg != "" {
+			err = fmt.Errorf("%w (%s)", err, msg)
+		}
+	}
+	return res, err
+}
+
+// noteFilesTarget remembers what dir holds now and returns a function that removes what was
+// added since (the whole directory when this run created it) and says what it did.
+func noteFilesTarget(dir string) func() string {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return func() string {
+			if _, err := os.Lstat(dir); err != nil {
+				return ""
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				return fmt.Sprintf("the files restored to %s could NOT be removed: %v", dir, err)
+			}
+			return fmt.Sprintf("the files restored to %s were removed", dir)
+		}
+	}
+	if err != nil {
+		return nil
+	}
+	before := map[string]bool{}
+	for _, e := range ents {
+		before[e.Name()] = true
+	}
+	return func() string {
+		now, err := os.ReadDir(dir)
+		if err != nil {
+			return ""
+		}
+		n := 0
+		var errs []error
+		for _, e := range now {
+			if before[e.Name()] {
+				continue
+			}
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n++
+		}
+		if len(errs) > 0 {
+			return fmt.Sprintf("what this restore wrote to %s could NOT all be removed: %v", dir, errors.Join(errs...))
+		}
+		if n == 0 {
+			return ""
+		}
+		return fmt.Sprintf("the %d entries this restore wrote to %s were removed", n, dir)
+	}
+}
+
+func restoreSet(ctx context.Context, o Options) (*Result, error) {
 	start := time.Now()
 	m := o.Manifest
 	res := &Result{Set: m.ID, Database: o.Target.Database()}
@@ -302,6 +368,17 @@ func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
 	return created, nil
 }
 
+// sweepTemp removes what killed runs left in the temp dir (spools, drill copies of the file
+// store with dhis.conf, passfiles).
+func sweepTemp(log *slog.Logger, dir string) {
+	gone, err := proc.Sweep(dir, proc.TempKinds...)
+	if err != nil {
+		log.Warn("could not remove leftovers of killed runs", "dir", dir, "err", err)
+	} else if len(gone) > 0 {
+		log.Info("removed leftovers of killed runs", "paths", gone)
+	}
+}
+
 func countRelations(ctx context.Context, c pg.Conn) (int, error) {
 	conn, err := c.Connect(ctx)
 	if err != nil {
@@ -392,7 +469,8 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 		return fmt.Errorf("creating temp dir: %w", err)
 	}
-	work, err := os.MkdirTemp(tmpDir, "restore-")
+	sweepTemp(o.Log, tmpDir)
+	work, err := os.MkdirTemp(tmpDir, proc.TempName("restore"))
 	if err != nil {
 		return fmt.Errorf("creating temp dir: %w", err)
 	}
@@ -540,8 +618,8 @@ var skipTOC = regexp.MustCompile(`^\d+; \d+ \d+ (EXTENSION|COMMENT - EXTENSION|S
 // tocList writes pg_restore's table of contents without the entries we handle ourselves
 // (extensions, created first by a superuser; the public schema and the extensions' schemas).
 func tocList(ctx context.Context, tool *pg.Tool, archive, dir string, skipSchemas map[string]bool) (string, error) {
-	cmd := exec.CommandContext(ctx, tool.Path, "--list", archive)
-	cmd.Env = append(os.Environ(), tool.Env...)
+	cmd := tool.Command(ctx, "--list", archive)
+	cmd.Args = []string{tool.Path, "--list", archive} // no connection arguments
 	out, err := cmd.Output()
 	if err != nil {
 		return "", fmt.Errorf("reading the schema archive's contents: %w", exitDetail(err))
