@@ -17,6 +17,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/lock"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 	"github.com/dhis2-life/dhis2-life/internal/restic"
 	"github.com/dhis2-life/dhis2-life/internal/ui"
 )
@@ -60,6 +61,11 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 			o.Log.Warn("restic unlock failed", "err", err)
 		}
 	}
+	// Parts of sets a killed run stored but never recorded: no snapshot of this instance runs
+	// now (the lock says so), so any unrecorded set without a manifest is an orphan.
+	if _, err := ForgetOrphans(ctx, o.Repo, o.Catalog, in.Name, 0, o.Log); err != nil {
+		o.Log.Warn("could not look for orphaned parts of killed snapshots", "err", err)
+	}
 	host, _ := os.Hostname()
 	started := time.Now().UTC()
 	setTime := o.Time
@@ -75,6 +81,9 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	}
 	var stored []string // restic snapshot IDs to forget if the set fails
 	fail := func(err error) (*manifest.Manifest, error) {
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			err = fmt.Errorf("snapshot of %s interrupted: %w (%w)", in.Name, cerr, err)
+		}
 		if len(stored) > 0 {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 			defer cancel()
@@ -91,7 +100,12 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("creating temp dir %s: %w", tmp, err)
 	}
-	resFile, err := os.CreateTemp(tmp, "dump-result-*.json")
+	if gone, err := proc.Sweep(tmp, proc.TempKinds...); err != nil {
+		o.Log.Warn("could not remove leftovers of killed runs", "dir", tmp, "err", err)
+	} else if len(gone) > 0 {
+		o.Log.Info("removed leftovers of killed runs", "paths", gone)
+	}
+	resFile, err := os.CreateTemp(tmp, proc.TempName("dump-result")+".json")
 	if err != nil {
 		return nil, fmt.Errorf("creating dump result file: %w", err)
 	}
