@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/dumpfmt"
@@ -243,6 +244,12 @@ func restoreSet(ctx context.Context, o Options) (*Result, error) {
 		startFiles()
 	} else {
 		created, err := prepareDatabase(ctx, &o)
+		// A killed run's CREATE DATABASE can still be finishing in its server session (the
+		// server notices the dead client late): wait for it, then look again.
+		for i := 0; i < 10 && err != nil && !created && isDuplicateDatabase(err) && ctx.Err() == nil; i++ {
+			time.Sleep(time.Second)
+			created, err = prepareDatabase(ctx, &o)
+		}
 		if err != nil {
 			if created {
 				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -255,6 +262,7 @@ func restoreSet(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 		res.Created = created
+		proc.KillAt("restore:database-created")
 		startFiles()
 		if err := restoreDatabase(ctx, &o, res); err != nil {
 			<-filesDone
@@ -265,6 +273,9 @@ func restoreSet(ctx context.Context, o Options) (*Result, error) {
 			}
 			return nil, fmt.Errorf("restoring %s: %w (the half-restored database %s was dropped)", m.ID, err, res.Database)
 		}
+	}
+	if !o.SkipDatabase {
+		proc.KillAt("restore:database-loaded")
 	}
 	if err := <-filesDone; err != nil {
 		return nil, err
@@ -297,6 +308,12 @@ func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
 			return false, fmt.Errorf("%w: database %s holds %d tables/views/sequences; pass --force to replace it (its contents will be lost)", ErrNotEmpty, db, n)
 		}
 		sessions, err := pg.Sessions(ctx, admin, db)
+		// Sessions of a run killed a moment ago end once their server process notices:
+		// give them a few seconds before refusing.
+		for i := 0; i < 10 && err == nil && len(sessions) > 0 && !o.Terminate; i++ {
+			time.Sleep(500 * time.Millisecond)
+			sessions, err = pg.Sessions(ctx, admin, db)
+		}
 		if err != nil {
 			return false, err
 		}
@@ -366,6 +383,13 @@ func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
 		}
 	}
 	return created, nil
+}
+
+// isDuplicateDatabase reports a CREATE DATABASE that lost a race with another session
+// creating the same database.
+func isDuplicateDatabase(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P04")
 }
 
 // sweepTemp removes what killed runs left in the temp dir (spools, drill copies of the file

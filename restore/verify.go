@@ -126,6 +126,7 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 	go func() { checkErr <- ro.Repo.Check(ctx, o.ReadDataSubset) }()
 	t0 := time.Now()
 	res, err := Restore(ctx, ro)
+	proc.KillAt("verify:restored")
 	rep.RestoreSeconds = time.Since(t0).Seconds()
 	rep.Restore = res
 	if err != nil {

@@ -18,12 +18,18 @@ import (
 // when the caller does not hold the instance's job lock.
 const OrphanGrace = time.Hour
 
+// PartsRepository is what ForgetOrphans needs of a repository (*restic.Repo has it).
+type PartsRepository interface {
+	Snapshots(ctx context.Context, tags ...string) ([]restic.Snapshot, error)
+	Forget(ctx context.Context, ids ...string) error
+}
+
 // ForgetOrphans forgets the parts of sets of instance that a killed snapshot left behind:
 // restic snapshots of this host tagged set:<ID> whose set has no manifest part and is not in
 // the catalogue. The caller holds the instance's job lock (so no snapshot of the instance
 // runs); parts younger than grace are left alone all the same (0 = none). It returns the
 // set IDs whose parts were forgotten.
-func ForgetOrphans(ctx context.Context, repo *restic.Repo, cat *catalog.Catalog, instance string, grace time.Duration, log *slog.Logger) ([]string, error) {
+func ForgetOrphans(ctx context.Context, repo PartsRepository, cat *catalog.Catalog, instance string, grace time.Duration, log *slog.Logger) ([]string, error) {
 	snaps, err := repo.Snapshots(ctx, manifest.TagApp, "instance:"+instance)
 	if err != nil {
 		return nil, fmt.Errorf("listing the repository's snapshots for orphaned parts: %w", err)

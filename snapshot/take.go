@@ -131,6 +131,7 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		return fail(fmt.Errorf("database part: %w", err))
 	}
 	stored = append(stored, sum.SnapshotID)
+	proc.KillAt("snapshot:db-stored")
 	m.Parts["db"] = partOf(sum, time.Since(t0))
 	var tr manifest.Trailer
 	b, err := os.ReadFile(resFile.Name())
@@ -170,6 +171,7 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 			return fail(fmt.Errorf("file store part: %w", err))
 		}
 		stored = append(stored, sum.SnapshotID)
+		proc.KillAt("snapshot:files-stored")
 		p := partOf(sum, time.Since(t1))
 		p.FilesProcessed = sum.TotalFilesProcessed
 		m.Parts["files"] = p
@@ -189,6 +191,7 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		return fail(fmt.Errorf("manifest part: %w", err))
 	}
 	stored = append(stored, msum.SnapshotID)
+	proc.KillAt("snapshot:manifest-stored")
 
 	// 4. Record (only now is the set good).
 	if err := o.Catalog.PutSnapshot(catalog.SnapshotRecord{ID: m.ID, Instance: in.Name, Time: m.Time, Manifest: mb}); err != nil {

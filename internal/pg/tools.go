@@ -124,9 +124,10 @@ func TerminateOthers(ctx context.Context, admin *pgx.Conn, db string) (int, erro
 	return n, nil
 }
 
-// Sessions lists other sessions on db as "user@client (application)".
+// Sessions lists other client sessions on db as "user@client (application)"; autovacuum
+// workers are left out (PostgreSQL ends them itself for DROP and RENAME DATABASE).
 func Sessions(ctx context.Context, admin *pgx.Conn, db string) ([]string, error) {
-	rows, err := admin.Query(ctx, `SELECT coalesce(usename,'?') || '@' || coalesce(client_addr::text, 'local') || ' (' || coalesce(nullif(application_name,''),'-') || ')' FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, db)
+	rows, err := admin.Query(ctx, `SELECT coalesce(usename,'?') || '@' || coalesce(client_addr::text, 'local') || ' (' || coalesce(nullif(application_name,''),'-') || ')' FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`, db)
 	if err != nil {
 		return nil, fmt.Errorf("listing sessions on %s: %w", db, err)
 	}
