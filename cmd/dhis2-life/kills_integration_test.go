@@ -397,6 +397,21 @@ func TestKillsRetentionArchive(t *testing.T) {
 		{scenario: "escrow refresh: SIGKILL after the bundle is stored", expected: "the new bundle is in place; the next refresh completes",
 			phase: "escrow:stored", args: func(k *killEnv) []string { return []string{"escrow", "refresh"} },
 			next: func(k *killEnv) []string { return []string{"escrow", "refresh"} }},
+		{scenario: "snapshot: SIGKILL after the database part, then retention apply", expected: "nothing recorded; retention apply forgets the orphaned part",
+			phase: "snapshot:db-stored", args: func(k *killEnv) []string { return []string{"snapshot"} },
+			consistent: func(t *testing.T, k *killEnv) string {
+				if len(k.unrecordedSets()) != 1 {
+					return "want exactly one set with parts but no record"
+				}
+				return ""
+			},
+			next: apply,
+			after: func(t *testing.T, k *killEnv) string {
+				if u := k.unrecordedSets(); len(u) != 0 {
+					return "retention apply left the parts of unrecorded sets: " + strings.Join(u, ", ")
+				}
+				return ""
+			}},
 	}
 	for _, c := range cases {
 		t.Run(strings.NewReplacer(":", "", ",", "", " ", "_").Replace(c.scenario), func(t *testing.T) { runKill(t, k, c) })
