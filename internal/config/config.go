@@ -289,6 +289,9 @@ func ResolvePath(flag string) string {
 // Load reads and parses the configuration at path, applies defaults and validates the
 // structure (not the environment: see Check). Errors name the file, line and key.
 func Load(path string) (*Config, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxConfigBytes {
+		return nil, sizeError(path, fi.Size()) // refused unread
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read config: %v", unwrapPathErr(err)),
@@ -340,11 +343,15 @@ const (
 // instanceHeader matches a table header [instances.NAME] (not its sub-tables).
 var instanceHeader = regexp.MustCompile(`(?m)^[ \t]*\[[ \t]*instances[ \t]*\.[ \t]*("[^"\n]*"|'[^'\n]*'|[A-Za-z0-9_-]+)[ \t]*\]`)
 
+func sizeError(path string, size int64) error {
+	return &Error{File: path, Msg: fmt.Sprintf("config is %d bytes; dhis2-life reads at most %d", size, MaxConfigBytes),
+		Fix: "check that --config names the dhis2-life config file; split very large setups into one config per host"}
+}
+
 // checkSize refuses configurations beyond MaxConfigBytes or MaxInstances before parsing.
 func checkSize(path string, data []byte) error {
 	if len(data) > MaxConfigBytes {
-		return &Error{File: path, Msg: fmt.Sprintf("config is %d bytes; dhis2-life reads at most %d", len(data), MaxConfigBytes),
-			Fix: "check that --config names the dhis2-life config file; split very large setups into one config per host"}
+		return sizeError(path, int64(len(data)))
 	}
 	if n := len(instanceHeader.FindAllIndex(data, MaxInstances+1)); n > MaxInstances {
 		return &Error{File: path, Key: "instances", Msg: fmt.Sprintf("more than %d [instances.NAME] tables", MaxInstances),
