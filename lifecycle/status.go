@@ -39,17 +39,6 @@ type InstanceStatus struct {
 	OK                 bool     `json:"ok"`
 }
 
-// RepositorySize is the stored size of the repository (restic stats --mode raw-data).
-type RepositorySize struct {
-	Bytes             int64     `json:"bytes"`
-	UncompressedBytes int64     `json:"uncompressed_bytes"`
-	Snapshots         int64     `json:"restic_snapshots"`
-	MeasuredAt        time.Time `json:"measured_at"`
-}
-
-// BucketRepository holds RepositorySize records by instance name.
-const BucketRepository = "repository-size"
-
 // SnapshotStatus describes the newest snapshot set.
 type SnapshotStatus struct {
 	ID         string    `json:"id"`
@@ -83,7 +72,7 @@ type RunStatus struct {
 func Status(cfg *config.Config, cat *catalog.Catalog, now time.Time) (*Report, error) {
 	rep := &Report{Time: now.UTC(), OK: true, Instances: map[string]*InstanceStatus{}}
 	clones := map[string][]json.RawMessage{}
-	_ = cat.ListJSON("clones", func(_ string, raw []byte) error {
+	err := cat.ListJSON("clones", func(_ string, raw []byte) error {
 		var c struct {
 			Instance string `json:"instance"`
 		}
@@ -92,6 +81,9 @@ func Status(cfg *config.Config, cat *catalog.Catalog, now time.Time) (*Report, e
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
 	for _, name := range cfg.InstanceNames() {
 		in := cfg.Instances[name]
 		st := &InstanceStatus{NextRuns: NextRuns(cfg, now), LastRuns: map[string]RunStatus{}, Clones: clones[name],

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"fmt"
-	"sort"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/dhis2-life/dhis2-life/internal/app"
-	"github.com/dhis2-life/dhis2-life/internal/catalog"
-	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/internal/ui/render"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
 )
 
 func cmdCatalog() *cli.Command {
@@ -22,87 +18,21 @@ func cmdCatalog() *cli.Command {
 			Description: `Reads every set's manifest from the repository and replaces the catalogue's
 snapshot index with them. Parts without a manifest (a set whose run was killed) are
 ignored. Drills, runs and other records are kept. Use it on a fresh host that has only
-the config, the repository password and the S3 credentials.
+the config, the repository password and the S3 credentials. A damaged catalogue is first
+moved aside to catalog.db.damaged-<time>; what only it held (drills, runs, keep marks,
+clone and archive records) does not come back.
 
 EXAMPLES:
    dhis2-life catalog rebuild
    dhis2-life catalog rebuild --json`,
 			Flags: []cli.Flag{jsonFlag},
-			Action: func(c *cli.Context) error {
-				a, err := load(c)
+			Action: withApp(func(c *cli.Context, a *app.App) error {
+				out, err := lifecycle.RebuildDamaged(c.Context, a, version)
 				if err != nil {
 					return err
 				}
-				defer a.Close()
-				if err := a.Preflight(c.Context); err != nil {
-					return err
-				}
-				snaps, err := a.Repo.Snapshots(c.Context, manifest.TagApp, "part:manifest")
-				if err != nil {
-					return err
-				}
-				cat, damaged, err := a.CatalogForRebuild()
-				if err != nil {
-					return err
-				}
-				byInstance := map[string][]catalog.SnapshotRecord{}
-				var skipped []string
-				for _, s := range snaps {
-					var buf bytes.Buffer
-					if err := a.Repo.Dump(c.Context, s.ID, "/"+manifest.ManifestFile, &buf); err != nil {
-						skipped = append(skipped, fmt.Sprintf("%s: %v", s.ShortID, err))
-						continue
-					}
-					m, err := manifest.Parse(buf.Bytes())
-					if err != nil {
-						skipped = append(skipped, fmt.Sprintf("%s: %v", s.ShortID, err))
-						continue
-					}
-					byInstance[m.Instance] = append(byInstance[m.Instance], catalog.SnapshotRecord{ID: m.ID, Instance: m.Instance, Time: m.Time, Manifest: buf.Bytes()})
-				}
-				// Instances present in the catalogue but not the repository lose their index too.
-				existing, err := cat.Snapshots("")
-				if err != nil {
-					return err
-				}
-				for _, r := range existing {
-					if _, ok := byInstance[r.Instance]; !ok {
-						byInstance[r.Instance] = nil
-					}
-				}
-				names := make([]string, 0, len(byInstance))
-				for n := range byInstance {
-					names = append(names, n)
-				}
-				sort.Strings(names)
-				counts := map[string]int{}
-				for _, n := range names {
-					if err := cat.ReplaceSnapshots(n, byInstance[n]); err != nil {
-						return err
-					}
-					counts[n] = len(byInstance[n])
-				}
-				for _, s := range skipped {
-					a.Log.Warn("manifest skipped", "detail", s)
-				}
-				if c.Bool("json") {
-					return printJSON(c.App.Writer, map[string]any{"instances": counts, "skipped": skipped, "damaged_moved_to": damaged})
-				}
-				if damaged != "" {
-					fmt.Fprintf(c.App.Writer, "the damaged catalogue was moved to %s; not in the repository, so not rebuilt: %s\n", damaged, app.LostWithCatalogue)
-				}
-				total := 0
-				for _, n := range names {
-					fmt.Fprintf(c.App.Writer, "%s: %d snapshot sets\n", n, counts[n])
-					total += counts[n]
-				}
-				fmt.Fprintf(c.App.Writer, "catalogue rebuilt from the repository: %d sets", total)
-				if len(skipped) > 0 {
-					fmt.Fprintf(c.App.Writer, ", %d unreadable manifests skipped", len(skipped))
-				}
-				fmt.Fprintln(c.App.Writer)
-				return nil
-			},
+				return render.Rebuilt(c.App.Writer, c.Bool("json"), out)
+			}),
 		}},
 	}
 }

@@ -143,7 +143,6 @@ func SetAside(path string, now time.Time) (string, error) {
 		var probe *Catalog
 		probe, err = open(path, LockTimeout)
 		if err == nil {
-			_ = probe.Close()
 			err = probe.view(func(tx *bbolt.Tx) error {
 				for cerr := range tx.Check() {
 					return fmt.Errorf("catalogue %s: %w (%v)", path, ErrDamaged, cerr)

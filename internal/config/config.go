@@ -38,6 +38,14 @@ type Config struct {
 	data []byte // the parsed text, for LineOf
 }
 
+// MinRestic is the oldest restic dhis2-life accepts (--stdin-from-command needs 0.17;
+// 0.18.1 fixed hangs on failed uploads); ResticVersion is the one scripts/deps.sh builds
+// and the tests run.
+const (
+	MinRestic     = "0.18.1"
+	ResticVersion = "0.19.1"
+)
+
 // Repository is the restic repository that holds every snapshot set.
 type Repository struct {
 	// URL is any restic repository URL ("s3:http://host:9000/bucket/prefix") or a local path.
