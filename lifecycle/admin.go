@@ -80,12 +80,14 @@ func Unlock(ctx context.Context, a *app.App) error {
 }
 
 // LoadStatus builds the status report from the catalogue or, while a running daemon holds
-// it, from the daemon's /status endpoint.
+// it, from the daemon's /status endpoint, with the WAL archiving state of instances that
+// have it.
 func LoadStatus(ctx context.Context, a *app.App) (*Report, error) {
 	cat, err := a.Catalog()
 	var rep *Report
 	if err == nil {
 		if rep, err = Status(a.Config, cat, time.Now()); err == nil {
+			AddWALStatus(ctx, a.Config, cat, rep)
 			return rep, nil
 		}
 	}
@@ -110,6 +112,7 @@ func LoadStatus(ctx context.Context, a *app.App) (*Report, error) {
 	if derr := json.NewDecoder(resp.Body).Decode(rep); derr != nil {
 		return nil, fmt.Errorf("reading the daemon's status: %w", derr)
 	}
+	AddWALStatus(ctx, a.Config, nil, rep)
 	return rep, nil
 }
 

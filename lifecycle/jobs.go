@@ -22,7 +22,7 @@ const (
 )
 
 // Jobs lists every schedulable job in the order catch-up runs them.
-var Jobs = []string{JobSnapshot, JobVerify, JobRetention, JobCloneRefresh, JobCloneTTL}
+var Jobs = []string{JobSnapshot, JobVerify, JobRetention, JobCloneRefresh, JobCloneTTL, JobBaseBackup}
 
 // ErrUnknownJob is returned (wrapped) for a job name that does not exist.
 var ErrUnknownJob = errors.New("unknown job")
@@ -65,6 +65,8 @@ func ScheduleOf(cfg *config.Config, job string) string {
 		return s.CloneTTL
 	case JobCloneRefresh:
 		return s.CloneFresh
+	case JobBaseBackup:
+		return s.BaseBackup
 	}
 	return ""
 }

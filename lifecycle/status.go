@@ -11,6 +11,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/pitr"
 )
 
 // Report is `status --json` (contract: {"instances": {"NAME": {"last_snapshot", "last_drill", ...}}}).
@@ -37,6 +38,9 @@ type InstanceStatus struct {
 	DrillMaxAgeSeconds float64  `json:"drill_max_age_seconds"`
 	Problems           []string `json:"problems"`
 	OK                 bool     `json:"ok"`
+	// WAL is the WAL archiving state of instances with [instances.NAME.wal], added by
+	// LoadStatus (it needs the database, the catalogue does not have it).
+	WAL *pitr.WALStatus `json:"wal,omitempty"`
 }
 
 // SnapshotStatus describes the newest snapshot set.

@@ -24,8 +24,9 @@ EXAMPLES:
    dhis2-life restore latest --to-db postgres://dhis@127.0.0.1:5432/dhis2_restored
    dhis2-life restore 20261127T020000Z-3fa1 --to-db postgres://dhis@127.0.0.1/dhis2_copy --files-to /srv/dhis2-copy --force
    dhis2-life restore latest --to-db postgres://dhis@127.0.0.1/dhis2_copy --dry-run
-   dhis2-life restore 20261127T020000Z-3fa1 --from-archive --identity key.txt --to-db postgres://dhis@127.0.0.1/dhis2_old`,
-		Flags: []cli.Flag{
+   dhis2-life restore 20261127T020000Z-3fa1 --from-archive --identity key.txt --to-db postgres://dhis@127.0.0.1/dhis2_old
+   dhis2-life restore --pitr "2026-12-01 14:05:00" --instance hmis --to-data-dir /srv/pg-pitr --port 5440 [--pause]`,
+		Flags: append([]cli.Flag{
 			instanceFlag,
 			&cli.StringFlag{Name: "to-db", Usage: "target database `DSN` (no password: use --to-db-password-file or ~/.pgpass)"},
 			&cli.StringFlag{Name: "to-db-password-file", Usage: "`FILE` (0600) with the target role's password"},
@@ -38,8 +39,11 @@ EXAMPLES:
 			jsonFlag,
 			&cli.BoolFlag{Name: "from-archive", Usage: "restore from the set's archive object (see `dhis2-life archives`), without the restic repository"},
 			&cli.StringFlag{Name: "identity", Usage: "age identity `FILE` that decrypts the archive (with --from-archive)"},
-		},
+		}, pitrRestoreFlags()...),
 		Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
+			if c.IsSet("pitr") {
+				return restorePITR(c, r)
+			}
 			if c.NArg() != 1 {
 				return usageErr("restore takes one set: an ID, an ID prefix or latest")
 			}

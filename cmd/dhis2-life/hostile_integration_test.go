@@ -61,16 +61,6 @@ func (s *started) wait(t *testing.T, limit time.Duration) int {
 	return s.cmd.ProcessState.ExitCode()
 }
 
-// waitFor polls cond every 20 ms until it holds, failing the test after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-	}
-}
-
 // pidsOf returns the PIDs of live processes whose command line mentions cfg and sub.
 func pidsOf(cfg, sub string) []int {
 	var pids []int

@@ -131,7 +131,7 @@ EXAMPLES:
 			cmdCatalog(), cmdConfig(), cmdUnlock(), cmdInternal(),
 			cmdDaemon(), cmdStatus(), cmdNotify(), cmdMunin(), cmdSchedule(), cmdClone(), cmdClones(),
 			cmdRetention(), cmdArchive(), cmdArchives(), cmdKeep(), cmdUnkeep(), cmdEscrow(), cmdExport(),
-			cmdSystemd(), cmdGendoc(),
+			cmdSystemd(), cmdGendoc(), cmdWAL(), cmdBaseBackup(),
 		},
 	}
 	for _, c := range a.Commands {

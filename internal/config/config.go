@@ -94,6 +94,8 @@ type Instance struct {
 	RPO Duration `toml:"rpo"`
 	// DrillMaxAge is the age after which the newest successful drill counts as too old.
 	DrillMaxAge Duration `toml:"drill_max_age"`
+	// WAL turns on continuous WAL archiving and base backups (point-in-time recovery).
+	WAL *WAL `toml:"wal"`
 }
 
 // Target is a clone target (staging or training copy of an instance).
@@ -156,6 +158,8 @@ type Schedule struct {
 	Retention  string `toml:"retention"`
 	CloneTTL   string `toml:"clone_ttl"`
 	CloneFresh string `toml:"clone_refresh"`
+	// BaseBackup is the cron spec of base backups of instances with WAL archiving.
+	BaseBackup string `toml:"base_backup"`
 	// Overlap is what happens when a job would overlap another of the same instance:
 	// "wait" (default) or "skip".
 	Overlap string `toml:"overlap"`
@@ -491,6 +495,7 @@ func (c *Config) applyDefaults() {
 	if c.Schedule.Overlap == "" {
 		c.Schedule.Overlap = "wait"
 	}
+	c.walDefaults()
 }
 
 // abs resolves p relative to the config file's directory.

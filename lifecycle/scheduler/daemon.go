@@ -38,8 +38,11 @@ const (
 	MetricRepositoryUp   = "dhis2_life_repository_up"
 	MetricRepositorySize = "dhis2_life_repository_bytes"
 	MetricStatusOK       = "dhis2_life_status_ok"
-	TextfileName         = "dhis2_life.prom"
-	defaultCatchUpReason = "missed run (last success older than the schedule's period)"
+	// MetricWALLastArchived is the Unix time PostgreSQL last archived a WAL file
+	// (pg_stat_archiver) of instances with [instances.NAME.wal].
+	MetricWALLastArchived = "dhis2_life_wal_last_archived_timestamp_seconds"
+	TextfileName          = "dhis2_life.prom"
+	defaultCatchUpReason  = "missed run (last success older than the schedule's period)"
 )
 
 // Options configure a Daemon.
@@ -68,6 +71,7 @@ func BuiltinJobs() map[string]JobFunc {
 		lifecycle.JobRetention:    (*lifecycle.Runner).RetentionJob,
 		lifecycle.JobCloneTTL:     (*lifecycle.Runner).CloneTTLJob,
 		lifecycle.JobCloneRefresh: (*lifecycle.Runner).CloneRefreshJob,
+		lifecycle.JobBaseBackup:   (*lifecycle.Runner).BaseBackupJob,
 	}
 }
 
@@ -221,6 +225,7 @@ func defineMetrics(r *metrics.Registry) {
 	r.Define(MetricRepositoryUp, metrics.Gauge, "1 when the last job reached the repository, 0 when it could not.", "instance")
 	r.Define(MetricRepositorySize, metrics.Gauge, "Stored size of the repository in bytes, as measured after the last snapshot.", "instance")
 	r.Define(MetricStatusOK, metrics.Gauge, "1 when the instance is within its rpo and drill_max_age limits.", "instance")
+	r.Define(MetricWALLastArchived, metrics.Gauge, "Unix time of the last WAL file archived by PostgreSQL (pg_stat_archiver), for instances with WAL archiving.", "instance")
 }
 
 // Metrics returns the daemon's registry.
@@ -504,6 +509,7 @@ func (d *Daemon) refresh(ctx context.Context, instance string) *lifecycle.Report
 		d.log.Warn("could not read the catalogue for metrics", "instance", instance, "err", err)
 		return nil
 	}
+	d.refreshWAL(ctx, instance)
 	st := rep.Instances[instance]
 	if st == nil {
 		return rep

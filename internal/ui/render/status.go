@@ -37,7 +37,7 @@ func Status(w io.Writer, asJSON bool, rep *lifecycle.Report) error {
 		}
 		for _, job := range lifecycle.Jobs {
 			if t, ok := st.NextRuns[job]; ok {
-				fmt.Fprintf(w, "  next %-10s %s (in %s)\n", job, t.Local().Format(time.RFC3339), ui.Duration(time.Until(t)))
+				fmt.Fprintf(w, "  next %-11s %s (in %s)\n", job, t.Local().Format(time.RFC3339), ui.Duration(time.Until(t)))
 			}
 		}
 		if r := st.Repository; r != nil {
@@ -45,6 +45,7 @@ func Status(w io.Writer, asJSON bool, rep *lifecycle.Report) error {
 		}
 		fmt.Fprintf(w, "  failures (7d)   %d\n", st.Failures7d)
 		fmt.Fprintf(w, "  clones          %d\n", len(st.Clones))
+		walStatus(w, st.WAL)
 		for _, p := range st.Problems {
 			fmt.Fprintf(w, "  PROBLEM: %s\n", p)
 		}
