@@ -12,7 +12,7 @@ TOOLS_BIN := $(DHIS2_LIFE_TOOLS)/bin
 export PATH := $(TOOLS_BIN):/usr/local/go/bin:$(PATH)
 
 PKGS := ./... ./testdata/fixture/...
-TEST_FLAGS ?= -count=1 -timeout 25m
+TEST_FLAGS ?= -count=1 -timeout 45m
 
 .PHONY: build deps test vet lint demo bench clean install doc deb
 

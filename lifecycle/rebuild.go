@@ -9,12 +9,15 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/lifecycle/point"
 )
 
-// Rebuilt is what RebuildCatalog found: sets per instance and the manifests it could not read.
+// Rebuilt is what RebuildCatalog found: sets per instance, rollback points, and the
+// manifests and point records it could not read.
 type Rebuilt struct {
 	Instances map[string]int `json:"instances"`
 	Skipped   []string       `json:"skipped"`
+	Points    int            `json:"points"`
 	// DamagedMovedTo is where a damaged catalogue was set aside (RebuildDamaged), and Lost
 	// what it held that the repository cannot give back.
 	DamagedMovedTo string `json:"damaged_moved_to,omitempty"`
@@ -51,7 +54,8 @@ func RebuildDamaged(ctx context.Context, a *app.App, toolVersion string) (*Rebui
 // RebuildCatalog re-derives the catalogue's snapshot index from the manifests in the
 // repository (recovery from the bucket alone). Parts without a manifest (a killed run) are
 // ignored; drills, runs and other records are kept. Instances the repository no longer holds
-// lose their index too.
+// lose their index too. Rollback points are stored in the repository too and come back (they
+// pin their sets).
 func (r *Runner) RebuildCatalog(ctx context.Context) (*Rebuilt, error) {
 	if err := r.preflight(ctx, nil); err != nil {
 		return nil, err
@@ -96,5 +100,13 @@ func (r *Runner) RebuildCatalog(ctx context.Context) (*Rebuilt, error) {
 		}
 		out.Instances[n] = len(byInstance[n])
 	}
+	points, skipped, err := point.Rebuild(ctx, r.Catalog, r.App.Repo)
+	if err != nil {
+		return nil, fmt.Errorf("bringing back rollback points: %w", err)
+	}
+	for _, s := range skipped {
+		r.log().Warn("rollback point skipped", "detail", s)
+	}
+	out.Points, out.Skipped = points, append(out.Skipped, skipped...)
 	return out, nil
 }

@@ -45,6 +45,11 @@ func (r *Runner) Snapshot(ctx context.Context, instance string, progress Snapsho
 // SnapshotJob is Snapshot without the run record: preflight, the set (snapshot.Take holds the
 // instance lock), then the repository's stored size for status and metrics.
 func (r *Runner) SnapshotJob(ctx context.Context, instance string, progress SnapshotProgress) (Result, error) {
+	return r.snapshotJob(ctx, instance, progress, false)
+}
+
+// snapshotJob is SnapshotJob; lockHeld says the caller holds the instance lock already.
+func (r *Runner) snapshotJob(ctx context.Context, instance string, progress SnapshotProgress, lockHeld bool) (Result, error) {
 	var res Result
 	cfg := r.App.Config
 	if err := r.preflight(ctx, &res); err != nil {
@@ -52,7 +57,7 @@ func (r *Runner) SnapshotJob(ctx context.Context, instance string, progress Snap
 	}
 	m, err := snapshot.Take(ctx, snapshot.Options{
 		Config: cfg, Instance: cfg.Instances[instance], Repo: r.App.Repo, Catalog: r.Catalog, Log: r.log(),
-		Producer: Producer(r.Self, cfg.Path, instance), ToolVersion: r.ToolVersion, Progress: progress,
+		Producer: Producer(r.Self, cfg.Path, instance), ToolVersion: r.ToolVersion, Progress: progress, LockHeld: lockHeld,
 	})
 	if err != nil {
 		return res, err

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deps.sh installs what dhis2-life's tests and demo need, idempotently:
-#   PostgreSQL 15 + PostGIS 3 (Debian), restic 0.19.1 and a MinIO server (built with go install),
+#   PostgreSQL 15 + PostGIS 3 (Debian), PostgreSQL 13 + PostGIS 3.1 (bullseye, upgrade tests), restic 0.19.1 and a MinIO server (built with go install),
 #   nginx-light. Built tools are cached under $DHIS2_LIFE_TOOLS (default /var/tmp/dhis2-life-tools)
 #   so a warm rerun takes seconds. Prints the tools directory's bin path on the last line.
 set -euo pipefail
@@ -34,6 +34,45 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 # Debian's postgresql package starts a system cluster; we never use it. Leave it alone.
+
+# PostgreSQL 13 + PostGIS 3.1 from Debian bullseye, beside 15, for the 13 -> 15 upgrade tests.
+# The suites are added on the mirror this machine already uses (read from its sources, never a
+# hard-coded host); bookworm's newer versions still win for every other package.
+if ! [ -x /usr/lib/postgresql/13/bin/pg_ctl ] || ! [ -f /usr/share/postgresql/13/extension/postgis.control ]; then
+  if [ "$(id -u)" != 0 ]; then
+    log "missing PostgreSQL 13 (upgrade tests); run as root or add bullseye and: sudo apt-get install -y postgresql-13 postgresql-13-postgis-3"
+    exit 1
+  fi
+  src=/etc/apt/sources.list.d/dhis2-life-bullseye.sources
+  if ! [ -f "$src" ]; then
+    main_uri="" sec_uri=""
+    for f in /etc/apt/sources.list.d/*.sources; do
+      [ "$f" = "$src" ] && continue
+      while read -r key val _; do
+        [ "$key" = "URIs:" ] || continue
+        case "$val" in
+          *debian-security*) [ -n "$sec_uri" ] || sec_uri=$val ;;
+          *) [ -n "$main_uri" ] || main_uri=$val ;;
+        esac
+      done < "$f"
+    done
+    if [ -z "$main_uri" ] && [ -f /etc/apt/sources.list ]; then
+      main_uri=$(awk '$1=="deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+      sec_uri=$(awk '$1=="deb" && $2 ~ /security/ {print $2; exit}' /etc/apt/sources.list)
+    fi
+    [ -n "$main_uri" ] || { log "no Debian mirror found in /etc/apt/sources.list.d/*.sources; add a bullseye suite by hand"; exit 1; }
+    {
+      printf 'Types: deb\nURIs: %s\nSuites: bullseye bullseye-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$main_uri"
+      if [ -n "$sec_uri" ]; then
+        printf '\nTypes: deb\nURIs: %s\nSuites: bullseye-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$sec_uri"
+      fi
+    } > "$src"
+  fi
+  log "installing postgresql-13 postgresql-13-postgis-3 from bullseye (apt-get, ~25 s)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends postgresql-13 postgresql-13-postgis-3 >/dev/null
+fi
 
 command -v go >/dev/null 2>&1 || { log "go not in PATH (expected Go >= 1.26, e.g. /usr/local/go/bin)"; exit 1; }
 

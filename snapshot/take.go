@@ -38,6 +38,9 @@ type Options struct {
 	Progress func(part string, st restic.Status, estimate int64)
 	// Time back-dates the restic snapshots (tests of retention); zero = now.
 	Time time.Time
+	// LockHeld says the caller already holds the instance lock (an upgrade taking its
+	// rollback point), so Take does not take it again.
+	LockHeld bool
 }
 
 // ErrBusy means another job of the same instance is running.
@@ -48,18 +51,20 @@ var ErrBusy = lock.ErrHeld
 // the parts already stored are forgotten again (best effort) and nothing is recorded.
 func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	in := o.Instance
-	lk, err := lock.Acquire(filepath.Join(o.Config.StateDir, "locks"), in.Name, "snapshot")
-	if err != nil {
-		if errors.Is(err, lock.ErrHeld) {
-			return nil, fmt.Errorf("instance %s is busy: %w; wait for it to finish", in.Name, err)
+	if !o.LockHeld {
+		lk, err := lock.Acquire(filepath.Join(o.Config.StateDir, "locks"), in.Name, "snapshot")
+		if err != nil {
+			if errors.Is(err, lock.ErrHeld) {
+				return nil, fmt.Errorf("instance %s is busy: %w; wait for it to finish", in.Name, err)
+			}
+			return nil, err
 		}
-		return nil, err
-	}
-	defer lk.Release()
-	if lk.Stale {
-		o.Log.Warn("previous job of this instance was killed; removing stale restic locks", "job", lk.Previous.Job, "pid", lk.Previous.PID)
-		if err := o.Repo.Unlock(ctx); err != nil {
-			o.Log.Warn("restic unlock failed", "err", err)
+		defer lk.Release()
+		if lk.Stale {
+			o.Log.Warn("previous job of this instance was killed; removing stale restic locks", "job", lk.Previous.Job, "pid", lk.Previous.PID)
+			if err := o.Repo.Unlock(ctx); err != nil {
+				o.Log.Warn("restic unlock failed", "err", err)
+			}
 		}
 	}
 	// Parts of sets a killed run stored but never recorded: no snapshot of this instance runs

@@ -16,8 +16,8 @@ func cmdCatalog() *cli.Command {
 			Name:  "rebuild",
 			Usage: "re-derive the snapshot index from the repository",
 			Description: `Reads every set's manifest from the repository and replaces the catalogue's
-snapshot index with them. Parts without a manifest (a set whose run was killed) are
-ignored. Drills, runs and other records are kept. Use it on a fresh host that has only
+snapshot index with them, and brings back the rollback points stored there. Parts
+without a manifest (a set whose run was killed) are ignored. Drills, runs and other records are kept. Use it on a fresh host that has only
 the config, the repository password and the S3 credentials. A damaged catalogue is first
 moved aside to catalog.db.damaged-<time>; what only it held (drills, runs, keep marks,
 clone and archive records) does not come back.

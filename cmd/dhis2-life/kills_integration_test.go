@@ -52,18 +52,18 @@ type killCase struct {
 	expected string
 	// phase is DHIS2_LIFE_TEST_KILL_AT; "" means the test sends SIGKILL once killWhen holds.
 	phase    string
-	killWhen func(k *killEnv) bool
-	args     func(k *killEnv) []string
+	killWhen func(k *killRig) bool
+	args     func(k *killRig) []string
 	// consistent checks the state right after the kill (catalogue, bucket, processes).
-	consistent func(t *testing.T, k *killEnv) string
+	consistent func(t *testing.T, k *killRig) string
 	// next is the next run (or the documented resume); it must exit 0.
-	next func(k *killEnv) []string
+	next func(k *killRig) []string
 	// after checks the state once the next run completed.
-	after func(t *testing.T, k *killEnv) string
+	after func(t *testing.T, k *killRig) string
 }
 
-// killEnv is the shared state of one group of kill cases.
-type killEnv struct {
+// killRig is the shared state of one group of kill cases.
+type killRig struct {
 	*archiveEnv
 	pid     int // PID of the killed run
 	setIDs  []string
@@ -74,7 +74,7 @@ type killEnv struct {
 	good    string // a recorded set
 }
 
-func (k *killEnv) setsRecorded() map[string]bool {
+func (k *killRig) setsRecorded() map[string]bool {
 	got := map[string]bool{}
 	for _, m := range k.snapshotsJSON() {
 		got[m.ID] = true
@@ -83,7 +83,7 @@ func (k *killEnv) setsRecorded() map[string]bool {
 }
 
 // unrecordedSets returns the set IDs that have restic snapshots but no catalogue record.
-func (k *killEnv) unrecordedSets() []string {
+func (k *killRig) unrecordedSets() []string {
 	rec := k.setsRecorded()
 	seen := map[string]bool{}
 	var out []string
@@ -99,7 +99,7 @@ func (k *killEnv) unrecordedSets() []string {
 	return out
 }
 
-func (k *killEnv) leftovers() []string {
+func (k *killRig) leftovers() []string {
 	var out []string
 	for _, kind := range proc.TempKinds {
 		m, _ := filepath.Glob(filepath.Join(k.stateDir, "tmp", kind+"-"+strconv.Itoa(k.pid)+"-*"))
@@ -108,7 +108,7 @@ func (k *killEnv) leftovers() []string {
 	return out
 }
 
-func (k *killEnv) archives() map[string]bool {
+func (k *killRig) archives() map[string]bool {
 	r := k.mustRun("archives", "--json")
 	var arcs []archiveItem
 	if err := json.Unmarshal([]byte(r.stdout), &arcs); err != nil {
@@ -121,7 +121,7 @@ func (k *killEnv) archives() map[string]bool {
 	return got
 }
 
-func (k *killEnv) cloneSet() string {
+func (k *killRig) cloneSet() string {
 	r := k.mustRun("clones", "--json")
 	var recs []struct {
 		Target string `json:"target"`
@@ -139,7 +139,7 @@ func (k *killEnv) cloneSet() string {
 }
 
 // runKill runs one case and records its row.
-func runKill(t *testing.T, k *killEnv, c killCase) {
+func runKill(t *testing.T, k *killRig, c killCase) {
 	k.env.t = t
 	row := faultRow{Scenario: c.scenario, Expected: c.expected}
 	defer func() { recordFault(t, row) }()
@@ -191,7 +191,7 @@ func runKill(t *testing.T, k *killEnv, c killCase) {
 // children die with it, and the next run completes (and cleans up after the killed one).
 func TestKills(t *testing.T) {
 	e := newEnvScale(t, fixture.Gen242, 0.01)
-	k := &killEnv{archiveEnv: &archiveEnv{env: e}}
+	k := &killRig{archiveEnv: &archiveEnv{env: e}}
 	e.init()
 	k.good = e.snapshot().ID
 	k.target = "kill_" + randName()
@@ -202,13 +202,13 @@ func TestKills(t *testing.T) {
 	e.setTargets(tgt{name: "staging", db: k.cloneDB, profile: "staging", home: k.home})
 	e.mustRun("clone", "--to", "staging")
 
-	nothingNew := func(t *testing.T, k *killEnv) string {
+	nothingNew := func(t *testing.T, k *killRig) string {
 		if got := k.setsRecorded(); len(got) != len(k.setIDs)+1 || !got[k.good] {
 			return "the catalogue lists " + strconv.Itoa(len(got)) + " sets"
 		}
 		return ""
 	}
-	recordNext := func(t *testing.T, k *killEnv) string {
+	recordNext := func(t *testing.T, k *killRig) string {
 		got := k.setsRecorded()
 		for id := range got {
 			if id != k.good && !contains(k.setIDs, id) {
@@ -220,7 +220,7 @@ func TestKills(t *testing.T) {
 		}
 		return ""
 	}
-	orphanLeft := func(t *testing.T, k *killEnv) string {
+	orphanLeft := func(t *testing.T, k *killRig) string {
 		if p := nothingNew(t, k); p != "" {
 			return p
 		}
@@ -229,11 +229,11 @@ func TestKills(t *testing.T) {
 		}
 		return ""
 	}
-	snap := func(k *killEnv) []string { return []string{"snapshot"} }
-	restoreArgs := func(k *killEnv) []string {
+	snap := func(k *killRig) []string { return []string{"snapshot"} }
+	restoreArgs := func(k *killRig) []string {
 		return []string{"restore", k.good, "--to-db", k.dsnFor(k.target), "--to-db-password-file", k.dbPass, "--files-to", k.filesTo, "--force"}
 	}
-	restoreOK := func(t *testing.T, k *killEnv) string {
+	restoreOK := func(t *testing.T, k *killRig) string {
 		if l := k.leftovers(); len(l) > 0 {
 			return "leftovers of the killed run remain: " + strings.Join(l, ", ")
 		}
@@ -242,17 +242,17 @@ func TestKills(t *testing.T) {
 		}
 		return ""
 	}
-	cloneKept := func(t *testing.T, k *killEnv) string {
+	cloneKept := func(t *testing.T, k *killRig) string {
 		if k.cloneSet() != k.good || !dbExists(t, k.pg, k.cloneDB) {
 			return "the previous clone is no longer recorded or in place"
 		}
 		return nothingNew(t, k)
 	}
-	cloneArgs := func(k *killEnv) []string { return []string{"clone", "--to", "staging", "--from", k.good} }
+	cloneArgs := func(k *killRig) []string { return []string{"clone", "--to", "staging", "--from", k.good} }
 
 	cases := []killCase{
 		{scenario: "snapshot: SIGKILL while the database streams", expected: "children die, nothing recorded, next snapshot ok",
-			killWhen: func(k *killEnv) bool { return processRunning(k.cfgPath, "dump-stream") },
+			killWhen: func(k *killRig) bool { return processRunning(k.cfgPath, "dump-stream") },
 			args:     snap, consistent: nothingNew, next: snap, after: recordNext},
 		{scenario: "snapshot: SIGKILL after the database part is stored", expected: "nothing recorded; the next snapshot forgets the orphaned part",
 			phase: "snapshot:db-stored", args: snap, consistent: orphanLeft, next: snap, after: recordNext},
@@ -260,33 +260,33 @@ func TestKills(t *testing.T) {
 			phase: "snapshot:files-stored", args: snap, consistent: orphanLeft, next: snap, after: recordNext},
 		{scenario: "snapshot: SIGKILL after the manifest is stored, before the record", expected: "not recorded; catalog rebuild recovers the complete set",
 			phase: "snapshot:manifest-stored", args: snap, consistent: orphanLeft,
-			next: func(k *killEnv) []string { return []string{"catalog", "rebuild"} }, after: recordNext},
+			next: func(k *killRig) []string { return []string{"catalog", "rebuild"} }, after: recordNext},
 		{scenario: "restore: SIGKILL after creating the database", expected: "catalogue untouched; restore --force completes",
 			phase: "restore:database-created", args: restoreArgs, consistent: nothingNew, next: restoreArgs, after: restoreOK},
 		{scenario: "restore: SIGKILL after loading the database", expected: "catalogue untouched; restore --force completes and removes the killed run's spool",
 			phase: "restore:database-loaded", args: restoreArgs, consistent: nothingNew, next: restoreArgs, after: restoreOK},
 		{scenario: "verify: SIGKILL while the drill restores", expected: "no drill recorded; the next drill passes and removes the killed run's file-store copy",
-			killWhen: func(k *killEnv) bool {
+			killWhen: func(k *killRig) bool {
 				m, _ := filepath.Glob(filepath.Join(k.stateDir, "tmp", "drill-files-*"))
 				return len(m) > 0
 			},
-			args: func(k *killEnv) []string { return []string{"verify", k.good} },
-			consistent: func(t *testing.T, k *killEnv) string {
+			args: func(k *killRig) []string { return []string{"verify", k.good} },
+			consistent: func(t *testing.T, k *killRig) string {
 				if len(k.leftovers()) == 0 {
 					return "the killed drill left no file-store copy: the case proves nothing"
 				}
 				return nothingNew(t, k)
 			},
-			next: func(k *killEnv) []string { return []string{"verify", k.good} },
-			after: func(t *testing.T, k *killEnv) string {
+			next: func(k *killRig) []string { return []string{"verify", k.good} },
+			after: func(t *testing.T, k *killRig) string {
 				if l := k.leftovers(); len(l) > 0 {
 					return "leftovers of the killed drill remain: " + strings.Join(l, ", ")
 				}
 				return ""
 			}},
 		{scenario: "verify: SIGKILL after the drill's restore", expected: "no drill recorded; the next drill passes",
-			phase: "verify:restored", args: func(k *killEnv) []string { return []string{"verify", k.good} }, consistent: nothingNew,
-			next: func(k *killEnv) []string { return []string{"verify", k.good} }},
+			phase: "verify:restored", args: func(k *killRig) []string { return []string{"verify", k.good} }, consistent: nothingNew,
+			next: func(k *killRig) []string { return []string{"verify", k.good} }},
 		{scenario: "clone: SIGKILL before the scrub", expected: "previous clone in place and recorded; next clone completes",
 			phase: "clone:restored", args: cloneArgs, consistent: cloneKept, next: cloneArgs},
 		{scenario: "clone: SIGKILL after the scrub, before the swap", expected: "previous clone in place and recorded; next clone completes",
@@ -295,13 +295,13 @@ func TestKills(t *testing.T) {
 			phase: "clone:swap", args: cloneArgs, consistent: cloneKept, next: cloneArgs},
 		{scenario: "clone: SIGKILL after the database swap, before the record", expected: "the new clone is in place under the old record; next clone completes",
 			phase: "clone:swapped", args: cloneArgs,
-			consistent: func(t *testing.T, k *killEnv) string {
+			consistent: func(t *testing.T, k *killRig) string {
 				if !dbExists(t, k.pg, k.cloneDB) {
 					return "no clone database in place"
 				}
 				return nothingNew(t, k)
 			}, next: cloneArgs,
-			after: func(t *testing.T, k *killEnv) string {
+			after: func(t *testing.T, k *killRig) string {
 				if k.cloneSet() != k.good {
 					return "the clone is not recorded"
 				}
@@ -330,12 +330,12 @@ func TestKillsRetentionArchive(t *testing.T) {
 	for _, d := range []string{"2026-01-15 12:00", "2026-02-20 12:00", "2026-03-06 12:00"} {
 		ids[d[:10]] = ae.takeAt(at(d)).ID
 	}
-	k := &killEnv{archiveEnv: ae}
-	apply := func(k *killEnv) []string { return []string{"retention", "apply"} }
+	k := &killRig{archiveEnv: ae}
+	apply := func(k *killRig) []string { return []string{"retention", "apply"} }
 	cases := []killCase{
 		{scenario: "retention apply: SIGKILL between archive and forget", expected: "archive recorded, set kept until the resumed run forgets it",
 			phase: "retention:archived", args: apply,
-			consistent: func(t *testing.T, k *killEnv) string {
+			consistent: func(t *testing.T, k *killRig) string {
 				if !k.archives()[ids["2026-01-15"]] {
 					return "the confirmed archive is not recorded"
 				}
@@ -345,7 +345,7 @@ func TestKillsRetentionArchive(t *testing.T) {
 				return ""
 			},
 			next: apply,
-			after: func(t *testing.T, k *killEnv) string {
+			after: func(t *testing.T, k *killRig) string {
 				if k.setsRecorded()[ids["2026-01-15"]] || len(k.resticSnapshots("set:"+ids["2026-01-15"])) != 0 {
 					return "the resumed run did not forget the archived set"
 				}
@@ -356,18 +356,18 @@ func TestKillsRetentionArchive(t *testing.T) {
 			}},
 		{scenario: "retention apply: SIGKILL between restic forget and the catalogue", expected: "the resumed run removes the forgotten set from the catalogue",
 			phase: "retention:forgotten",
-			args: func(k *killEnv) []string {
+			args: func(k *killRig) []string {
 				ids["2026-03-07"] = k.takeAt(at("2026-03-07 12:00")).ID // makes 2026-03-06 due for forget
 				return []string{"retention", "apply"}
 			},
-			consistent: func(t *testing.T, k *killEnv) string {
+			consistent: func(t *testing.T, k *killRig) string {
 				if !k.setsRecorded()[ids["2026-02-20"]] || !k.setsRecorded()[ids["2026-03-07"]] {
 					return "a kept set is missing"
 				}
 				return ""
 			},
 			next: apply,
-			after: func(t *testing.T, k *killEnv) string {
+			after: func(t *testing.T, k *killRig) string {
 				if k.setsRecorded()[ids["2026-03-06"]] {
 					return "the forgotten set is still in the catalogue"
 				}
@@ -377,36 +377,36 @@ func TestKillsRetentionArchive(t *testing.T) {
 				return ""
 			}},
 		{scenario: "archive: SIGKILL after the upload, before it is confirmed and recorded", expected: "nothing recorded as archived; the next archive run completes",
-			phase: "archive:uploaded", args: func(k *killEnv) []string { return []string{"archive", ids["2026-02-20"]} },
-			consistent: func(t *testing.T, k *killEnv) string {
+			phase: "archive:uploaded", args: func(k *killRig) []string { return []string{"archive", ids["2026-02-20"]} },
+			consistent: func(t *testing.T, k *killRig) string {
 				if k.archives()[ids["2026-02-20"]] {
 					return "an unconfirmed archive was recorded"
 				}
 				return ""
 			},
-			next: func(k *killEnv) []string { return []string{"archive", ids["2026-02-20"]} },
-			after: func(t *testing.T, k *killEnv) string {
+			next: func(k *killRig) []string { return []string{"archive", ids["2026-02-20"]} },
+			after: func(t *testing.T, k *killRig) string {
 				if !k.archives()[ids["2026-02-20"]] {
 					return "the archive is not recorded"
 				}
 				return ""
 			}},
 		{scenario: "escrow refresh: SIGKILL before the bundle is stored", expected: "the previous bundle stays; the next refresh completes",
-			phase: "escrow:sealed", args: func(k *killEnv) []string { return []string{"escrow", "refresh"} },
-			next: func(k *killEnv) []string { return []string{"escrow", "refresh"} }},
+			phase: "escrow:sealed", args: func(k *killRig) []string { return []string{"escrow", "refresh"} },
+			next: func(k *killRig) []string { return []string{"escrow", "refresh"} }},
 		{scenario: "escrow refresh: SIGKILL after the bundle is stored", expected: "the new bundle is in place; the next refresh completes",
-			phase: "escrow:stored", args: func(k *killEnv) []string { return []string{"escrow", "refresh"} },
-			next: func(k *killEnv) []string { return []string{"escrow", "refresh"} }},
+			phase: "escrow:stored", args: func(k *killRig) []string { return []string{"escrow", "refresh"} },
+			next: func(k *killRig) []string { return []string{"escrow", "refresh"} }},
 		{scenario: "snapshot: SIGKILL after the database part, then retention apply", expected: "nothing recorded; retention apply forgets the orphaned part",
-			phase: "snapshot:db-stored", args: func(k *killEnv) []string { return []string{"snapshot"} },
-			consistent: func(t *testing.T, k *killEnv) string {
+			phase: "snapshot:db-stored", args: func(k *killRig) []string { return []string{"snapshot"} },
+			consistent: func(t *testing.T, k *killRig) string {
 				if len(k.unrecordedSets()) != 1 {
 					return "want exactly one set with parts but no record"
 				}
 				return ""
 			},
 			next: apply,
-			after: func(t *testing.T, k *killEnv) string {
+			after: func(t *testing.T, k *killRig) string {
 				if u := k.unrecordedSets(); len(u) != 0 {
 					return "retention apply left the parts of unrecorded sets: " + strings.Join(u, ", ")
 				}

@@ -132,6 +132,7 @@ EXAMPLES:
 			cmdDaemon(), cmdStatus(), cmdNotify(), cmdMunin(), cmdSchedule(), cmdClone(), cmdClones(),
 			cmdRetention(), cmdArchive(), cmdArchives(), cmdKeep(), cmdUnkeep(), cmdEscrow(), cmdExport(),
 			cmdSystemd(), cmdGendoc(), cmdWAL(), cmdBaseBackup(),
+			cmdPoint(), cmdPoints(), cmdUpgrade(), cmdUpgrades(),
 		},
 	}
 	for _, c := range a.Commands {

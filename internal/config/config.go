@@ -96,6 +96,37 @@ type Instance struct {
 	DrillMaxAge Duration `toml:"drill_max_age"`
 	// WAL turns on continuous WAL archiving and base backups (point-in-time recovery).
 	WAL *WAL `toml:"wal"`
+	// Cluster says how upgrades control the instance's PostgreSQL cluster (nil = not configured).
+	Cluster *Cluster `toml:"cluster"`
+	// App holds the hooks that stop, start and health-check the DHIS2 app (nil = not configured).
+	App *AppHooks `toml:"app"`
+}
+
+// Cluster is how `dhis2-life upgrade postgres` controls an instance's PostgreSQL cluster.
+type Cluster struct {
+	// Kind is "pgctl" (DataDir + BinDir, controlled with pg_ctl) or "debian" (postgresql-common:
+	// Version + Name, controlled with pg_ctlcluster).
+	Kind string `toml:"kind"`
+	// DataDir is the cluster's data directory (pgctl).
+	DataDir string `toml:"data_dir"`
+	// BinDir holds the cluster's server programs (pgctl); the new major's are the same path
+	// with the version replaced.
+	BinDir string `toml:"bin_dir"`
+	// Version and Name name a postgresql-common cluster (debian), e.g. "13" and "main".
+	Version string `toml:"version"`
+	Name    string `toml:"name"`
+	// RunAs is the OS user owning the cluster (default: the current user).
+	RunAs string `toml:"run_as"`
+}
+
+// AppHooks control the DHIS2 app around an upgrade; the hooks run with sh -c.
+type AppHooks struct {
+	Stop  string `toml:"stop"`
+	Start string `toml:"start"`
+	// URL is DHIS2's base URL; health is URL + /api/system/ping answering 2xx.
+	URL string `toml:"url"`
+	// HealthTimeout bounds the wait for a 2xx from the health URL after start (default 2m).
+	HealthTimeout Duration `toml:"health_timeout"`
 }
 
 // Target is a clone target (staging or training copy of an instance).

@@ -108,6 +108,10 @@ func TestParseErrors(t *testing.T) {
 		{"bad instance name", strings.Replace(minimal, "[instances.hmis]", "[instances.\"hmis lab\"]", 1), 0, "instances.hmis lab", "invalid instance name"},
 		{"bad restore_jobs", minimal + "[tuning]\nrestore_jobs = 100\n", 10, "tuning.restore_jobs", "out of range"},
 		{"bad compression", minimal + "[tuning]\ncompression = \"zstd\"\n", 10, "tuning.compression", `unknown value "zstd"`},
+		{"bad cluster kind", minimal + "[instances.hmis.cluster]\nkind = \"systemd\"\n", 10, "instances.hmis.cluster.kind", `unknown kind "systemd"`},
+		{"pgctl cluster without data_dir", minimal + "[instances.hmis.cluster]\nkind = \"pgctl\"\nbin_dir = \"/usr/lib/postgresql/13/bin\"\n", 0, "instances.hmis.cluster.data_dir", "missing"},
+		{"debian cluster without name", minimal + "[instances.hmis.cluster]\nkind = \"debian\"\nversion = \"13\"\n", 0, "instances.hmis.cluster.version", "version and name"},
+		{"bad app url", minimal + "[instances.hmis.app]\nurl = \"127.0.0.1:8080\"\n", 10, "instances.hmis.app.url", "not an http(s) URL"},
 		{"outage_timeout too short", strings.Replace(minimal, "url = \"/srv/repo\"\n", "url = \"/srv/repo\"\noutage_timeout = \"10ms\"\n", 1), 4, "repository.outage_timeout", "too short"},
 	}
 	for _, tt := range tests {

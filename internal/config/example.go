@@ -73,6 +73,28 @@ dhis2_home = "/opt/dhis2"
 rpo = "26h"
 drill_max_age = "8d"
 
+# How ` + "`dhis2-life upgrade postgres`" + ` controls the cluster. kind = "pgctl": data_dir + bin_dir
+# (the new major's bin_dir is the same path with the version replaced); kind = "debian": a
+# postgresql-common cluster, version + name as pg_lsclusters shows them. run_as is the OS user
+# owning the cluster (default: the current user). The port comes from database. Default: none
+# (upgrades refuse to run).
+# [instances.hmis.cluster]
+# kind = "pgctl"
+# data_dir = "/var/lib/postgresql/13/main"
+# bin_dir = "/usr/lib/postgresql/13/bin"
+# run_as = "postgres"
+# or, for kind = "debian":
+# version = "13"
+# name = "main"
+
+# DHIS2 app hooks used around upgrades (run with sh -c); url + /api/system/ping is the health
+# check. Default: none (upgrades refuse to run without stop and start).
+# [instances.hmis.app]
+# stop = "systemctl stop tomcat9"
+# start = "systemctl start tomcat9"
+# url = "http://127.0.0.1:8080"
+# health_timeout = "2m"
+
 # Point-in-time recovery: continuous WAL archiving into the repository's bucket (S3 only),
 # compressed and encrypted with a key derived from the repository password, plus base backups.
 # ` + "`dhis2-life wal setup --instance hmis --apply`" + ` sets archive_mode/archive_command/archive_timeout.

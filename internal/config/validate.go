@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -166,6 +167,9 @@ func (c *Config) validate() error {
 		if in.DHIS2Home == "" {
 			return c.errAt(k+".dhis2_home", "missing", `set the DHIS2_HOME directory holding dhis.conf and files/, e.g. "/opt/dhis2"`)
 		}
+		if err := c.validateCluster(k, in); err != nil {
+			return err
+		}
 	}
 	for _, name := range sortedKeys(c.Targets) {
 		t := c.Targets[name]
@@ -261,6 +265,33 @@ func checkDSN(dsn string) error {
 	}
 	if !strings.Contains(dsn, "dbname=") {
 		return fmt.Errorf("DSN names no database (dbname=)")
+	}
+	return nil
+}
+
+func (c *Config) validateCluster(k string, in *Instance) error {
+	if cl := in.Cluster; cl != nil {
+		k += ".cluster"
+		switch cl.Kind {
+		case "pgctl":
+			if cl.DataDir == "" || !filepath.IsAbs(cl.DataDir) {
+				return c.errAt(k+".data_dir", "missing or not absolute", `set the cluster's data directory, e.g. "/var/lib/postgresql/13/main"`)
+			}
+			if cl.BinDir == "" || !filepath.IsAbs(cl.BinDir) {
+				return c.errAt(k+".bin_dir", "missing or not absolute", `set the cluster's server programs directory, e.g. "/usr/lib/postgresql/13/bin"`)
+			}
+		case "debian":
+			if cl.Version == "" || cl.Name == "" {
+				return c.errAt(k+".version", "version and name are required for kind = \"debian\"", `name the postgresql-common cluster as pg_lsclusters shows it, e.g. version = "13" and name = "main"`)
+			}
+		default:
+			return c.errAt(k+".kind", fmt.Sprintf("unknown kind %q", cl.Kind), `use "pgctl" (data_dir + bin_dir) or "debian" (version + name)`)
+		}
+	}
+	if h := in.App; h != nil && h.URL != "" {
+		if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c.errAt(k+".app.url", fmt.Sprintf("%q is not an http(s) URL", h.URL), `use DHIS2's base URL, e.g. "http://127.0.0.1:8080"`)
+		}
 	}
 	return nil
 }

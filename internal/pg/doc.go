@@ -1,4 +1,5 @@
 // Package pg holds dhis2-life's PostgreSQL plumbing: connections whose passwords come from
-// files, running pg_dump/pg_restore without secrets in argv, and catalogue introspection
-// (tables, sequences, extensions); what is DHIS2-specific lives in internal/dhis2.
+// files, running pg_dump/pg_restore without secrets in argv, catalogue introspection (tables,
+// sequences, extensions) and cluster control (pg_ctl data directories and postgresql-common
+// clusters); what is DHIS2-specific lives in internal/dhis2.
 package pg

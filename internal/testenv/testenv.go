@@ -253,11 +253,19 @@ func sweep(base string) {
 			if pidAlive(string(b)) {
 				continue
 			}
-			// A postgres whose parent died got SIGQUIT; do not remove a cluster that still runs.
-			if pm, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid")); err == nil {
-				if line, _, _ := strings.Cut(string(pm), "\n"); pidAlive(line) {
-					continue
+			// A postgres whose parent died got SIGQUIT; do not remove a cluster that still runs
+			// (data/ of StartPostgres, MAJOR/main of StartCluster, which pg_ctl daemonises).
+			pids, _ := filepath.Glob(filepath.Join(dir, "*", "main", "postmaster.pid"))
+			running := false
+			for _, f := range append(pids, filepath.Join(dir, "data", "postmaster.pid")) {
+				if pm, err := os.ReadFile(f); err == nil {
+					if line, _, _ := strings.Cut(string(pm), "\n"); pidAlive(line) {
+						running = true
+					}
 				}
+			}
+			if running {
+				continue
 			}
 			_ = os.RemoveAll(dir)
 		}

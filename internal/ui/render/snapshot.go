@@ -65,6 +65,9 @@ func Rebuilt(w io.Writer, asJSON bool, out *lifecycle.Rebuilt) error {
 	if out.DamagedMovedTo != "" {
 		fmt.Fprintf(w, "the damaged catalogue was moved to %s; not in the repository, so not rebuilt: %s\n", out.DamagedMovedTo, out.Lost)
 	}
+	if out.Points > 0 {
+		fmt.Fprintf(w, "%d rollback points\n", out.Points)
+	}
 	total := 0
 	for _, n := range lifecycle.SortedKeys(out.Instances) {
 		fmt.Fprintf(w, "%s: %d snapshot sets\n", n, out.Instances[n])
