@@ -22,6 +22,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/lock"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 	"github.com/dhis2-life/dhis2-life/internal/restic"
 	"github.com/dhis2-life/dhis2-life/restore"
 )
@@ -381,6 +382,7 @@ func (p *Prepared) Run(ctx context.Context) (*Record, error) {
 	if err := p.swap(ctx); err != nil {
 		return nil, cleanup(err)
 	}
+	proc.KillAt("clone:swapped")
 	if tmpHome != "" {
 		if err := swapHome(o.Log, p.Home, tmpHome); err != nil {
 			rec.Warnings = append(rec.Warnings, err.Error())
@@ -465,6 +467,7 @@ func (p *Prepared) newCopy(ctx context.Context, rec *Record) error {
 		return err
 	}
 	rec.RestoreSeconds = time.Since(t0).Seconds()
+	proc.KillAt("clone:restored")
 	t1 := time.Now()
 	if err := p.collectPII(ctx, p.Temp); err != nil {
 		return err
@@ -475,6 +478,7 @@ func (p *Prepared) newCopy(ctx context.Context, rec *Record) error {
 	}
 	rec.Changes = ch
 	rec.ScrubSeconds = time.Since(t1).Seconds()
+	proc.KillAt("clone:scrubbed")
 	return nil
 }
 
@@ -784,6 +788,7 @@ func (p *Prepared) swap(ctx context.Context) error {
 			return fmt.Errorf("renaming %s out of the way: %w", p.Database, err)
 		}
 	}
+	proc.KillAt("clone:swap")
 	if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", pg.QuoteIdent(p.Temp), pg.QuoteIdent(p.Database))); err != nil {
 		return fmt.Errorf("renaming the new copy to %s: %w", p.Database, err)
 	}

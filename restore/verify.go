@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
+	"github.com/dhis2-life/dhis2-life/internal/proc"
+	"github.com/dhis2-life/dhis2-life/internal/restic"
 )
 
 // Check is one drill check.
@@ -40,6 +43,9 @@ type Report struct {
 	DataAgeSeconds float64   `json:"data_age_seconds"`
 	Restore        *Result   `json:"restore,omitempty"`
 	Checks         []Check   `json:"checks"`
+	// Interrupted is set when the drill was stopped (SIGINT/SIGTERM) before it finished: it
+	// says nothing about the set.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 func (r *Report) add(name string, ok bool, format string, args ...any) {
@@ -94,7 +100,8 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 	}
 	filesDir := ""
 	if p, ok := m.Parts["files"]; ok && p.Snapshot != "" {
-		d, err := os.MkdirTemp(tmp, "drill-files-")
+		sweepTemp(ro.Log, tmp)
+		d, err := os.MkdirTemp(tmp, proc.TempName("drill-files"))
 		if err != nil {
 			return nil, fmt.Errorf("creating drill directory: %w", err)
 		}
@@ -121,6 +128,7 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 	go func() { checkErr <- ro.Repo.Check(ctx, o.ReadDataSubset) }()
 	t0 := time.Now()
 	res, err := Restore(ctx, ro)
+	proc.KillAt("verify:restored")
 	rep.RestoreSeconds = time.Since(t0).Seconds()
 	rep.Restore = res
 	if err != nil {
@@ -132,7 +140,12 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 			rep.add("database checks", false, "%v", err)
 		}
 	}
-	if err := <-checkErr; err != nil {
+	if err := <-checkErr; err != nil && errors.Is(err, restic.ErrLocked) && ctx.Err() == nil {
+		// Another job held the repository for longer than restic.CheckLockWait: that is no
+		// finding about the data, so it does not fail the drill.
+		rep.Checks = append(rep.Checks, Check{Name: "repository check", OK: true,
+			Detail: fmt.Sprintf("not run: the repository stayed locked by another job for %s (%v)", restic.CheckLockWait, err)})
+	} else if err != nil {
 		rep.add("repository check", false, "%v", err)
 	} else {
 		subset := o.ReadDataSubset
@@ -143,12 +156,20 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 	}
 	rep.Finished = time.Now().UTC()
 	rep.DataAgeSeconds = rep.Finished.Sub(m.Time).Seconds()
+	var interrupted error
+	if cerr := ctx.Err(); cerr != nil {
+		rep.Interrupted, rep.OK = true, false
+		interrupted = fmt.Errorf("drill of set %s interrupted after %s: %w (nothing is known about the set; run verify again)", m.ID, rep.Finished.Sub(rep.Started).Round(time.Second), cerr)
+	}
 	if o.Catalog != nil {
 		b, _ := json.Marshal(rep)
 		if err := o.Catalog.PutDrill(catalog.DrillRecord{ID: rep.Started.Format("20060102T150405.000Z") + "-" + m.ID, SetID: m.ID, Instance: m.Instance,
-			Start: rep.Started, End: rep.Finished, OK: rep.OK, RestoreSeconds: rep.RestoreSeconds, DataAgeSeconds: rep.DataAgeSeconds, Report: b}); err != nil {
-			return rep, fmt.Errorf("recording drill: %w", err)
+			Start: rep.Started, End: rep.Finished, OK: rep.OK, Interrupted: rep.Interrupted, RestoreSeconds: rep.RestoreSeconds, DataAgeSeconds: rep.DataAgeSeconds, Report: b}); err != nil {
+			return rep, errors.Join(interrupted, fmt.Errorf("recording drill: %w", err))
 		}
+	}
+	if interrupted != nil {
+		return rep, interrupted
 	}
 	return rep, nil
 }

@@ -1,6 +1,7 @@
 package restic
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -61,6 +62,11 @@ func (e *Error) Error() string {
 
 // Unwrap lets errors.Is match the sentinel errors.
 func (e *Error) Unwrap() error { return e.kind }
+
+// Is makes an interrupted call match context.Canceled too, so callers map it to exit 130.
+func (e *Error) Is(target error) bool {
+	return target == context.Canceled && e.kind == ErrInterrupted
+}
 
 func kindOf(code int) error {
 	switch code {

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 )
 
 // Repo is a restic repository reached through the restic binary.
@@ -121,8 +123,23 @@ type call struct {
 	extraEnv []string
 }
 
-// run executes restic; it returns stdout (when not streamed) and a typed error.
+// run executes restic; it returns stdout (when not streamed) and a typed error. A call that
+// finds the repository locked removes stale locks (`restic unlock` removes only those of
+// dead processes of this host and those older than 30 minutes) and tries once more: a job
+// killed by repository.outage_timeout or kill -9 leaves its lock behind.
 func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
+	out, err := r.run1(ctx, c)
+	if err == nil || !errors.Is(err, ErrLocked) || c.op == "unlock" || c.stdin != nil || ctx.Err() != nil {
+		return out, err
+	}
+	if uerr := r.Unlock(ctx); uerr != nil {
+		return out, err
+	}
+	r.log().Info("removed stale repository locks; trying again", "op", c.op)
+	return r.run1(ctx, c)
+}
+
+func (r *Repo) run1(ctx context.Context, c call) ([]byte, error) {
 	if c.timeout && r.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
@@ -144,7 +161,9 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 	cmd.Env = append(r.env(), c.extraEnv...)
 	cmd.Dir = c.dir
 	cmd.Stdin = c.stdin
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group (so a cancellation reaches restic's children) and SIGKILL when
+	// dhis2-life dies, even by SIGKILL: a killed job leaves no restic storing parts.
+	cmd.SysProcAttr = proc.Attr(true)
 	// On cancellation ask restic to stop cleanly (it removes its lock on SIGINT), then kill.
 	// After an outage its clean-up could only retry against the dead endpoint: kill at once
 	// (the lock it leaves is stale, and restic removes stale locks of this host itself).
