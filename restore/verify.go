@@ -265,6 +265,12 @@ func checkFiles(ctx context.Context, conn *pgx.Conn, rep *Report, o DrillOptions
 			}
 		}
 	}
+	store, err := openStore(filepath.Join(filesDir, container))
+	if err != nil {
+		rep.add("file resources", false, "%v", err)
+		return
+	}
+	defer store.Close()
 	rows, err := conn.Query(ctx, "SELECT storagekey, contentlength, contentmd5 FROM public.fileresource WHERE storagekey IS NOT NULL AND storagekey <> '' ORDER BY storagekey")
 	if err != nil {
 		rep.add("file resources", false, "%v", err)
@@ -286,18 +292,36 @@ func checkFiles(ctx context.Context, conn *pgx.Conn, rep *Report, o DrillOptions
 			bad = append(bad, key+": storage key escapes the file store")
 			continue
 		}
-		if problem := checkFile(p, length, sum); problem != "" {
+		if problem := checkFile(store, key, length, sum); problem != "" {
 			bad = append(bad, key+": "+problem)
 		}
 	}
 	rep.add("file resources", len(bad) == 0, "%s", summarize(n, "file resources have their file (size and md5)", bad))
 }
 
-func checkFile(path string, length int64, sum string) string {
-	f, err := os.Open(path)
+// openStore opens the restored file store as an os.Root, so that no storage key and no
+// symlink in the store can make the drill read a file outside it.
+func openStore(dir string) (*os.Root, error) {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("restored file store: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("restored file store %s is not a directory (a symlink?); not reading through it", dir)
+	}
+	return os.OpenRoot(dir)
+}
+
+// checkFile compares the file of a storage key in store with its fileresource row. Keys and
+// symlinks that lead outside the store are reported, never followed.
+func checkFile(store *os.Root, key string, length int64, sum string) string {
+	f, err := store.Open(filepath.FromSlash(key))
 	if err != nil {
 		if os.IsNotExist(err) {
 			return "file missing (deleted by DHIS2 between dump and file backup, or lost)"
+		}
+		if strings.Contains(err.Error(), "escapes") {
+			return "storage key or a symlink in the file store leads outside it; not read"
 		}
 		return err.Error()
 	}
