@@ -34,8 +34,14 @@ lint: vet
 
 # test runs everything CI runs: real PostgreSQL, MinIO and restic, no skips; then each fuzz
 # target briefly (their committed seeds in testdata/fuzz also run as plain tests).
+# The fault tests record one row per scenario in FAULT_ROWS; the table is printed at the end
+# (also when a test failed) and written to bin/fault-table.md (docs/fault-table.md is a copy).
+FAULT_ROWS := $(CURDIR)/bin/fault-table.jsonl
 test: deps lint
-	$(GO) test $(TEST_FLAGS) $(PKGS)
+	@mkdir -p bin && rm -f $(FAULT_ROWS)
+	status=0; DHIS2_LIFE_FAULT_TABLE=$(FAULT_ROWS) $(GO) test $(TEST_FLAGS) $(PKGS) || status=$$?; \
+	$(GO) run ./internal/testenv/faulttable/cmd/faulttable -in $(FAULT_ROWS) -o bin/fault-table.md || status=1; \
+	exit $$status
 	$(MAKE) --no-print-directory fuzz
 
 # fuzz runs every fuzz target for FUZZTIME (6 targets: about a minute in all).
