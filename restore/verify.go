@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
+	"github.com/dhis2-life/dhis2-life/internal/restic"
 )
 
 // Check is one drill check.
@@ -130,7 +132,13 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 			rep.add("database checks", false, "%v", err)
 		}
 	}
-	if err := <-checkErr; err != nil {
+	cerr := <-checkErr
+	// An unreachable, locked or interrupted repository says nothing about the set: the run
+	// fails without recording a drill, so a drill fails only for the data.
+	if cause := notAboutData(err, cerr); cause != nil {
+		return rep, fmt.Errorf("drill of set %s could not run (nothing recorded): %w", m.ID, cause)
+	}
+	if err := cerr; err != nil {
 		rep.add("repository check", false, "%v", err)
 	} else {
 		subset := o.ReadDataSubset
@@ -149,6 +157,22 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// notAboutData returns the first error that is about reaching the repository (outage, time
+// limit, lock, interruption) rather than about the data read.
+func notAboutData(errs ...error) error {
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		for _, k := range []error{restic.ErrUnreachable, restic.ErrTimeout, restic.ErrLocked, restic.ErrInterrupted, context.Canceled, context.DeadlineExceeded} {
+			if errors.Is(err, k) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func checkDatabase(ctx context.Context, target pg.Conn, rep *Report, o DrillOptions, filesDir string) error {

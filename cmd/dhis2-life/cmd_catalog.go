@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -9,6 +11,7 @@ import (
 
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/internal/restic"
 )
 
 func cmdCatalog() *cli.Command {
@@ -49,6 +52,10 @@ EXAMPLES:
 				for _, s := range snaps {
 					var buf bytes.Buffer
 					if err := a.Repo.Dump(c.Context, s.ID, "/"+manifest.ManifestFile, &buf); err != nil {
+						// An unreachable repository is no reason to drop a set from the catalogue.
+						if unreachable(err) {
+							return fmt.Errorf("catalog rebuild stopped, catalogue unchanged: reading the manifest of %s: %w", s.ShortID, err)
+						}
 						skipped = append(skipped, fmt.Sprintf("%s: %v", s.ShortID, err))
 						continue
 					}
@@ -101,4 +108,14 @@ EXAMPLES:
 			},
 		}},
 	}
+}
+
+// unreachable reports whether err is about reaching the repository rather than its content.
+func unreachable(err error) bool {
+	for _, k := range []error{restic.ErrUnreachable, restic.ErrTimeout, restic.ErrLocked, restic.ErrInterrupted, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
 }

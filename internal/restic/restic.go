@@ -195,6 +195,9 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 		code = ee.ExitCode()
 	}
 	e := &Error{Op: c.op, ExitCode: code, Message: stderr.message(), kind: kindOf(code)}
+	if e.kind == nil && readsData(c.op) && damaged(e.Message) {
+		e.kind = ErrDamaged
+	}
 	if isClosed(outage) {
 		e.kind = ErrUnreachable
 		e.Message = stderr.outageMessage(r.OutageTimeout)
@@ -214,6 +217,16 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 		e.Message = err.Error()
 	}
 	return out.Bytes(), e
+}
+
+// readsData reports whether op reads stored data (where missing or altered data is damage,
+// not a usage error).
+func readsData(op string) bool {
+	switch op {
+	case "dump", "restore", "check", "ls", "cat":
+		return true
+	}
+	return false
 }
 
 func isClosed(c chan struct{}) bool {
