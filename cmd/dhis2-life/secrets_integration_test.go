@@ -185,6 +185,6 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	faulttable.Record(t, faulttable.Row{Scenario: "secrets: argv of every child, logs, errors, catalogue, manifests, alerts; file modes",
 		Expected: "no secret anywhere; state 0700, files 0600, dhis.conf 0600", Exit: 0,
-		Message: fmt.Sprintf("%d argv scans, %d outputs searched: %d leaks, %d bad modes", w.scans, len(outputs), len(w.hits), len(w.modes)),
+		Message:           fmt.Sprintf("%d argv scans, %d outputs searched: %d leaks, %d bad modes", w.scans, len(outputs), len(w.hits), len(w.modes)),
 		CatalogConsistent: true, NextRunOK: len(w.hits) == 0 && len(w.modes) == 0})
 }

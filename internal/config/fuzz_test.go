@@ -70,3 +70,19 @@ func FuzzParseDuration(f *testing.F) {
 		}
 	})
 }
+
+// TestHostileNames: instance and target names with path characters, NUL or a leading '-'/'.'
+// are refused with an error naming the key and the fix.
+func TestHostileNames(t *testing.T) {
+	for _, name := range []string{"../etc", "a/b", `x\u0000y`, "-rf", ".hidden", "..", "a b", `\u00e9t\u00e9`} {
+		inst := strings.Replace(minimal, "[instances.hmis]", `[instances."`+name+`"]`, 1)
+		tgt := minimal + "\n[targets.\"" + name + "\"]\ninstance = \"hmis\"\ndatabase = \"postgres://x@h/y\"\nprofile = \"staging\"\n"
+		for kind, text := range map[string]string{"instance": inst, "target": tgt} {
+			_, err := Parse("/c.toml", []byte(text))
+			var ce *Error
+			if !errors.As(err, &ce) || !strings.Contains(ce.Msg, "invalid "+kind+" name") || ce.Fix == "" {
+				t.Errorf("%s name %q: %v", kind, name, err)
+			}
+		}
+	}
+}
