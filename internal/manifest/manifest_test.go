@@ -92,3 +92,20 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestIDsOfAClockFarInTheFuture: a clock set to year 2999 or past 2262 (int64 nanoseconds) still yields valid,
+// parseable set IDs (retention: retention.TestPlanClockFarInTheFuture).
+func TestIDsOfAClockFarInTheFuture(t *testing.T) {
+	for _, tm := range []time.Time{time.Date(2999, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(2263, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		m := good()
+		m.ID, m.Time = NewID(tm), tm
+		if !ValidName(m.ID) {
+			t.Fatalf("NewID(%v) = %q is not a valid name", tm, m.ID)
+		}
+		raw, _ := json.Marshal(m)
+		got, err := Parse(raw)
+		if err != nil || !got.Time.Equal(tm) {
+			t.Fatalf("manifest of %v: %v %v", tm, got, err)
+		}
+	}
+}
