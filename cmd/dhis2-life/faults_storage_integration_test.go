@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -199,20 +200,23 @@ func TestStorageFaults(t *testing.T) {
 				pending = &row
 				continue
 			}
+			// Issue 10, "After restic was stopped by repository.outage_timeout, its lock
+			// stays": a lock left by the stopped restic fails every later job that needs an
+			// exclusive lock (check, forget) and, after forget, every job. The row says so (next
+			// run not ok); the test removes it and goes on, strict about everything else.
+			nextOK := true
+			if n := e.resticLocks(); n > 0 {
+				t.Logf("KNOWN: %s's outage left %d restic lock(s); running `dhis2-life unlock`", j.name, n)
+				row.Message += fmt.Sprintf(" [left %d stale restic lock(s): later drills/forgets fail until `dhis2-life unlock`]", n)
+				nextOK = false
+				e.mustRun("unlock")
+			}
 			if j.name == "retention apply" {
 				j.prep() // give the next run something to forget
 			}
 			next := j.run()
-			nextOK := next.code == 0
-			if !nextOK && strings.Contains(next.stderr, "already locked") {
-				// Issue 10, "After restic was stopped by repository.outage_timeout, its lock
-				// stays": the row says the next run failed; the test goes on after an unlock.
-				t.Logf("KNOWN: %s after the outage failed on the stale restic lock it left; running `dhis2-life unlock`", j.name)
-				row.Message += " [next run: stale restic lock left by the stopped restic; needed `dhis2-life unlock`]"
-				e.mustRun("unlock")
-				next = j.run()
-			}
 			if next.code != 0 {
+				nextOK = false
 				t.Errorf("%s after the outage cleared: %s", j.name, next)
 			}
 			for _, rw := range []*faulttable.Row{pending, &row} {
@@ -230,4 +234,16 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// resticLocks counts the repository's lock files (real restic, no lock of its own).
+func (e *env) resticLocks() int {
+	e.t.Helper()
+	cmd := exec.Command(testenv.Restic(e.t), "--no-cache", "list", "locks", "--no-lock")
+	cmd.Env = append([]string{"RESTIC_REPOSITORY=" + e.repoURL, "RESTIC_PASSWORD_FILE=" + e.passFile, "PATH=/usr/bin:/bin"}, e.s3.Env()...)
+	out, err := cmd.Output()
+	if err != nil {
+		e.t.Fatalf("restic list locks: %v", err)
+	}
+	return len(strings.Fields(string(out)))
 }

@@ -48,19 +48,21 @@ func (w *leakWatch) scan() {
 			}
 		}
 	}
+	// What dhis2-life itself writes: the state dir (0700) and the entries in it and in its
+	// tmp (catalogue, spools, drill directories) without group or other access, and every
+	// dhis.conf 0600. Deeper entries (restored file store copies, restic's cache) sit below
+	// those 0700 directories.
 	for _, d := range w.dirs {
+		w.checkMode(d, 0o700)
+		for _, sub := range []string{d, filepath.Join(d, "tmp")} {
+			ents, _ := os.ReadDir(sub)
+			for _, en := range ents {
+				w.checkMode(filepath.Join(sub, en.Name()), 0)
+			}
+		}
 		_ = filepath.WalkDir(d, func(p string, de fs.DirEntry, err error) error {
-			if err != nil {
-				return nil
-			}
-			fi, err := de.Info()
-			if err != nil {
-				return nil
-			}
-			if bad := fi.Mode().Perm() & 0o077; bad != 0 && fi.Mode()&fs.ModeSymlink == 0 {
-				w.mu.Lock()
-				w.modes[fmt.Sprintf("%s has mode %v", p, fi.Mode().Perm())] = true
-				w.mu.Unlock()
+			if err == nil && de.Name() == "dhis.conf" {
+				w.checkMode(p, 0o600)
 			}
 			return nil
 		})
@@ -68,6 +70,20 @@ func (w *leakWatch) scan() {
 	w.mu.Lock()
 	w.scans++
 	w.mu.Unlock()
+}
+
+// checkMode records p when its mode differs from want (0: any mode without group/other bits).
+func (w *leakWatch) checkMode(p string, want fs.FileMode) {
+	fi, err := os.Lstat(p)
+	if err != nil || fi.Mode()&fs.ModeSymlink != 0 {
+		return
+	}
+	m := fi.Mode().Perm()
+	if (want != 0 && m != want) || (want == 0 && m&0o077 != 0) {
+		w.mu.Lock()
+		w.modes[fmt.Sprintf("%s has mode %v", p, m)] = true
+		w.mu.Unlock()
+	}
 }
 
 func (w *leakWatch) run(ctx context.Context) {
