@@ -52,14 +52,14 @@ func Record(t testing.TB, r Row) {
 	}
 }
 
-// oneLine keeps the first line of a message, at most 200 bytes.
+// oneLine keeps the first line of a message, at most 400 bytes.
 func oneLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
-	if len(s) > 200 {
-		s = s[:197] + "..."
+	if len(s) > 400 {
+		s = s[:397] + "..."
 	}
 	return s
 }
