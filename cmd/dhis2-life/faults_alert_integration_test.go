@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -97,6 +98,23 @@ func TestStorageOutageAlerts(t *testing.T) {
 		evs := events()
 		return metric(succ) > lastGood && len(evs) >= 2 && evs[len(evs)-1]["event"] == "recovery"
 	})
+	// Metrics, logs and alert bodies carry no secret.
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	pass, _ := os.ReadFile(e.passFile)
+	all := string(body) + logs.String()
+	for _, r := range hook.Requests() {
+		all += r.Body
+	}
+	for what, secret := range map[string]string{"repository password": strings.TrimSpace(string(pass)), "S3 secret": e.s3.SecretKey, "database password": e.pg.AppPassword} {
+		if strings.Contains(all, secret) {
+			t.Errorf("%s in the metrics, daemon log or alerts", what)
+		}
+	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
