@@ -130,6 +130,13 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 		go stderr.watch(stop, r.OutageTimeout, func() { close(outage); cancel() })
 	}
 	args := append([]string{"--json"}, c.args...)
+	if r.OutageTimeout > 0 {
+		// A server that accepts a request and never answers produces no retry for restic's
+		// default 5 minutes, so the outage bound could not see it: restic retries such a
+		// request after half the bound (at most its default).
+		stuck := min(r.OutageTimeout/2, 5*time.Minute)
+		args = append([]string{"--stuck-request-timeout=" + stuck.String()}, args...)
+	}
 	cmd := exec.CommandContext(ctx, r.bin(), args...)
 	cmd.Env = append(r.env(), c.extraEnv...)
 	cmd.Dir = c.dir
