@@ -39,6 +39,6 @@ func TestSilentStorage(t *testing.T) {
 	}
 	faulttable.Record(t, faulttable.Row{Scenario: "storage: silent (accepts, never answers) mid-upload during snapshot",
 		Expected: "bounded time, one clear error, nothing recorded; next run succeeds", Exit: r.code,
-		Message: strings.TrimPrefix(errorLine(r), "dhis2-life: ") + " (after " + took.Round(time.Second).String() + ")",
+		Message:           strings.TrimPrefix(errorLine(r), "dhis2-life: ") + " (after " + took.Round(time.Second).String() + ")",
 		CatalogConsistent: after == before, NextRunOK: next.code == 0})
 }
