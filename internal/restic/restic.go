@@ -131,10 +131,12 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 	}
 	args := append([]string{"--json"}, c.args...)
 	if r.OutageTimeout > 0 {
-		// A server that accepts a request and never answers produces no retry for restic's
-		// default 5 minutes, so the outage bound could not see it: restic retries such a
-		// request after half the bound (at most its default).
-		stuck := min(r.OutageTimeout/2, 5*time.Minute)
+		// A server that accepts a request and never answers produces no retry line for
+		// restic's default 5 minutes per attempt (and minio-go inside restic retries such a
+		// request up to 10 times before restic sees an error), so the outage bound could not
+		// see it for most of an hour. A request without progress is retried after a tenth of
+		// the bound (2 s to 5 min), so silence ends the call after about twice the bound.
+		stuck := min(max(r.OutageTimeout/10, 2*time.Second), 5*time.Minute)
 		args = append([]string{"--stuck-request-timeout=" + stuck.String()}, args...)
 	}
 	cmd := exec.CommandContext(ctx, r.bin(), args...)
