@@ -14,7 +14,7 @@ export PATH := $(TOOLS_BIN):/usr/local/go/bin:$(PATH)
 PKGS := ./... ./testdata/fixture/...
 TEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: build deps test fuzz vet lint demo bench clean install
+.PHONY: build deps test fuzz vet lint demo bench clean install doc deb
 
 build:
 	$(GO) build -o bin/dhis2-life ./cmd/dhis2-life
@@ -62,11 +62,24 @@ bench: deps build
 	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; \
 	else echo "bench: scripts/bench.sh is not written yet"; exit 1; fi
 
+# doc writes man pages and bash/zsh completion generated from the CLI definitions.
+doc: build
+	rm -rf bin/doc
+	bin/dhis2-life gendoc --dir bin/doc >/dev/null
+
+# deb builds bin/dhis2-life_VERSION_ARCH.deb with dpkg-deb (VERSION=... to set the version).
+deb:
+	packaging/deb/build.sh bin
+
 clean:
 	rm -rf bin
 
-install: build
+install: build doc
 	install -D -m 0755 bin/dhis2-life $(DESTDIR)$(PREFIX)/bin/dhis2-life
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 bin/doc/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -D -m 0644 bin/doc/bash-completion/dhis2-life $(DESTDIR)$(PREFIX)/share/bash-completion/completions/dhis2-life
+	install -D -m 0644 bin/doc/zsh/_dhis2-life $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_dhis2-life
 	install -D -m 0644 scripts/systemd/dhis2-life.service $(DESTDIR)$(PREFIX)/lib/systemd/system/dhis2-life.service
 	sed -i 's|/usr/local/bin/dhis2-life|$(PREFIX)/bin/dhis2-life|' $(DESTDIR)$(PREFIX)/lib/systemd/system/dhis2-life.service
 	install -D -m 0644 scripts/grafana-dashboard.json $(DESTDIR)$(PREFIX)/share/dhis2-life/grafana-dashboard.json

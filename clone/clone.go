@@ -40,8 +40,9 @@ const (
 	HomeMarker = ".dhis2-life-clone"
 )
 
-// ErrBusy is returned when the target has sessions and Terminate is not set.
-var ErrBusy = errors.New("target database is in use")
+// ErrSessions is returned when the target has sessions and Terminate is not set (a
+// database in use, not a lock: see snapshot.ErrBusy for that).
+var ErrSessions = restore.ErrSessions
 
 // Options configure a clone.
 type Options struct {
@@ -55,7 +56,8 @@ type Options struct {
 	Terminate bool
 	// Force replaces a target database that holds data but is not a clone recorded for the
 	// target (the first clone into a database made by hand).
-	Force    bool
+	Force bool
+	// Jobs is the parallelism of index builds (lifecycle applies tuning.restore_jobs).
 	Jobs     int
 	Progress func(done, total int64)
 	// BeforeSwap, when set, runs after the new copy is verified and before the swap (tests).
@@ -339,81 +341,15 @@ func (p *Prepared) Run(ctx context.Context) (*Record, error) {
 
 	rec := &Record{Target: t.Name, Instance: t.Instance, Profile: t.Profile, Set: m.ID, SetTime: m.Time,
 		Generation: p.Gen.String(), Database: pg.Redact(t.Database), Home: p.Home, Template: p.Template}
-
-	admin, err := p.srv.connect(ctx)
+	tmpHome, err := p.checkTarget(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { admin.Close(context.Background()) }()
-	exists, err := dbExists(ctx, admin, p.Database)
-	if err != nil {
-		return nil, err
-	}
-	if exists && !o.Force {
-		if err := p.replaceable(ctx); err != nil {
-			return nil, err
-		}
-	}
-	// Fail early on sessions (the swap checks again): unless a before_hook will stop them.
-	if exists && !o.Terminate && len(t.BeforeHook) == 0 {
-		if err := busy(ctx, admin, p.Database); err != nil {
-			return nil, err
-		}
-	}
-	// Leftovers of a killed run: the working copy, or an old copy whose drop did not happen.
-	for _, db := range []string{p.Temp, oldName(p.Database)} {
-		if ok, _ := dbExists(ctx, admin, db); ok {
-			o.Log.Warn("dropping a leftover of an earlier clone run", "database", db)
-			if err := dropDB(ctx, admin, db); err != nil {
-				return nil, err
-			}
-		}
-	}
-	tmpHome := ""
-	if p.Home != "" {
-		recoverHome(o.Log, p.Home)
-		tmpHome = p.Home + ".dhis2life-new"
-		if err := os.RemoveAll(tmpHome); err != nil {
-			return nil, fmt.Errorf("removing leftover %s: %w", tmpHome, err)
-		}
-	}
-	admin.Close(context.Background())
-
-	cleanup := func(cause error) error {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		var notes []string
-		if err := p.srv.drop(dctx, p.Temp); err != nil {
-			notes = append(notes, fmt.Sprintf("the working copy %s could NOT be dropped (%v); drop it by hand", p.Temp, err))
-		}
-		if tmpHome != "" {
-			_ = os.RemoveAll(tmpHome)
-		}
-		msg := "the previous clone is untouched"
-		if len(notes) > 0 {
-			msg += "; " + strings.Join(notes, "; ")
-		}
-		return fmt.Errorf("clone of set %s into %s failed: %w (%s)", m.ID, t.Name, cause, msg)
-	}
+	cleanup := func(cause error) error { return p.cleanup(ctx, tmpHome, cause) }
 
 	// 1. The new copy, scrubbed.
-	if p.Template != "" {
-		if err := p.viaTemplate(ctx, rec); err != nil {
-			return nil, cleanup(err)
-		}
-	} else {
-		t0 := time.Now()
-		if _, err := restore.Restore(ctx, p.restoreOptions(p.Temp)); err != nil {
-			return nil, cleanup(err)
-		}
-		rec.RestoreSeconds = time.Since(t0).Seconds()
-		t1 := time.Now()
-		ch, err := p.scrub(ctx, p.Temp)
-		if err != nil {
-			return nil, cleanup(err)
-		}
-		rec.Changes = ch
-		rec.ScrubSeconds = time.Since(t1).Seconds()
+	if err := p.newCopy(ctx, rec); err != nil {
+		return nil, cleanup(err)
 	}
 	// 2. Proof.
 	checks, err := p.verify(ctx, p.Temp)
@@ -444,6 +380,98 @@ func (p *Prepared) Run(ctx context.Context) (*Record, error) {
 			rec.Warnings = append(rec.Warnings, err.Error())
 		}
 	}
+	// 5. Record, then the after_hook.
+	return p.record(ctx, rec, start)
+}
+
+// checkTarget refuses a target that may not be replaced (holds data but is no recorded
+// clone, or has sessions nothing will stop), drops the leftovers of a killed run and
+// returns the directory the new DHIS2_HOME is built in ("" when the target has none).
+func (p *Prepared) checkTarget(ctx context.Context) (string, error) {
+	o, t := p.o, p.o.Target
+	admin, err := p.srv.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer func() { admin.Close(context.Background()) }()
+	exists, err := dbExists(ctx, admin, p.Database)
+	if err != nil {
+		return "", err
+	}
+	if exists && !o.Force {
+		if err := p.replaceable(ctx); err != nil {
+			return "", err
+		}
+	}
+	// Fail early on sessions (the swap checks again): unless a before_hook will stop them.
+	if exists && !o.Terminate && len(t.BeforeHook) == 0 {
+		if err := busy(ctx, admin, p.Database); err != nil {
+			return "", err
+		}
+	}
+	// Leftovers of a killed run: the working copy, or an old copy whose drop did not happen.
+	for _, db := range []string{p.Temp, oldName(p.Database)} {
+		if ok, _ := dbExists(ctx, admin, db); ok {
+			o.Log.Warn("dropping a leftover of an earlier clone run", "database", db)
+			if err := dropDB(ctx, admin, db); err != nil {
+				return "", err
+			}
+		}
+	}
+	if p.Home == "" {
+		return "", nil
+	}
+	recoverHome(o.Log, p.Home)
+	tmpHome := p.Home + ".dhis2life-new"
+	if err := os.RemoveAll(tmpHome); err != nil {
+		return "", fmt.Errorf("removing leftover %s: %w", tmpHome, err)
+	}
+	return tmpHome, nil
+}
+
+// cleanup drops the working copy and the new DHIS2_HOME of a failed run and says that the
+// previous clone is untouched.
+func (p *Prepared) cleanup(ctx context.Context, tmpHome string, cause error) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	var notes []string
+	if err := p.srv.drop(dctx, p.Temp); err != nil {
+		notes = append(notes, fmt.Sprintf("the working copy %s could NOT be dropped (%v); drop it by hand", p.Temp, err))
+	}
+	if tmpHome != "" {
+		_ = os.RemoveAll(tmpHome)
+	}
+	msg := "the previous clone is untouched"
+	if len(notes) > 0 {
+		msg += "; " + strings.Join(notes, "; ")
+	}
+	return fmt.Errorf("clone of set %s into %s failed: %w (%s)", p.o.Manifest.ID, p.o.Target.Name, cause, msg)
+}
+
+// newCopy makes the scrubbed working copy: from the set's template, or restored and
+// scrubbed.
+func (p *Prepared) newCopy(ctx context.Context, rec *Record) error {
+	if p.Template != "" {
+		return p.viaTemplate(ctx, rec)
+	}
+	t0 := time.Now()
+	if _, err := restore.Restore(ctx, p.restoreOptions(p.Temp)); err != nil {
+		return err
+	}
+	rec.RestoreSeconds = time.Since(t0).Seconds()
+	t1 := time.Now()
+	ch, err := p.scrub(ctx, p.Temp)
+	if err != nil {
+		return err
+	}
+	rec.Changes = ch
+	rec.ScrubSeconds = time.Since(t1).Seconds()
+	return nil
+}
+
+// record completes and stores the record of the clone in place, then runs the after_hook.
+func (p *Prepared) record(ctx context.Context, rec *Record, start time.Time) (*Record, error) {
+	o, t := p.o, p.o.Target
 	rec.Time = time.Now().UTC()
 	if t.TTL.Duration > 0 {
 		rec.TTLSeconds = t.TTL.Seconds()
@@ -458,7 +486,7 @@ func (p *Prepared) Run(ctx context.Context) (*Record, error) {
 	if err := RunHook(ctx, o.Log, "after_hook", t.AfterHook, t.HookTimeout.Duration, p.hookEnv()); err != nil {
 		return rec, fmt.Errorf("clone %s is in place, but: %w", t.Name, err)
 	}
-	o.Log.Info("clone in place", "target", t.Name, "set", m.ID, "took", time.Duration(rec.Seconds*float64(time.Second)).Round(time.Millisecond), "from_template", rec.FromTemplate)
+	o.Log.Info("clone in place", "target", t.Name, "set", o.Manifest.ID, "took", time.Duration(rec.Seconds*float64(time.Second)).Round(time.Millisecond), "from_template", rec.FromTemplate)
 	return rec, nil
 }
 
@@ -473,20 +501,16 @@ func busy(ctx context.Context, admin *pgx.Conn, db string) error {
 		return err
 	}
 	if len(s) > 0 {
-		return fmt.Errorf("%w: database %s has %d other sessions (%s): stop the clone's DHIS2 (see before_hook) or pass --terminate",
-			ErrBusy, db, len(s), strings.Join(s, ", "))
+		return fmt.Errorf("%w: database %s has %d other sessions (%s): stop the clone's DHIS2 (see before_hook)",
+			ErrSessions, db, len(s), strings.Join(s, ", "))
 	}
 	return nil
 }
 
 func (p *Prepared) restoreOptions(db string) restore.Options {
 	o := p.o
-	jobs := o.Jobs
-	if jobs == 0 {
-		jobs = o.Config.Tuning.RestoreJobs
-	}
 	return restore.Options{Config: o.Config, Repo: o.Repo, Log: o.Log, Manifest: o.Manifest,
-		Target: p.Target.WithDatabase(db), Admin: p.Admin, Force: true, Terminate: true, Jobs: jobs, Progress: o.Progress}
+		Target: p.Target.WithDatabase(db), Admin: p.Admin, Force: true, Terminate: true, Jobs: o.Jobs, Progress: o.Progress}
 }
 
 func (p *Prepared) scrub(ctx context.Context, db string) ([]Change, error) {
@@ -534,7 +558,11 @@ func (p *Prepared) viaTemplate(ctx context.Context, rec *Record) error {
 	}
 	var tr templateRecord
 	if have {
-		if ok, _ := o.Catalog.GetJSON(BucketTemplates, p.Template, &tr); ok {
+		ok, err := o.Catalog.GetJSON(BucketTemplates, p.Template, &tr)
+		if err != nil {
+			return fmt.Errorf("reading the record of template %s: %w", p.Template, err)
+		}
+		if ok {
 			rec.Changes = tr.Changes
 		}
 		rec.FromTemplate = true
@@ -601,7 +629,7 @@ func (p *Prepared) viaTemplate(ctx context.Context, rec *Record) error {
 func dropTemplates(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, admin *pgx.Conn, target, keep string, log *slog.Logger) error {
 	names := map[string]bool{}
 	others := map[string]bool{} // templates recorded for other targets
-	_ = cat.ListJSON(BucketTemplates, func(key string, raw []byte) error {
+	err := cat.ListJSON(BucketTemplates, func(key string, raw []byte) error {
 		var tr templateRecord
 		if jsonUnmarshal(raw, &tr) == nil {
 			if tr.Target == target {
@@ -612,6 +640,9 @@ func dropTemplates(ctx context.Context, cfg *config.Config, cat *catalog.Catalog
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("listing the templates of %s: %w", target, err)
+	}
 	// The prefix of target "a" also matches the templates of targets "a_b", "a-b", ...
 	prefix := templatePrefix(target)
 	var longer []string
@@ -648,7 +679,9 @@ func dropTemplates(ctx context.Context, cfg *config.Config, cat *catalog.Catalog
 			errs = append(errs, err)
 			continue
 		}
-		_ = cat.DeleteKey(BucketTemplates, n)
+		if err := cat.DeleteKey(BucketTemplates, n); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -719,7 +752,7 @@ func (p *Prepared) swap(ctx context.Context) error {
 			if n, err := pg.TerminateOthers(ctx, admin, p.Database); err != nil {
 				return err
 			} else if n > 0 {
-				o.Log.Warn("terminated sessions on the clone (--terminate)", "database", p.Database, "sessions", n)
+				o.Log.Warn("terminated sessions on the clone (asked to)", "database", p.Database, "sessions", n)
 			}
 		} else if err := busy(ctx, admin, p.Database); err != nil {
 			return err
@@ -733,7 +766,7 @@ func (p *Prepared) swap(ctx context.Context) error {
 	if exists {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", pg.QuoteIdent(p.Database), pg.QuoteIdent(old))); err != nil {
 			if s, _ := pg.Sessions(ctx, admin, p.Database); len(s) > 0 {
-				return fmt.Errorf("%w: database %s has sessions (%s): pass --terminate or stop them", ErrBusy, p.Database, strings.Join(s, ", "))
+				return fmt.Errorf("%w: database %s has sessions (%s): stop them", ErrSessions, p.Database, strings.Join(s, ", "))
 			}
 			return fmt.Errorf("renaming %s out of the way: %w", p.Database, err)
 		}
@@ -802,7 +835,7 @@ AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
 		return fmt.Errorf("inspecting %s: %w", p.Database, err)
 	}
 	if n > 0 {
-		return fmt.Errorf("%w: database %s of target %s holds %d tables/views/sequences and no clone of it is recorded; pass --force to replace it (its contents will be lost)", ErrNotAClone, p.Database, p.o.Target.Name, n)
+		return fmt.Errorf("%w: database %s of target %s holds %d tables/views/sequences and no clone of it is recorded", ErrNotAClone, p.Database, p.o.Target.Name, n)
 	}
 	return nil
 }

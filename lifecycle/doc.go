@@ -1,3 +1,3 @@
-// Package lifecycle runs dhis2-life unattended: the scheduler daemon and its job runner
-// (snapshot, drill), run records, metrics, alerts, and the status report with RPO limits.
+// Package lifecycle is the use-case layer: one function per job (snapshot, verify, restore, clone,
+// retention, archive, catalogue rebuild, escrow), each owning its lock, preflight, defaults, run record and alerts.
 package lifecycle

@@ -11,6 +11,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/pitr"
 )
 
 // Report is `status --json` (contract: {"instances": {"NAME": {"last_snapshot", "last_drill", ...}}}).
@@ -37,18 +38,10 @@ type InstanceStatus struct {
 	DrillMaxAgeSeconds float64  `json:"drill_max_age_seconds"`
 	Problems           []string `json:"problems"`
 	OK                 bool     `json:"ok"`
+	// WAL is the WAL archiving state of instances with [instances.NAME.wal], added by
+	// LoadStatus (it needs the database, the catalogue does not have it).
+	WAL *pitr.WALStatus `json:"wal,omitempty"`
 }
-
-// RepositorySize is the stored size of the repository (restic stats --mode raw-data).
-type RepositorySize struct {
-	Bytes             int64     `json:"bytes"`
-	UncompressedBytes int64     `json:"uncompressed_bytes"`
-	Snapshots         int64     `json:"restic_snapshots"`
-	MeasuredAt        time.Time `json:"measured_at"`
-}
-
-// BucketRepository holds RepositorySize records by instance name.
-const BucketRepository = "repository-size"
 
 // SnapshotStatus describes the newest snapshot set.
 type SnapshotStatus struct {
@@ -83,7 +76,7 @@ type RunStatus struct {
 func Status(cfg *config.Config, cat *catalog.Catalog, now time.Time) (*Report, error) {
 	rep := &Report{Time: now.UTC(), OK: true, Instances: map[string]*InstanceStatus{}}
 	clones := map[string][]json.RawMessage{}
-	_ = cat.ListJSON("clones", func(_ string, raw []byte) error {
+	err := cat.ListJSON("clones", func(_ string, raw []byte) error {
 		var c struct {
 			Instance string `json:"instance"`
 		}
@@ -92,6 +85,9 @@ func Status(cfg *config.Config, cat *catalog.Catalog, now time.Time) (*Report, e
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
 	for _, name := range cfg.InstanceNames() {
 		in := cfg.Instances[name]
 		st := &InstanceStatus{NextRuns: NextRuns(cfg, now), LastRuns: map[string]RunStatus{}, Clones: clones[name],

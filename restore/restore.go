@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/dumpfmt"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
@@ -78,8 +79,16 @@ type Result struct {
 // ErrUnsafeTarget is returned for targets that must never be written.
 var ErrUnsafeTarget = errors.New("unsafe restore target")
 
-// ErrNotEmpty is returned when the target holds data and Force is not set.
+// ErrNotEmpty is returned when the target database holds data and Force is not set.
 var ErrNotEmpty = errors.New("target is not empty")
+
+// ErrDirNotEmpty is returned when the files directory holds files and Force is not set; it
+// wraps ErrNotEmpty.
+var ErrDirNotEmpty = fmt.Errorf("files directory: %w", ErrNotEmpty)
+
+// ErrSessions is returned when the target database has other sessions and Terminate is not
+// set (a database in use, not a lock: see snapshot.ErrBusy for that).
+var ErrSessions = errors.New("target database has other sessions")
 
 // GuardProduction refuses a target that resolves to any configured instance's database.
 func GuardProduction(ctx context.Context, cfg *config.Config, target pg.Conn) error {
@@ -228,22 +237,23 @@ func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
 			return false, err
 		}
 		if n > 0 && !o.Force {
-			return false, fmt.Errorf("%w: database %s holds %d tables/views/sequences; pass --force to replace it (its contents will be lost)", ErrNotEmpty, db, n)
+			return false, fmt.Errorf("%w: database %s holds %d tables/views/sequences", ErrNotEmpty, db, n)
 		}
-		sessions, err := pg.Sessions(ctx, admin, db)
+		// countRelations' own connection may linger for a moment.
+		sessions, err := pg.SettledSessions(ctx, admin, db, 3*time.Second)
 		if err != nil {
 			return false, err
 		}
 		if len(sessions) > 0 {
 			if !o.Terminate {
-				return false, fmt.Errorf("database %s has %d other sessions (%s): stop them or pass --terminate", db, len(sessions), strings.Join(sessions, ", "))
+				return false, fmt.Errorf("%w: database %s has %d other sessions (%s): stop them", ErrSessions, db, len(sessions), strings.Join(sessions, ", "))
 			}
 			if _, err := pg.TerminateOthers(ctx, admin, db); err != nil {
 				return false, err
 			}
 		}
 		if n > 0 {
-			o.Log.Warn("replacing non-empty database (--force)", "database", db, "relations", n)
+			o.Log.Warn("replacing non-empty database (forced)", "database", db, "relations", n)
 			if _, err := admin.Exec(ctx, "DROP DATABASE "+pg.QuoteIdent(db)); err != nil {
 				return false, fmt.Errorf("dropping %s to replace it: %w", db, err)
 			}
@@ -269,7 +279,7 @@ func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
 		exts[e.Name] = e.Schema
 	}
 	if o.Manifest.DHIS2.Flyway != "" {
-		for _, e := range pg.RequiredExtensions {
+		for _, e := range dhis2.RequiredExtensions {
 			if _, ok := exts[e]; !ok {
 				exts[e] = "public"
 			}
@@ -332,37 +342,10 @@ func dropDatabase(ctx context.Context, o *Options, db string) error {
 // restoreDatabase streams the database part: schema → pre-data, table data, sequences,
 // post-data with Jobs workers.
 func restoreDatabase(ctx context.Context, o *Options, res *Result) error {
-	m := o.Manifest
-	part, ok := m.Parts["db"]
-	if o.DBStream == nil && (!ok || part.Snapshot == "") {
-		return fmt.Errorf("set %s has no database part", m.ID)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	pr, pw := io.Pipe()
-	dumpErr := make(chan error, 1)
-	go func() {
-		var err error
-		if o.DBStream != nil {
-			err = copyFrom(ctx, o.DBStream, pw)
-		} else {
-			err = o.Repo.Dump(ctx, part.Snapshot, "/"+manifest.DBFile, pw)
-		}
-		pw.CloseWithError(err)
-		dumpErr <- err
-	}()
-	err := consumeStream(ctx, o, res, &progressReader{r: pr, total: part.Bytes, fn: o.Progress})
-	if err != nil {
-		cancel()
-		pr.CloseWithError(err)
-		<-dumpErr
-		return err
-	}
-	_, _ = io.Copy(io.Discard, pr)
-	if err := <-dumpErr; err != nil {
-		return fmt.Errorf("reading the database part from the repository: %w", err)
-	}
-	return nil
+	total := o.Manifest.Parts["db"].Bytes
+	return withStream(ctx, o, func(r io.Reader) error {
+		return consumeStream(ctx, o, res, &progressReader{r: r, total: total, fn: o.Progress})
+	})
 }
 
 type progressReader struct {
@@ -383,7 +366,6 @@ func (p *progressReader) Read(b []byte) (int, error) {
 }
 
 func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) error {
-	m := o.Manifest
 	sr, err := dumpfmt.NewReader(r)
 	if err != nil {
 		return err
@@ -400,53 +382,19 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 
 	// Section 1: schema archive to a temp file (pg_restore -j needs a seekable file; it
 	// holds definitions only, a few MB for DHIS2).
-	h, err := sr.Next()
+	schemaFile, err := saveSchema(sr, work)
 	if err != nil {
 		return err
 	}
-	if h.Kind != dumpfmt.KindSchema {
-		return fmt.Errorf("%w: first section is %q, want schema", dumpfmt.ErrCorrupt, h.Kind)
-	}
-	schemaFile := filepath.Join(work, "schema.dump")
-	f, err := os.OpenFile(schemaFile, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("writing schema archive: %w", err)
-	}
-	if _, err := io.Copy(f, sr); err != nil {
-		f.Close()
-		return fmt.Errorf("writing schema archive: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing schema archive: %w", err)
-	}
-
 	conn := o.adminFor(res.Database)
-	major := m.Server.VersionNum / 10000
-	if c, err := conn.Connect(ctx); err == nil {
-		if n, _, err := pg.ServerVersion(ctx, c); err == nil {
-			major = n / 10000
-		}
-		c.Close(context.Background())
-	}
-	tool, cleanup, err := pg.ToolFor("pg_restore", major, conn, work)
+	tool, cleanup, err := pg.ToolFor("pg_restore", targetMajor(ctx, conn, o.Manifest), conn, work)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	// Extension schemas exist already (prepareDatabase creates them before the extensions).
-	extSchemas := map[string]bool{}
-	for _, e := range m.Extensions {
-		if e.Schema != "" && e.Schema != "public" {
-			extSchemas[e.Schema] = true
-		}
-	}
-	listFile, err := tocList(ctx, tool, schemaFile, work, extSchemas)
+	base, err := restoreArgs(ctx, o, tool, schemaFile, work)
 	if err != nil {
 		return err
-	}
-	base := []string{"--no-owner", "--no-privileges", "--exit-on-error", "--use-list=" + listFile}
-	if o.Admin != nil {
-		base = append(base, "--role="+o.owner())
 	}
 	t := time.Now()
 	if err := runTool(ctx, tool, append(base, "--section=pre-data", schemaFile)...); err != nil {
@@ -454,23 +402,86 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 	}
 	res.PreDataSeconds = time.Since(t).Seconds()
 
-	// Section 2..n: table data, two tables at a time (see loader).
+	// Section 2..n: table data, two tables at a time (see loader), then the sequences.
 	t = time.Now()
+	ld, err := newStreamLoader(ctx, o, conn, work)
+	if err != nil {
+		return err
+	}
+	defer ld.close()
+	if err := loadTables(ctx, o, res, sr, ld); err != nil {
+		return err
+	}
+	dc := ld.direct
+	if err := setSequences(ctx, dc, o.Manifest, res); err != nil {
+		return err
+	}
+	res.DataSeconds = time.Since(t).Seconds()
+
+	// Indexes, constraints, triggers in parallel.
+	t = time.Now()
+	if err := runTool(ctx, tool, append(base, "--section=post-data", fmt.Sprintf("--jobs=%d", o.Jobs), schemaFile)...); err != nil {
+		return fmt.Errorf("building indexes and constraints (post-data): %w", err)
+	}
+	res.PostDataSeconds = time.Since(t).Seconds()
+	finishLoad(ctx, o, dc)
+	return nil
+}
+
+// targetMajor is the target server's major version (the dumped server's when the target
+// cannot be asked), which picks the pg_restore to run.
+func targetMajor(ctx context.Context, conn pg.Conn, m *manifest.Manifest) int {
+	major := m.Server.VersionNum / 10000
+	if c, err := conn.Connect(ctx); err == nil {
+		if n, _, err := pg.ServerVersion(ctx, c); err == nil {
+			major = n / 10000
+		}
+		c.Close(context.Background())
+	}
+	return major
+}
+
+// restoreArgs are pg_restore's arguments for both schema sections: the archive's table of
+// contents without what prepareDatabase made, no owners or privileges of the source, and
+// the owner's role when a superuser restores.
+func restoreArgs(ctx context.Context, o *Options, tool *pg.Tool, schemaFile, work string) ([]string, error) {
+	// Extension schemas exist already (prepareDatabase creates them before the extensions).
+	extSchemas := map[string]bool{}
+	for _, e := range o.Manifest.Extensions {
+		if e.Schema != "" && e.Schema != "public" {
+			extSchemas[e.Schema] = true
+		}
+	}
+	listFile, err := tocList(ctx, tool, schemaFile, work, extSchemas)
+	if err != nil {
+		return nil, err
+	}
+	base := []string{"--no-owner", "--no-privileges", "--exit-on-error", "--use-list=" + listFile}
+	if o.Admin != nil {
+		base = append(base, "--role="+o.owner())
+	}
+	return base, nil
+}
+
+// newStreamLoader opens the loader of the table sections with the session the stream's
+// data needs.
+func newStreamLoader(ctx context.Context, o *Options, conn pg.Conn, work string) (*loader, error) {
 	setup := []string{"SET client_encoding = 'UTF8'", "SET DateStyle = ISO", "SET IntervalStyle = postgres",
 		"SET synchronous_commit = off", "SET statement_timeout = 0", "SET row_security = off"}
 	if o.Admin != nil {
 		setup = append(setup, "SET ROLE "+pg.QuoteIdent(o.owner()))
 	}
 	want, size := map[string]int64{}, map[string]int64{}
-	for _, tb := range m.Tables {
+	for _, tb := range o.Manifest.Tables {
 		want[tb.Schema+"."+tb.Name] = tb.Rows
 		size[tb.Schema+"."+tb.Name] = tb.StreamBytes
 	}
-	ld, err := newLoader(ctx, conn, setup, work, o.Jobs-1, int64(o.Config.Tuning.RestoreSpoolMB)<<20, want, size)
-	if err != nil {
-		return err
-	}
-	defer ld.close()
+	return newLoader(ctx, conn, setup, work, o.Jobs-1, int64(o.Config.Tuning.RestoreSpoolMB)<<20, want, size)
+}
+
+// loadTables hands every table section to the loader, waits for it, and checks that the
+// stream was complete: a trailer, and as many tables as the manifest lists.
+func loadTables(ctx context.Context, o *Options, res *Result, sr *dumpfmt.Reader, ld *loader) error {
 	fail := func(err error) error {
 		ld.cancel(err)
 		if werr := ld.Wait(); werr != nil {
@@ -502,28 +513,29 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 		return err
 	}
 	res.Tables, res.Rows = ld.tables, ld.rows
-	dc := ld.direct
 	if !trailerSeen {
 		return fmt.Errorf("%w: stream has no trailer", dumpfmt.ErrCorrupt)
 	}
-	if res.Tables != len(m.Tables) {
-		return fmt.Errorf("%w: stream holds %d tables, manifest lists %d", dumpfmt.ErrCorrupt, res.Tables, len(m.Tables))
+	if res.Tables != len(o.Manifest.Tables) {
+		return fmt.Errorf("%w: stream holds %d tables, manifest lists %d", dumpfmt.ErrCorrupt, res.Tables, len(o.Manifest.Tables))
 	}
+	return nil
+}
+
+// setSequences sets every sequence as the manifest recorded it.
+func setSequences(ctx context.Context, dc *pgx.Conn, m *manifest.Manifest, res *Result) error {
 	for _, s := range m.Sequences {
 		if _, err := dc.Exec(ctx, "SELECT pg_catalog.setval($1, $2, $3)", pg.QualifiedName(s.Schema, s.Name), s.LastValue, s.IsCalled); err != nil {
 			return fmt.Errorf("setting sequence %s.%s: %w", s.Schema, s.Name, err)
 		}
 		res.Sequences++
 	}
-	res.DataSeconds = time.Since(t).Seconds()
+	return nil
+}
 
-	// Indexes, constraints, triggers in parallel.
-	t = time.Now()
-	if err := runTool(ctx, tool, append(base, "--section=post-data", fmt.Sprintf("--jobs=%d", o.Jobs), schemaFile)...); err != nil {
-		return fmt.Errorf("building indexes and constraints (post-data): %w", err)
-	}
-	res.PostDataSeconds = time.Since(t).Seconds()
-	// pg_dump --schema-only creates materialized views WITH NO DATA: fill them as they were.
+// finishLoad fills the materialized views, which pg_dump --schema-only creates WITH NO
+// DATA, and runs ANALYZE (unless skipped); failures are warnings.
+func finishLoad(ctx context.Context, o *Options, dc *pgx.Conn) {
 	if err := refreshMatviews(ctx, dc); err != nil {
 		o.Log.Warn("could not refresh materialized views", "err", err)
 	}
@@ -532,7 +544,6 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 			o.Log.Warn("ANALYZE after restore failed", "err", err)
 		}
 	}
-	return nil
 }
 
 var skipTOC = regexp.MustCompile(`^\d+; \d+ \d+ (EXTENSION|COMMENT - EXTENSION|SCHEMA - public|COMMENT - SCHEMA public) `)
@@ -610,10 +621,10 @@ func checkFilesTarget(dir string, force bool) error {
 		if os.IsNotExist(err) {
 			return nil
 		}
-		return fmt.Errorf("checking --files-to %s: %w", dir, err)
+		return fmt.Errorf("checking files directory %s: %w", dir, err)
 	}
 	if len(ents) > 0 && !force {
-		return fmt.Errorf("%w: --files-to %s is not empty; choose an empty directory or pass --force (restic overwrites files there)", ErrNotEmpty, dir)
+		return fmt.Errorf("%w: %s holds files; choose an empty directory", ErrDirNotEmpty, dir)
 	}
 	return nil
 }

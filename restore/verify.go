@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
+	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
 	"github.com/dhis2-life/dhis2-life/internal/restic"
 )
@@ -150,7 +152,7 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 	rep.Finished = time.Now().UTC()
 	rep.DataAgeSeconds = rep.Finished.Sub(m.Time).Seconds()
 	if o.Catalog != nil {
-		b, _ := jsonMarshal(rep)
+		b, _ := json.Marshal(rep)
 		if err := o.Catalog.PutDrill(catalog.DrillRecord{ID: rep.Started.Format("20060102T150405.000Z") + "-" + m.ID, SetID: m.ID, Instance: m.Instance,
 			Start: rep.Started, End: rep.Finished, OK: rep.OK, RestoreSeconds: rep.RestoreSeconds, DataAgeSeconds: rep.DataAgeSeconds, Report: b}); err != nil {
 			return rep, fmt.Errorf("recording drill: %w", err)
@@ -198,7 +200,7 @@ func checkDatabase(ctx context.Context, target pg.Conn, rep *Report, o DrillOpti
 	rep.add("row counts", len(bad) == 0, "%s", summarize(len(m.Tables), "tables match the manifest", bad))
 
 	// Flyway.
-	fv, err := pg.FlywayVersion(ctx, conn)
+	fv, err := dhis2.FlywayVersion(ctx, conn)
 	if err != nil {
 		rep.add("flyway version", false, "%v", err)
 	} else {
@@ -219,7 +221,7 @@ func checkDatabase(ctx context.Context, target pg.Conn, rep *Report, o DrillOpti
 		need[e.Name] = true
 	}
 	if m.DHIS2.Flyway != "" {
-		for _, e := range pg.RequiredExtensions {
+		for _, e := range dhis2.RequiredExtensions {
 			need[e] = true
 		}
 	}
@@ -267,8 +269,8 @@ func checkDatabase(ctx context.Context, target pg.Conn, rep *Report, o DrillOpti
 
 func checkFiles(ctx context.Context, conn *pgx.Conn, rep *Report, o DrillOptions, filesDir string) {
 	m := o.Restore.Manifest
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass('public.fileresource') IS NOT NULL").Scan(&exists); err != nil || !exists {
+	frs, exists, err := dhis2.FileResources(ctx, conn)
+	if !exists {
 		rep.add("file resources", true, "no fileresource table")
 		return
 	}
@@ -289,34 +291,26 @@ func checkFiles(ctx context.Context, conn *pgx.Conn, rep *Report, o DrillOptions
 			}
 		}
 	}
+	if err != nil {
+		rep.add("file resources", false, "%v", err)
+		return
+	}
 	store, err := openStore(filepath.Join(filesDir, container))
 	if err != nil {
 		rep.add("file resources", false, "%v", err)
 		return
 	}
 	defer store.Close()
-	rows, err := conn.Query(ctx, "SELECT storagekey, contentlength, contentmd5 FROM public.fileresource WHERE storagekey IS NOT NULL AND storagekey <> '' ORDER BY storagekey")
-	if err != nil {
-		rep.add("file resources", false, "%v", err)
-		return
-	}
-	defer rows.Close()
 	var bad []string
-	n := 0
-	for rows.Next() {
-		var key, sum string
-		var length int64
-		if err := rows.Scan(&key, &length, &sum); err != nil {
-			rep.add("file resources", false, "%v", err)
-			return
-		}
-		n++
+	n := len(frs)
+	for _, fr := range frs {
+		key := fr.StorageKey
 		p := filepath.Join(filesDir, container, filepath.FromSlash(key))
 		if !strings.HasPrefix(p, filepath.Join(filesDir, container)+string(filepath.Separator)) {
 			bad = append(bad, key+": storage key escapes the file store")
 			continue
 		}
-		if problem := checkFile(store, key, length, sum); problem != "" {
+		if problem := checkFile(store, key, fr.Length, fr.MD5); problem != "" {
 			bad = append(bad, key+": "+problem)
 		}
 	}

@@ -211,7 +211,7 @@ func (a *Applier) hook(what, id string) error {
 func CheckPlan(p *InstancePlan, hasArchive, allowEmpty bool) error {
 	c := Count(p.Items)
 	if len(p.Items) > 0 && c[Keep] == 0 && !allowEmpty {
-		return fmt.Errorf("instance %s: %w: all %d sets would be forgotten; fix [retention] or pass --allow-empty", p.Instance, ErrKeepsNothing, len(p.Items))
+		return fmt.Errorf("instance %s: %w: all %d sets would be forgotten; fix [retention]", p.Instance, ErrKeepsNothing, len(p.Items))
 	}
 	if c[ArchiveThenForget] > 0 && !hasArchive {
 		return fmt.Errorf("instance %s: %d sets must be archived before they are forgotten (retention.archive), but no [archive] is configured", p.Instance, c[ArchiveThenForget])
@@ -241,54 +241,15 @@ func (a *Applier) Apply(ctx context.Context, instance string, o ApplyOptions) (*
 	res := &Result{Instance: instance, Kept: Count(p.Items)[Keep], Resumed: p.Resumed, DryRun: o.DryRun,
 		Archived: []string{}, Forgotten: []string{}}
 	if o.DryRun {
-		for _, it := range p.Items {
-			switch it.Decision {
-			case ArchiveThenForget:
-				if it.Archived == "" {
-					res.Archived = append(res.Archived, it.ID)
-				}
-				res.Forgotten = append(res.Forgotten, it.ID)
-			case Forget:
-				res.Forgotten = append(res.Forgotten, it.ID)
-			}
-		}
-		res.Pruned = o.Prune || a.pruneDue()
+		a.dryRun(p, o, res)
 		return res, nil
 	}
-	j := &journal{Started: a.now().UTC(), Items: map[string]journalEntry{}}
-	if old, err := loadJournal(a.Catalog, instance); err != nil {
+	// Journal every set to archive or forget, then look up their restic snapshots.
+	run, err := a.startRun(ctx, p)
+	if err != nil {
 		return nil, err
-	} else if old != nil {
-		j.Started = old.Started
-		a.log().Warn("resuming an interrupted retention run", "instance", instance, "started", old.Started)
 	}
-	work := 0
-	for _, it := range p.Items {
-		if it.Decision != Keep {
-			j.Items[it.ID] = journalEntry{Decision: it.Decision, Classes: it.Classes, State: "planned"}
-			work++
-		}
-	}
-	save := func() error { return a.Catalog.PutJSON(JournalBucket, instance, j) }
-	if work > 0 {
-		if err := save(); err != nil {
-			return nil, err
-		}
-	}
-	// Restic snapshots of every set of the instance, by set ID (all parts, by tag).
-	var parts map[string][]string
-	if work > 0 {
-		snaps, err := a.Repo.Snapshots(ctx, manifest.TagApp, "instance:"+instance)
-		if err != nil {
-			return nil, fmt.Errorf("listing the repository's snapshots: %w", err)
-		}
-		parts = map[string][]string{}
-		for _, s := range snaps {
-			if id := s.Tag("set"); id != "" {
-				parts[id] = append(parts[id], s.ID)
-			}
-		}
-	}
+	// Each set: archive when due, then forget (unless pinned meanwhile).
 	var failed []string
 	for _, it := range p.Items {
 		if it.Decision == Keep {
@@ -297,68 +258,15 @@ func (a *Applier) Apply(ctx context.Context, instance string, o ApplyOptions) (*
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		e := j.Items[it.ID]
-		if it.Decision == ArchiveThenForget {
-			rec, err := a.ensureArchive(ctx, it)
-			if err != nil {
-				a.log().Error("archive failed; the set is kept", "set", it.ID, "err", err)
-				failed = append(failed, fmt.Sprintf("%s: %v", it.ID, err))
-				continue
-			}
-			if it.Archived == "" {
-				res.Archived = append(res.Archived, it.ID)
-			}
-			e.State = "archived"
-			j.Items[it.ID] = e
-			if err := save(); err != nil {
-				return res, err
-			}
-			if err := a.hook("archived", it.ID); err != nil {
-				return res, err
-			}
-			a.log().Info("archive confirmed", "set", it.ID, "object", rec.Object)
-		}
-		// A keep mark or rollback point may have been added since the plan was built (an
-		// archive upload can take hours): look again right before forgetting.
-		pins, err := Pins(a.Catalog)
+		problem, err := a.applyItem(ctx, run, it, res)
 		if err != nil {
 			return res, err
 		}
-		if why := pins[it.ID]; len(why) > 0 {
-			a.log().Info("set pinned since the plan was made; kept", "set", it.ID, "pinned", strings.Join(why, ", "))
-			delete(j.Items, it.ID)
-			if err := save(); err != nil {
-				return res, err
-			}
-			res.Kept++
-			continue
+		if problem != "" {
+			failed = append(failed, problem)
 		}
-		if ids := parts[it.ID]; len(ids) > 0 {
-			sort.Strings(ids)
-			if err := a.Repo.Forget(ctx, ids...); err != nil {
-				failed = append(failed, fmt.Sprintf("%s: forgetting its restic snapshots: %v", it.ID, err))
-				continue
-			}
-		}
-		e.State = "forgotten"
-		j.Items[it.ID] = e
-		if err := save(); err != nil {
-			return res, err
-		}
-		if err := a.hook("forgotten", it.ID); err != nil {
-			return res, err
-		}
-		if err := a.Catalog.DeleteSnapshot(it.ID); err != nil {
-			return res, err
-		}
-		e.State = "done"
-		j.Items[it.ID] = e
-		if err := save(); err != nil {
-			return res, err
-		}
-		res.Forgotten = append(res.Forgotten, it.ID)
-		a.log().Info("set forgotten", "set", it.ID, "decision", it.Decision)
 	}
+	// Prune when asked or due.
 	if o.Prune || (len(res.Forgotten) > 0 && a.pruneDue()) {
 		a.log().Info("pruning the repository")
 		if err := a.Repo.Prune(ctx); err != nil {
@@ -375,6 +283,138 @@ func (a *Applier) Apply(ctx context.Context, instance string, o ApplyOptions) (*
 		return res, err
 	}
 	return res, nil
+}
+
+// dryRun fills res with what Apply would archive and forget.
+func (a *Applier) dryRun(p *InstancePlan, o ApplyOptions, res *Result) {
+	for _, it := range p.Items {
+		switch it.Decision {
+		case ArchiveThenForget:
+			if it.Archived == "" {
+				res.Archived = append(res.Archived, it.ID)
+			}
+			res.Forgotten = append(res.Forgotten, it.ID)
+		case Forget:
+			res.Forgotten = append(res.Forgotten, it.ID)
+		}
+	}
+	res.Pruned = o.Prune || a.pruneDue()
+}
+
+// applyRun is one Apply in progress: its journal and the restic snapshots of every set.
+type applyRun struct {
+	instance string
+	j        *journal
+	parts    map[string][]string // set ID → restic snapshot IDs (all parts)
+}
+
+// startRun journals the plan's work (resuming an interrupted run's journal) and lists the
+// restic snapshots of the instance's sets.
+func (a *Applier) startRun(ctx context.Context, p *InstancePlan) (*applyRun, error) {
+	instance := p.Instance
+	j := &journal{Started: a.now().UTC(), Items: map[string]journalEntry{}}
+	if old, err := loadJournal(a.Catalog, instance); err != nil {
+		return nil, err
+	} else if old != nil {
+		j.Started = old.Started
+		a.log().Warn("resuming an interrupted retention run", "instance", instance, "started", old.Started)
+	}
+	work := 0
+	for _, it := range p.Items {
+		if it.Decision != Keep {
+			j.Items[it.ID] = journalEntry{Decision: it.Decision, Classes: it.Classes, State: "planned"}
+			work++
+		}
+	}
+	run := &applyRun{instance: instance, j: j}
+	if work == 0 {
+		return run, nil
+	}
+	if err := a.save(run); err != nil {
+		return nil, err
+	}
+	snaps, err := a.Repo.Snapshots(ctx, manifest.TagApp, "instance:"+instance)
+	if err != nil {
+		return nil, fmt.Errorf("listing the repository's snapshots: %w", err)
+	}
+	run.parts = map[string][]string{}
+	for _, s := range snaps {
+		if id := s.Tag("set"); id != "" {
+			run.parts[id] = append(run.parts[id], s.ID)
+		}
+	}
+	return run, nil
+}
+
+func (a *Applier) save(run *applyRun) error {
+	return a.Catalog.PutJSON(JournalBucket, run.instance, run.j)
+}
+
+// setState records a set's new state in the journal.
+func (a *Applier) setState(run *applyRun, id, state string) error {
+	e := run.j.Items[id]
+	e.State = state
+	run.j.Items[id] = e
+	return a.save(run)
+}
+
+// applyItem archives a set when its decision says so, then forgets it, journalling each
+// step. A problem that leaves the set for the next run is returned as text; err aborts
+// the run.
+func (a *Applier) applyItem(ctx context.Context, run *applyRun, it Item, res *Result) (problem string, err error) {
+	if it.Decision == ArchiveThenForget {
+		rec, err := a.ensureArchive(ctx, it)
+		if err != nil {
+			a.log().Error("archive failed; the set is kept", "set", it.ID, "err", err)
+			return fmt.Sprintf("%s: %v", it.ID, err), nil
+		}
+		if it.Archived == "" {
+			res.Archived = append(res.Archived, it.ID)
+		}
+		if err := a.setState(run, it.ID, "archived"); err != nil {
+			return "", err
+		}
+		if err := a.hook("archived", it.ID); err != nil {
+			return "", err
+		}
+		a.log().Info("archive confirmed", "set", it.ID, "object", rec.Object)
+	}
+	// A keep mark or rollback point may have been added since the plan was built (an
+	// archive upload can take hours): look again right before forgetting.
+	pins, err := Pins(a.Catalog)
+	if err != nil {
+		return "", err
+	}
+	if why := pins[it.ID]; len(why) > 0 {
+		a.log().Info("set pinned since the plan was made; kept", "set", it.ID, "pinned", strings.Join(why, ", "))
+		delete(run.j.Items, it.ID)
+		if err := a.save(run); err != nil {
+			return "", err
+		}
+		res.Kept++
+		return "", nil
+	}
+	if ids := run.parts[it.ID]; len(ids) > 0 {
+		sort.Strings(ids)
+		if err := a.Repo.Forget(ctx, ids...); err != nil {
+			return fmt.Sprintf("%s: forgetting its restic snapshots: %v", it.ID, err), nil
+		}
+	}
+	if err := a.setState(run, it.ID, "forgotten"); err != nil {
+		return "", err
+	}
+	if err := a.hook("forgotten", it.ID); err != nil {
+		return "", err
+	}
+	if err := a.Catalog.DeleteSnapshot(it.ID); err != nil {
+		return "", err
+	}
+	if err := a.setState(run, it.ID, "done"); err != nil {
+		return "", err
+	}
+	res.Forgotten = append(res.Forgotten, it.ID)
+	a.log().Info("set forgotten", "set", it.ID, "decision", it.Decision)
+	return "", nil
 }
 
 func (a *Applier) ensureArchive(ctx context.Context, it Item) (*ArchiveRecord, error) {

@@ -159,7 +159,6 @@ func newFixture(t *testing.T, ret *config.Retention, n int, end time.Time) *fixt
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cat.Close() })
 	f := &fixture{cfg: cfg, cat: cat, repo: &fakeRepo{content: map[string][]byte{}}, store: &fakeStore{objs: map[string][]byte{}}}
 	f.id, _ = age.GenerateX25519Identity()
 	ft := filesTar(t)

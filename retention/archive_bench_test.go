@@ -85,7 +85,6 @@ func BenchmarkArchiveMemory(b *testing.B) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cat.Close()
 	id, _ := age.GenerateX25519Identity()
 	repo := &bigRepo{n: size}
 	m := &manifest.Manifest{Format: 1, ID: manifest.NewID(time.Now()), Instance: "hmis", Time: time.Now().UTC(),

@@ -1,6 +1,7 @@
 package retention
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -229,7 +230,7 @@ func TestPlanRules(t *testing.T) {
 			t.Fatal("empty policy should keep nothing")
 		}
 		ip := &InstancePlan{Instance: "hmis", Policy: p, Items: Plan(p, sets, time.UTC)}
-		if err := CheckPlan(ip, false, false); err == nil || !strings.Contains(err.Error(), "--allow-empty") {
+		if err := CheckPlan(ip, false, false); !errors.Is(err, ErrKeepsNothing) || !strings.Contains(err.Error(), "fix [retention]") {
 			t.Fatalf("want refusal, got %v", err)
 		}
 		if err := CheckPlan(ip, false, true); err != nil {

@@ -13,6 +13,7 @@
 #   BENCH_QUICK=1       harness check in < 3 min: scale 0.02, 3 days, no scale-4 run, no profile
 #   BENCH_DIR=/var/tmp/dhis2-life-bench   work directory (dumps, config, DHIS2_HOME, logs)
 #   BENCH_OUT=bench/results               where latest.json and latest.md go
+#   BENCH_PITR=1        point-in-time recovery measures (scripts/bench-pitr.sh; 0 skips them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -210,6 +211,10 @@ if [ "$SCALE4" != 0 ]; then
     metric note.scale4 "the scale-$SCALE4 fixture (seed $SEED4) failed to build, so peak_rss_mb_scale4 is absent"
   fi
   drop_dbs bench_s4 bench_s4_restored
+fi
+
+if [ "${BENCH_PITR:-1}" = 1 ]; then
+  . scripts/bench-pitr.sh
 fi
 
 step "results"

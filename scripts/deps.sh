@@ -18,6 +18,11 @@ need_apt=()
 [ -f /usr/share/postgresql/15/extension/postgis.control ] || need_apt+=(postgresql-15-postgis-3)
 [ -f /usr/share/postgresql/15/extension/pg_trgm.control ] || need_apt+=(postgresql-contrib)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
+# Packaging tests (issue 15): systemd-analyze verify, a bubblewrap sandbox, lintian, man.
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
+command -v man >/dev/null 2>&1 || need_apt+=(man-db)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     log "missing Debian packages: ${need_apt[*]}; run as root or: sudo apt-get install -y ${need_apt[*]}"

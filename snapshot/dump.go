@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/dumpfmt"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
@@ -49,14 +50,8 @@ func Dump(ctx context.Context, o DumpOptions, out io.Writer) (*manifest.Trailer,
 		return nil, err
 	}
 	defer conn.Close(context.Background())
-	for _, s := range []string{
-		"SET statement_timeout = 0", "SET idle_in_transaction_session_timeout = 0", "SET lock_timeout = '120s'",
-		"SET DateStyle = ISO", "SET IntervalStyle = postgres", "SET extra_float_digits = 3",
-		"SET client_encoding = 'UTF8'", "SET row_security = off", "SET application_name = 'dhis2-life dump'",
-	} {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			return nil, fmt.Errorf("preparing dump session (%s): %w", s, err)
-		}
+	if err := prepareSession(ctx, conn); err != nil {
+		return nil, err
 	}
 	verNum, verStr, err := pg.ServerVersion(ctx, conn)
 	if err != nil {
@@ -72,13 +67,44 @@ func Dump(ctx context.Context, o DumpOptions, out io.Writer) (*manifest.Trailer,
 	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot(), now()").Scan(&tr.Snapshot, &tr.Time); err != nil {
 		return nil, fmt.Errorf("exporting snapshot: %w", err)
 	}
-	if tr.DHIS2.Flyway, err = pg.FlywayVersion(ctx, tx); err != nil {
+	dump, err := selectTables(ctx, tx, o, tr)
+	if err != nil {
 		return nil, err
 	}
-	rules := pg.ExclusionRules{ExcludeAudit: o.ExcludeAudit, Extra: o.ExcludeExtra}
-	if maj, min, ok := pg.Generation(tr.DHIS2.Flyway); ok {
-		rules.Major, rules.Minor = maj, min
-		tr.DHIS2.Generation = fmt.Sprintf("%d.%d", maj, min)
+	cw := &countingWriter{w: out}
+	if err := writeStream(ctx, tx, o, tr, dump, cw); err != nil {
+		return nil, err
+	}
+	tr.Bytes = cw.n
+	return tr, nil
+}
+
+// prepareSession sets what the dump needs of its session: no timeouts but a bounded wait
+// for locks, and the output formats the stream promises (see internal/dumpfmt).
+func prepareSession(ctx context.Context, conn *pgx.Conn) error {
+	for _, s := range []string{
+		"SET statement_timeout = 0", "SET idle_in_transaction_session_timeout = 0", "SET lock_timeout = '120s'",
+		"SET DateStyle = ISO", "SET IntervalStyle = postgres", "SET extra_float_digits = 3",
+		"SET client_encoding = 'UTF8'", "SET row_security = off", "SET application_name = 'dhis2-life dump'",
+	} {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("preparing dump session (%s): %w", s, err)
+		}
+	}
+	return nil
+}
+
+// selectTables fills the trailer's DHIS2 version, extensions and exclusions, locks every
+// table as pg_dump does and returns the tables whose data is dumped.
+func selectTables(ctx context.Context, tx pgx.Tx, o DumpOptions, tr *manifest.Trailer) ([]pg.Table, error) {
+	var err error
+	if tr.DHIS2.Flyway, err = dhis2.FlywayVersion(ctx, tx); err != nil {
+		return nil, err
+	}
+	rules := dhis2.ExclusionRules{ExcludeAudit: o.ExcludeAudit, Extra: o.ExcludeExtra}
+	if g, ok := dhis2.GenerationOf(tr.DHIS2.Flyway); ok {
+		rules.Gen = g
+		tr.DHIS2.Generation = g.String()
 	} else {
 		tr.Warnings = append(tr.Warnings, "no flyway_schema_history: not a DHIS2 ≥ 2.31 database, version-specific rules use defaults")
 	}
@@ -92,7 +118,7 @@ func Dump(ctx context.Context, o DumpOptions, out io.Writer) (*manifest.Trailer,
 	var dump []pg.Table
 	for _, t := range tables {
 		if reason := rules.Reason(t.Schema, t.Name); reason != "" {
-			tr.Excluded = append(tr.Excluded, pg.Exclusion{Schema: t.Schema, Name: t.Name, Reason: reason})
+			tr.Excluded = append(tr.Excluded, dhis2.Exclusion{Schema: t.Schema, Name: t.Name, Reason: reason})
 			continue
 		}
 		dump = append(dump, t)
@@ -111,44 +137,47 @@ func Dump(ctx context.Context, o DumpOptions, out io.Writer) (*manifest.Trailer,
 	if err := tx.QueryRow(ctx, "SELECT count(*) FROM pg_largeobject_metadata").Scan(&nLO); err == nil && nLO > 0 {
 		tr.Warnings = append(tr.Warnings, fmt.Sprintf("%d large objects are not included (DHIS2 does not use them)", nLO))
 	}
+	return dump, nil
+}
 
-	cw := &countingWriter{w: out}
-	sw, err := dumpfmt.NewWriter(cw)
+// writeStream writes the stream: the schema archive, every table's rows, then the trailer
+// with the row counts and sequences.
+func writeStream(ctx context.Context, tx pgx.Tx, o DumpOptions, tr *manifest.Trailer, dump []pg.Table, out io.Writer) error {
+	sw, err := dumpfmt.NewWriter(out)
 	if err != nil {
-		return nil, fmt.Errorf("writing stream: %w", err)
+		return fmt.Errorf("writing stream: %w", err)
 	}
-	if err := dumpSchema(ctx, o, verNum/10000, tr.Snapshot, sw); err != nil {
-		return nil, err
+	if err := dumpSchema(ctx, o, tr.Server.VersionNum/10000, tr.Snapshot, sw); err != nil {
+		return err
 	}
 	for _, t := range dump {
-		order := pg.OrderBy(t, o.OrderedTables)
+		order := dhis2.OrderBy(t, o.OrderedTables)
 		mt, err := copyTable(ctx, tx, t, order, sw)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		tr.Tables = append(tr.Tables, mt)
 	}
 	if tr.Sequences, err = pg.Sequences(ctx, tx); err != nil {
-		return nil, err
+		return err
 	}
 	tb, err := json.Marshal(tr)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := sw.Begin(dumpfmt.Header{Kind: dumpfmt.KindTrailer}); err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := sw.Write(tb); err != nil {
-		return nil, err
+		return err
 	}
 	if err := sw.End(); err != nil {
-		return nil, err
+		return err
 	}
 	if err := sw.Close(); err != nil {
-		return nil, fmt.Errorf("writing stream: %w", err)
+		return fmt.Errorf("writing stream: %w", err)
 	}
-	tr.Bytes = cw.n
-	return tr, nil
+	return nil
 }
 
 // dumpSchema runs pg_dump --schema-only on the exported snapshot into a schema section.

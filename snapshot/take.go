@@ -13,6 +13,7 @@ import (
 
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/dhisconf"
 	"github.com/dhis2-life/dhis2-life/internal/lock"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
@@ -60,122 +61,22 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 			o.Log.Warn("restic unlock failed", "err", err)
 		}
 	}
-	host, _ := os.Hostname()
-	started := time.Now().UTC()
-	setTime := o.Time
-	if setTime.IsZero() {
-		setTime = started
-	}
-	m := &manifest.Manifest{
-		Format: manifest.FormatVersion, ID: manifest.NewID(setTime), Instance: in.Name, Host: host,
-		Started: started, ToolVersion: o.ToolVersion, Parts: map[string]manifest.Part{},
-	}
-	if v, err := o.Repo.Version(ctx); err == nil {
-		m.Restic = v
-	}
-	var stored []string // restic snapshot IDs to forget if the set fails
-	fail := func(err error) (*manifest.Manifest, error) {
-		if len(stored) > 0 {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-			defer cancel()
-			if ferr := o.Repo.Forget(cctx, stored...); ferr != nil {
-				o.Log.Warn("could not forget the parts of the failed set; `dhis2-life catalog rebuild` ignores them", "set", m.ID, "err", ferr)
-			}
-		}
-		return nil, err
-	}
-
+	t := newTaker(ctx, o)
+	m := t.m
 	// 1. Database stream.
-	estimate, _ := estimateBytes(ctx, in)
-	tmp := o.Config.Tuning.TempDir
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return nil, fmt.Errorf("creating temp dir %s: %w", tmp, err)
+	if err := t.dbPart(ctx); err != nil {
+		return t.fail(ctx, err)
 	}
-	resFile, err := os.CreateTemp(tmp, "dump-result-*.json")
-	if err != nil {
-		return nil, fmt.Errorf("creating dump result file: %w", err)
-	}
-	resFile.Close()
-	defer os.Remove(resFile.Name())
-	argv := append(append([]string{}, o.Producer...), "--result", resFile.Name())
-	o.Log.Info("dumping database", "instance", in.Name, "set", m.ID, "estimate", ui.Bytes(estimate))
-	t0 := time.Now()
-	sum, err := o.Repo.BackupCommand(ctx, manifest.DBFile, argv, nil, restic.BackupOptions{
-		Tags: manifest.Tags(m.ID, in.Name, "db"), Host: host, Time: o.Time,
-		Progress: progressFor(o, "db", estimate),
-	})
-	if err != nil {
-		keepIncomplete(&stored, sum)
-		// The producer leaves the cause of its failure in the result file; restic itself
-		// only says that the command failed.
-		var perr struct {
-			Error string `json:"error"`
-		}
-		if b, rerr := os.ReadFile(resFile.Name()); rerr == nil && json.Unmarshal(b, &perr) == nil && perr.Error != "" {
-			return fail(fmt.Errorf("database part: %s", perr.Error))
-		}
-		return fail(fmt.Errorf("database part: %w", err))
-	}
-	stored = append(stored, sum.SnapshotID)
-	m.Parts["db"] = partOf(sum, time.Since(t0))
-	var tr manifest.Trailer
-	b, err := os.ReadFile(resFile.Name())
-	if err == nil {
-		err = json.Unmarshal(b, &tr)
-	}
-	if err != nil || tr.Snapshot == "" {
-		return fail(fmt.Errorf("database part: the dump producer left no result (%v)", err))
-	}
-	if tr.Bytes != sum.TotalBytesProcessed {
-		return fail(fmt.Errorf("database part: restic stored %d bytes but the producer wrote %d", sum.TotalBytesProcessed, tr.Bytes))
-	}
-	m.Time = tr.Time.UTC()
-	if !o.Time.IsZero() {
-		m.Time = o.Time.UTC()
-	}
-	m.Database, m.Server, m.DHIS2 = tr.Database, tr.Server, tr.DHIS2
-	m.Extensions, m.Excluded, m.Tables, m.Sequences = tr.Extensions, tr.Excluded, tr.Tables, tr.Sequences
-	m.Warnings = append(m.Warnings, tr.Warnings...)
-
 	// 2. File store (after the dump: every file row in the dump then has its file, unless
 	// DHIS2 deleted it in between).
-	files, skipped := filePaths(in.DHIS2Home)
-	m.Files = files
-	if skipped != "" {
-		m.Parts["files"] = manifest.Part{Skipped: skipped}
-		m.Warnings = append(m.Warnings, "file store not backed up: "+skipped)
-	} else {
-		o.Log.Info("backing up file store", "home", in.DHIS2Home, "paths", files.Paths)
-		t1 := time.Now()
-		sum, err := o.Repo.BackupPaths(ctx, in.DHIS2Home, files.Paths, restic.BackupOptions{
-			Tags: manifest.Tags(m.ID, in.Name, "files"), Host: host, Time: o.Time,
-			Progress: progressFor(o, "files", 0),
-		})
-		if err != nil {
-			keepIncomplete(&stored, sum)
-			return fail(fmt.Errorf("file store part: %w", err))
-		}
-		stored = append(stored, sum.SnapshotID)
-		p := partOf(sum, time.Since(t1))
-		p.FilesProcessed = sum.TotalFilesProcessed
-		m.Parts["files"] = p
+	if err := t.filesPart(ctx); err != nil {
+		return t.fail(ctx, err)
 	}
-
 	// 3. Manifest.
-	m.Finished = time.Now().UTC()
-	mb, err := json.MarshalIndent(m, "", "  ")
+	mb, err := t.manifestPart(ctx)
 	if err != nil {
-		return fail(err)
+		return t.fail(ctx, err)
 	}
-	msum, err := o.Repo.BackupReader(ctx, manifest.ManifestFile, bytes.NewReader(mb), restic.BackupOptions{
-		Tags: manifest.Tags(m.ID, in.Name, "manifest"), Host: host, Time: o.Time,
-	})
-	if err != nil {
-		keepIncomplete(&stored, msum)
-		return fail(fmt.Errorf("manifest part: %w", err))
-	}
-	stored = append(stored, msum.SnapshotID)
-
 	// 4. Record (only now is the set good).
 	if err := o.Catalog.PutSnapshot(catalog.SnapshotRecord{ID: m.ID, Instance: in.Name, Time: m.Time, Manifest: mb}); err != nil {
 		// The set is complete in the repository; `catalog rebuild` will find it.
@@ -184,6 +85,162 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	o.Log.Info("snapshot set stored", "set", m.ID, "tables", len(m.Tables), "rows", m.TotalRows(),
 		"read", ui.Bytes(m.TotalBytes()), "added", ui.Bytes(m.AddedBytes()), "took", m.Finished.Sub(m.Started).Round(time.Millisecond))
 	return m, nil
+}
+
+// taker is one Take in progress: the manifest it fills and the restic snapshots stored so far.
+type taker struct {
+	o      Options
+	m      *manifest.Manifest
+	host   string
+	stored []string // restic snapshot IDs to forget if the set fails
+}
+
+func newTaker(ctx context.Context, o Options) *taker {
+	host, _ := os.Hostname()
+	started := time.Now().UTC()
+	setTime := o.Time
+	if setTime.IsZero() {
+		setTime = started
+	}
+	m := &manifest.Manifest{
+		Format: manifest.FormatVersion, ID: manifest.NewID(setTime), Instance: o.Instance.Name, Host: host,
+		Started: started, ToolVersion: o.ToolVersion, Parts: map[string]manifest.Part{},
+	}
+	if v, err := o.Repo.Version(ctx); err == nil {
+		m.Restic = v
+	}
+	return &taker{o: o, m: m, host: host}
+}
+
+// fail forgets the parts already stored (best effort) and returns err.
+func (t *taker) fail(ctx context.Context, err error) (*manifest.Manifest, error) {
+	if len(t.stored) > 0 {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if ferr := t.o.Repo.Forget(cctx, t.stored...); ferr != nil {
+			t.o.Log.Warn("could not forget the parts of the failed set; `dhis2-life catalog rebuild` ignores them", "set", t.m.ID, "err", ferr)
+		}
+	}
+	return nil, err
+}
+
+// keep adds what restic stored, also when it failed (exit 3: incomplete source), to the
+// parts to forget if the set fails.
+func (t *taker) keep(s *restic.Summary) {
+	keepIncomplete(&t.stored, s)
+}
+
+func (t *taker) backupOptions(part string, progress restic.ProgressFunc) restic.BackupOptions {
+	return restic.BackupOptions{Tags: manifest.Tags(t.m.ID, t.o.Instance.Name, part), Host: t.host, Time: t.o.Time, Progress: progress}
+}
+
+// dbPart stores the database stream that the producer writes and takes the dump's trailer
+// (versions, tables, row counts, sequences) into the manifest.
+func (t *taker) dbPart(ctx context.Context) error {
+	o, m, in := t.o, t.m, t.o.Instance
+	estimate, _ := estimateBytes(ctx, in)
+	tmp := o.Config.Tuning.TempDir
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return fmt.Errorf("creating temp dir %s: %w", tmp, err)
+	}
+	resFile, err := os.CreateTemp(tmp, "dump-result-*.json")
+	if err != nil {
+		return fmt.Errorf("creating dump result file: %w", err)
+	}
+	resFile.Close()
+	defer os.Remove(resFile.Name())
+	argv := append(append([]string{}, o.Producer...), "--result", resFile.Name())
+	o.Log.Info("dumping database", "instance", in.Name, "set", m.ID, "estimate", ui.Bytes(estimate))
+	t0 := time.Now()
+	sum, err := o.Repo.BackupCommand(ctx, manifest.DBFile, argv, nil, t.backupOptions("db", progressFor(o, "db", estimate)))
+	if err != nil {
+		t.keep(sum)
+		// The producer leaves the cause of its failure in the result file; restic itself
+		// only says that the command failed.
+		var perr struct {
+			Error string `json:"error"`
+		}
+		if b, rerr := os.ReadFile(resFile.Name()); rerr == nil && json.Unmarshal(b, &perr) == nil && perr.Error != "" {
+			return fmt.Errorf("database part: %s", perr.Error)
+		}
+		return fmt.Errorf("database part: %w", err)
+	}
+	t.stored = append(t.stored, sum.SnapshotID)
+	m.Parts["db"] = partOf(sum, time.Since(t0))
+	tr, err := readTrailer(resFile.Name())
+	if err != nil {
+		return err
+	}
+	if tr.Bytes != sum.TotalBytesProcessed {
+		return fmt.Errorf("database part: restic stored %d bytes but the producer wrote %d", sum.TotalBytesProcessed, tr.Bytes)
+	}
+	applyTrailer(m, tr, o.Time)
+	return nil
+}
+
+// readTrailer reads the trailer the dump producer left in its result file.
+func readTrailer(path string) (*manifest.Trailer, error) {
+	var tr manifest.Trailer
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(b, &tr)
+	}
+	if err != nil || tr.Snapshot == "" {
+		return nil, fmt.Errorf("database part: the dump producer left no result (%v)", err)
+	}
+	return &tr, nil
+}
+
+// applyTrailer copies what the dump found into the manifest; a back-dated set (setTime not
+// zero) keeps its time.
+func applyTrailer(m *manifest.Manifest, tr *manifest.Trailer, setTime time.Time) {
+	m.Time = tr.Time.UTC()
+	if !setTime.IsZero() {
+		m.Time = setTime.UTC()
+	}
+	m.Database, m.Server, m.DHIS2 = tr.Database, tr.Server, tr.DHIS2
+	m.Extensions, m.Excluded, m.Tables, m.Sequences = tr.Extensions, tr.Excluded, tr.Tables, tr.Sequences
+	m.Warnings = append(m.Warnings, tr.Warnings...)
+}
+
+// filesPart stores the file store and dhis.conf, or notes in the manifest why it could not.
+func (t *taker) filesPart(ctx context.Context) error {
+	o, m, in := t.o, t.m, t.o.Instance
+	files, skipped := filePaths(in.DHIS2Home)
+	m.Files = files
+	if skipped != "" {
+		m.Parts["files"] = manifest.Part{Skipped: skipped}
+		m.Warnings = append(m.Warnings, "file store not backed up: "+skipped)
+		return nil
+	}
+	o.Log.Info("backing up file store", "home", in.DHIS2Home, "paths", files.Paths)
+	t1 := time.Now()
+	sum, err := o.Repo.BackupPaths(ctx, in.DHIS2Home, files.Paths, t.backupOptions("files", progressFor(o, "files", 0)))
+	if err != nil {
+		t.keep(sum)
+		return fmt.Errorf("file store part: %w", err)
+	}
+	t.stored = append(t.stored, sum.SnapshotID)
+	p := partOf(sum, time.Since(t1))
+	p.FilesProcessed = sum.TotalFilesProcessed
+	m.Parts["files"] = p
+	return nil
+}
+
+// manifestPart stores the finished manifest and returns it as stored.
+func (t *taker) manifestPart(ctx context.Context) ([]byte, error) {
+	t.m.Finished = time.Now().UTC()
+	mb, err := json.MarshalIndent(t.m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	msum, err := t.o.Repo.BackupReader(ctx, manifest.ManifestFile, bytes.NewReader(mb), t.backupOptions("manifest", nil))
+	if err != nil {
+		t.keep(msum)
+		return nil, fmt.Errorf("manifest part: %w", err)
+	}
+	t.stored = append(t.stored, msum.SnapshotID)
+	return mb, nil
 }
 
 // keepIncomplete adds the snapshot restic stored despite failing (exit 3: incomplete source)
@@ -259,7 +316,7 @@ func estimateBytes(ctx context.Context, in *config.Instance) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	rules := pg.ExclusionRules{ExcludeAudit: in.ExcludeAudit, Extra: in.ExcludeTableData}
+	rules := dhis2.ExclusionRules{ExcludeAudit: in.ExcludeAudit, Extra: in.ExcludeTableData}
 	var n int64
 	for _, t := range tables {
 		if rules.Reason(t.Schema, t.Name) == "" {

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/config"
-	"github.com/dhis2-life/dhis2-life/internal/s3"
+	"github.com/dhis2-life/dhis2-life/internal/ui"
+	"github.com/dhis2-life/dhis2-life/internal/ui/render"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
 )
 
 func cmdConfig() *cli.Command {
@@ -41,70 +40,19 @@ EXAMPLES:
    dhis2-life --config ./dhis2-life.toml config check --json`,
 				Flags: []cli.Flag{jsonFlag},
 				Action: func(c *cli.Context) error {
-					path := config.ResolvePath(c.String("config"))
-					cfg, err := config.Load(path)
+					cfg, err := config.Load(config.ResolvePath(c.String("config")))
 					if err != nil {
 						return err
 					}
 					a, aerr := app.New(cfg, logger(c))
-					probes := config.Probes{
-						Database: func(ctx context.Context, in *config.Instance) error {
-							ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-							defer cancel()
-							conn, err := app.InstanceConn(in).Connect(ctx)
-							if err != nil {
-								return err
-							}
-							return conn.Close(ctx)
-						},
+					if aerr != nil {
+						a = nil
 					}
-					if aerr == nil {
-						probes.Repository = func(ctx context.Context) error {
-							notYet := &config.Error{Msg: "the repository does not exist yet", Severity: config.SeverityWarning,
-								Fix: "run `dhis2-life init`: it creates the bucket and the repository"}
-							if err := a.Preflight(ctx); err != nil {
-								if errors.Is(err, s3.ErrNoBucket) {
-									return notYet
-								}
-								return err
-							}
-							ok, err := a.Repo.Exists(ctx)
-							if err != nil {
-								return err
-							}
-							if !ok {
-								return notYet
-							}
-							return nil
-						}
+					nerr, err := render.ConfigCheck(c.App.Writer, c.Bool("json"), cfg.Path, cfg.Check(c.Context, lifecycle.ConfigProbes(a)))
+					if err == nil && nerr > 0 {
+						err = &exitError{code: exitUsage, err: fmt.Errorf("%s: %s (see above)", cfg.Path, ui.Count(nerr, "configuration problem"))}
 					}
-					problems := cfg.Check(c.Context, probes)
-					nerr := 0
-					for _, p := range problems {
-						if !p.IsWarning() {
-							nerr++
-						}
-					}
-					if c.Bool("json") {
-						out := []map[string]any{}
-						for _, p := range problems {
-							out = append(out, map[string]any{"file": p.File, "line": p.Line, "key": p.Key, "message": p.Msg, "fix": p.Fix, "warning": p.IsWarning()})
-						}
-						if err := printJSON(c.App.Writer, map[string]any{"ok": nerr == 0, "problems": out}); err != nil {
-							return err
-						}
-					} else {
-						for _, p := range problems {
-							fmt.Fprintln(c.App.Writer, p.Error())
-						}
-						if nerr == 0 {
-							fmt.Fprintf(c.App.Writer, "%s: configuration OK (%d warnings)\n", cfg.Path, len(problems))
-						}
-					}
-					if nerr > 0 {
-						return &exitError{code: exitUsage, err: fmt.Errorf("%s: %d configuration problems (see above)", cfg.Path, nerr)}
-					}
-					return nil
+					return err
 				},
 			},
 		},

@@ -9,24 +9,21 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dhis2-life/dhis2-life/internal/config"
-	"github.com/dhis2-life/dhis2-life/lifecycle"
+	"github.com/dhis2-life/dhis2-life/lifecycle/scheduler"
 )
 
-// daemonOptions builds the lifecycle options shared by `daemon` and `schedule run`.
-func daemonOptions(c *cli.Context) (lifecycle.Options, error) {
-	self, err := os.Executable()
+// newDaemon builds the scheduler of `daemon` and `schedule run`; a configuration it refuses
+// is a usage error.
+func newDaemon(c *cli.Context, noListen bool) (*scheduler.Daemon, error) {
+	d, err := scheduler.New(scheduler.Options{ConfigPath: config.ResolvePath(c.String("config")), Log: logger(c),
+		ToolVersion: version, NoListen: noListen})
 	if err != nil {
-		return lifecycle.Options{}, fmt.Errorf("finding own executable for the dump producer: %w", err)
+		if _, ok := err.(*config.Error); ok {
+			return nil, err
+		}
+		return nil, &exitError{code: exitUsage, err: err}
 	}
-	return lifecycle.Options{
-		ConfigPath:  config.ResolvePath(c.String("config")),
-		Log:         logger(c),
-		ToolVersion: version,
-		Producer: func(cfg *config.Config, instance string) []string {
-			return []string{self, "--config", cfg.Path, "--log-level", "warn", "internal", "dump-stream", "--instance", instance}
-		},
-		Notifiers: testNotifierHook,
-	}, nil
+	return d, nil
 }
 
 func cmdDaemon() *cli.Command {
@@ -47,16 +44,9 @@ EXAMPLES:
    dhis2-life daemon
    systemctl reload dhis2-life   # SIGHUP`,
 		Action: func(c *cli.Context) error {
-			o, err := daemonOptions(c)
+			d, err := newDaemon(c, false)
 			if err != nil {
 				return err
-			}
-			d, err := lifecycle.New(o)
-			if err != nil {
-				if _, ok := err.(*config.Error); ok {
-					return err
-				}
-				return &exitError{code: exitUsage, err: err}
 			}
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)

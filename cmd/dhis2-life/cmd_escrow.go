@@ -1,21 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/config"
-	"github.com/dhis2-life/dhis2-life/internal/crypt"
-	"github.com/dhis2-life/dhis2-life/internal/s3"
+	"github.com/dhis2-life/dhis2-life/internal/ui/render"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
 )
-
-// escrowObject is the escrow bundle's object name under archive.prefix.
-const escrowObject = "escrow/dhis2-life-escrow.age"
 
 func cmdEscrow() *cli.Command {
 	return &cli.Command{
@@ -36,24 +30,19 @@ EXAMPLES:
 				Name:  "refresh",
 				Usage: "upload the current repository password and config, encrypted",
 				Description: `Encrypts the repository password and the config file to archive.recipients and stores
-them as <archive.prefix>` + escrowObject + ` in the archive bucket.
+them as <archive.prefix>` + lifecycle.EscrowObject + ` in the archive bucket.
 
 EXAMPLES:
    dhis2-life escrow refresh`,
-				Action: func(c *cli.Context) error {
-					a, err := load(c)
-					if err != nil {
-						return err
-					}
-					defer a.Close()
-					name, err := escrowRefresh(c.Context, a)
+				Action: withApp(func(c *cli.Context, a *app.App) error {
+					name, err := lifecycle.EscrowRefresh(c.Context, a)
 					if err != nil {
 						return err
 					}
 					fmt.Fprintf(c.App.Writer, "escrow bundle (repository password + config) stored as %s/%s, encrypted to %d recipients\n",
 						a.Config.Archive.Bucket, name, len(a.Config.Archive.Recipients))
 					return nil
-				},
+				}),
 			},
 			{
 				Name:  "recover",
@@ -82,96 +71,34 @@ EXAMPLES:
 	}
 }
 
-// escrowRefresh stores the escrow bundle; it returns the object name.
-func escrowRefresh(ctx context.Context, a *app.App) (string, error) {
-	if a.Config.Archive == nil {
-		return "", usageErr("escrow needs an [archive] table with recipients (see `dhis2-life config example`)")
-	}
-	rs, err := archiveRecipients(a)
-	if err != nil {
-		return "", err
-	}
-	e, err := crypt.NewEscrow(a.Config.Path, a.Config.Repository.PasswordFile, time.Now())
-	if err != nil {
-		return "", err
-	}
-	sealed, err := e.Seal(rs)
-	if err != nil {
-		return "", err
-	}
-	b, err := archiveBucket(ctx, a)
-	if err != nil {
-		return "", err
-	}
-	name := a.Config.Archive.Prefix + escrowObject
-	pctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := b.PutSmall(pctx, name, sealed); err != nil {
-		return "", err
-	}
-	return name, nil
-}
-
+// escrowRecover names the bucket from the flags or, without --bucket, from the config.
 func escrowRecover(c *cli.Context) error {
-	if c.String("identity") == "" {
+	q := lifecycle.EscrowRecoverRequest{Identity: c.String("identity"), To: c.String("to"), Force: c.Bool("force")}
+	if q.Identity == "" {
 		return usageErr("escrow recover needs --identity FILE")
 	}
-	ids, err := crypt.ReadIdentities(c.String("identity"))
-	if err != nil {
-		return usageErr("--identity: %v", err)
-	}
-	var ac *config.Archive
-	env := os.Environ()
-	if c.String("env-file") != "" {
-		fe, err := app.ReadEnvFile(c.String("env-file"))
+	if f := c.String("env-file"); f != "" {
+		env, err := app.ReadEnvFile(f)
 		if err != nil {
 			return usageErr("--env-file: %v", err)
 		}
-		env = append(env, fe...)
+		q.Env = env
 	}
-	if c.String("bucket") != "" {
-		if c.String("endpoint") == "" {
-			return usageErr("--bucket needs --endpoint HOST:PORT")
-		}
-		ac = &config.Archive{Endpoint: c.String("endpoint"), Bucket: c.String("bucket"), Prefix: c.String("prefix"), Secure: c.Bool("secure")}
-	} else {
-		a, err := load(c)
-		if err != nil {
-			return usageErr("no readable config (%v): name the archive bucket with --endpoint and --bucket", err)
-		}
-		defer a.Close()
-		if a.Config.Archive == nil {
-			return usageErr("the config has no [archive]: name the archive bucket with --endpoint and --bucket")
-		}
-		ac = a.Config.Archive
-		env = append(env, a.Env...)
+	switch a, err := load(c); {
+	case c.String("bucket") != "" && c.String("endpoint") == "":
+		return usageErr("--bucket needs --endpoint HOST:PORT")
+	case c.String("bucket") != "":
+		q.Archive = &config.Archive{Endpoint: c.String("endpoint"), Bucket: c.String("bucket"), Prefix: c.String("prefix"), Secure: c.Bool("secure")}
+	case err != nil:
+		return usageErr("no readable config (%v): name the archive bucket with --endpoint and --bucket", err)
+	case a.Config.Archive == nil:
+		return usageErr("the config has no [archive]: name the archive bucket with --endpoint and --bucket")
+	default:
+		q.Archive, q.Env = a.Config.Archive, append(q.Env, a.Env...)
 	}
-	b, err := s3.NewArchiveBucket(ac, env)
+	out, err := lifecycle.EscrowRecover(c.Context, q)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.Context, 2*time.Minute)
-	defer cancel()
-	name := ac.Prefix + escrowObject
-	rc, err := b.Get(ctx, name, "")
-	if err != nil {
-		return fmt.Errorf("escrow bundle: %w (was `dhis2-life escrow refresh` or `init` run with [archive] configured?)", err)
-	}
-	defer rc.Close()
-	e, err := crypt.OpenEscrow(rc, ids)
-	if err != nil {
-		return err
-	}
-	paths, err := e.WriteBack(c.String("to"), c.Bool("force"))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.Writer, "escrow bundle of %s (written %s) recovered:\n", e.Host, e.Created.Format(time.RFC3339))
-	for i, p := range paths {
-		fmt.Fprintf(c.App.Writer, "  %s (%s, mode 0600)\n", p, e.Files[i].Role)
-	}
-	if c.String("to") != "" {
-		fmt.Fprintln(c.App.Writer, "the recovered config names the original paths (repository.password_file, state_dir): move the files there or edit it; then run `dhis2-life catalog rebuild`")
-	}
-	return nil
+	return render.EscrowRecovered(c.App.Writer, out, q.To != "")
 }

@@ -65,7 +65,6 @@ func (ae *archiveEnv) takeAt(at time.Time) *manifest.Manifest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
 	cat, err := a.Catalog()
 	if err != nil {
 		t.Fatal(err)

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/lifecycle"
+	"github.com/dhis2-life/dhis2-life/lifecycle/scheduler"
 )
 
 func cmdSchedule() *cli.Command {
@@ -35,52 +35,20 @@ EXAMPLES:
 				&cli.StringFlag{Name: "dir", Usage: "write the units into `DIR` instead of printing them"},
 				&cli.StringFlag{Name: "bin", Usage: "dhis2-life binary path in ExecStart (default: this executable)"},
 			},
-			Action: func(c *cli.Context) error {
-				a, err := load(c)
-				if err != nil {
-					return err
-				}
-				defer a.Close()
-				w := c.App.Writer
+			Action: withApp(func(c *cli.Context, a *app.App) error {
 				if !c.Bool("systemd") {
-					next := lifecycle.NextRuns(a.Config, time.Now())
-					for _, job := range lifecycle.Jobs {
-						if spec := lifecycle.ScheduleOf(a.Config, job); spec != "" {
-							fmt.Fprintf(w, "%-14s %-16q next %s\n", job, spec, next[job].Local().Format(time.RFC3339))
-						}
-					}
+					scheduler.PrintNext(c.App.Writer, a.Config, time.Now())
 					return nil
 				}
 				bin := c.String("bin")
 				if bin == "" {
+					var err error
 					if bin, err = os.Executable(); err != nil {
 						return err
 					}
 				}
-				units, err := lifecycle.SystemdUnits(a.Config, bin)
-				if err != nil {
-					return usageErr("%v", err)
-				}
-				if len(units) == 0 {
-					return usageErr("nothing is scheduled: set [schedule] snapshot = \"0 2 * * *\" etc.")
-				}
-				names := make([]string, 0, len(units))
-				for n := range units {
-					names = append(names, n)
-				}
-				sort.Strings(names)
-				for _, n := range names {
-					if dir := c.String("dir"); dir != "" {
-						if err := os.WriteFile(filepath.Join(dir, n), []byte(units[n]), 0o644); err != nil {
-							return err
-						}
-						fmt.Fprintf(w, "wrote %s\n", filepath.Join(dir, n))
-						continue
-					}
-					fmt.Fprintf(w, "# ---- %s ----\n%s\n", n, units[n])
-				}
-				return nil
-			},
+				return scheduler.WriteUnits(c.App.Writer, a.Config, bin, c.String("dir"))
+			}),
 		}, {
 			Name:      "run",
 			Usage:     "run one job now, as the daemon would (records, metrics textfile, alerts)",
@@ -88,43 +56,40 @@ EXAMPLES:
 			Description: `Runs snapshot or verify for one instance (--instance) or every instance, recording
 the run, updating daemon.textfile_dir and alerting like the daemon. Timers written by
 "schedule print --systemd" call this. Exit 1 when a run failed.`,
-			Flags: []cli.Flag{instanceFlag},
-			Action: func(c *cli.Context) error {
-				if c.NArg() != 1 {
-					return usageErr("schedule run takes one job: %v", lifecycle.Jobs)
-				}
-				job, err := lifecycle.ParseJob(c.Args().First())
-				if err != nil {
-					return usageErr("%v", err)
-				}
-				o, err := daemonOptions(c)
-				if err != nil {
-					return err
-				}
-				o.NoListen = true
-				d, err := lifecycle.New(o)
-				if err != nil {
-					return err
-				}
-				defer d.Close()
-				names := d.Config().InstanceNames()
-				if n := c.String("instance"); n != "" {
-					if _, err := d.Config().Instance(n); err != nil {
-						return usageErr("%v", err)
-					}
-					names = []string{n}
-				}
-				var errs []error
-				for _, n := range names {
-					if err := d.RunJob(c.Context, n, job); err != nil && !errors.Is(err, lifecycle.ErrSkip) {
-						if errors.Is(err, context.Canceled) {
-							return err
-						}
-						errs = append(errs, fmt.Errorf("%s of %s: %w", job, n, err))
-					}
-				}
-				return errors.Join(errs...)
-			},
+			Flags:  []cli.Flag{instanceFlag},
+			Action: scheduleRun,
 		}},
 	}
+}
+
+func scheduleRun(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErr("schedule run takes one job: %v", lifecycle.Jobs)
+	}
+	job, err := lifecycle.ParseJob(c.Args().First())
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	d, err := newDaemon(c, true)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	names := d.Config().InstanceNames()
+	if n := c.String("instance"); n != "" {
+		if _, err := d.Config().Instance(n); err != nil {
+			return usageErr("%v", err)
+		}
+		names = []string{n}
+	}
+	var errs []error
+	for _, n := range names {
+		if err := d.RunJob(c.Context, n, job); err != nil && !errors.Is(err, lifecycle.ErrSkip) {
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			errs = append(errs, fmt.Errorf("%s of %s: %w", job, n, err))
+		}
+	}
+	return errors.Join(errs...)
 }

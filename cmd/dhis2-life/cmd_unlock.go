@@ -4,6 +4,9 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/dhis2-life/dhis2-life/internal/app"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
 )
 
 func cmdUnlock() *cli.Command {
@@ -16,20 +19,12 @@ run of an instance was killed.
 
 EXAMPLES:
    dhis2-life unlock`,
-		Action: func(c *cli.Context) error {
-			a, err := load(c)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			if err := a.Preflight(c.Context); err != nil {
-				return err
-			}
-			if err := a.Repo.Unlock(c.Context); err != nil {
+		Action: withApp(func(c *cli.Context, a *app.App) error {
+			if err := lifecycle.Unlock(c.Context, a); err != nil {
 				return err
 			}
 			fmt.Fprintln(c.App.Writer, "stale locks removed")
 			return nil
-		},
+		}),
 	}
 }

@@ -28,7 +28,6 @@ func (e *env) catalogState() catalogState {
 	if err != nil {
 		e.t.Fatalf("opening the catalogue: %v", err)
 	}
-	defer cat.Close()
 	var s catalogState
 	sets, err := cat.Snapshots("")
 	if err != nil {
@@ -205,7 +204,7 @@ func TestStorageFaults(t *testing.T) {
 			// exclusive lock (check, forget) and, after forget, every job. The row says so (next
 			// run not ok); the test removes it and goes on, strict about everything else.
 			nextOK := true
-			if n := e.resticLocks(); n > 0 {
+			if n := e.resticLockCount(); n > 0 {
 				t.Logf("KNOWN: %s's outage left %d restic lock(s); running `dhis2-life unlock`", j.name, n)
 				row.Message += fmt.Sprintf(" [left %d stale restic lock(s): later drills/forgets fail until `dhis2-life unlock`]", n)
 				nextOK = false
@@ -238,7 +237,7 @@ func firstLine(s string) string {
 }
 
 // resticLocks counts the repository's lock files (real restic, no lock of its own).
-func (e *env) resticLocks() int {
+func (e *env) resticLockCount() int {
 	e.t.Helper()
 	cmd := exec.Command(testenv.Restic(e.t), "--no-cache", "list", "locks", "--no-lock")
 	cmd.Env = append([]string{"RESTIC_REPOSITORY=" + e.repoURL, "RESTIC_PASSWORD_FILE=" + e.passFile, "PATH=/usr/bin:/bin"}, e.s3.Env()...)

@@ -16,8 +16,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dhis2-life/dhis2-life/clone"
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
+	"github.com/dhis2-life/dhis2-life/retention"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -47,14 +50,17 @@ func usageErr(format string, args ...any) error {
 
 func exitCode(err error) int {
 	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
 	var ce *config.Error
-	if errors.As(err, &ce) {
+	var ue *lifecycle.UsageError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &ce), errors.As(err, &ue), errors.Is(err, retention.ErrKeepsNothing),
+		errors.Is(err, clone.ErrProfile), errors.Is(err, clone.ErrUnknownTarget):
 		return exitUsage
-	}
-	if errors.Is(err, context.Canceled) {
+	case errors.Is(err, lifecycle.ErrDrillFailed), errors.Is(err, clone.ErrVerify):
+		return exitVerify
+	case errors.Is(err, context.Canceled):
 		return exitInterrup
 	}
 	return exitFailure
@@ -72,6 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	err = advise(err)
 	msg := err.Error()
 	msg = strings.ReplaceAll(msg, "\n", " ")
 	fmt.Fprintf(stderr, "dhis2-life: %s\n", msg)
@@ -113,15 +120,18 @@ EXAMPLES:
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageErr("%v (see --help)", err)
 		},
-		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(stderr, "dhis2-life: unknown command %q (see dhis2-life --help)\n", name)
-			os.Exit(exitUsage)
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageErr("unknown command %q (see dhis2-life --help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
 		},
 		Commands: []*cli.Command{
 			cmdInit(), cmdSnapshot(), cmdSnapshots(), cmdRestore(), cmdVerify(),
 			cmdCatalog(), cmdConfig(), cmdUnlock(), cmdInternal(),
 			cmdDaemon(), cmdStatus(), cmdNotify(), cmdMunin(), cmdSchedule(), cmdClone(), cmdClones(),
-			cmdRetention(), cmdArchive(), cmdArchives(), cmdKeep(), cmdUnkeep(), cmdEscrow(),
+			cmdRetention(), cmdArchive(), cmdArchives(), cmdKeep(), cmdUnkeep(), cmdEscrow(), cmdExport(),
+			cmdSystemd(), cmdGendoc(), cmdWAL(), cmdBaseBackup(),
 		},
 	}
 	for _, c := range a.Commands {

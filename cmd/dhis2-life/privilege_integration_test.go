@@ -10,15 +10,13 @@ import (
 	"github.com/dhis2-life/dhis2-life/testdata/fixture"
 )
 
-// leastPrivilegeGrants are the README's grants ("Database roles"), with the role names, the
-// database and the passwords of this test.
-func leastPrivilegeGrants(db, snap, restore, snapPass, restorePass string) []string {
+// leastPrivilegeGrants are the README's grants (Production install, "Database roles"), with
+// the role names and the passwords of this test.
+func leastPrivilegeGrants(snap, restore, snapPass, restorePass string) []string {
 	return []string{
 		// snapshot role: reads everything, owns nothing, no superuser.
-		fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD '%s' NOSUPERUSER NOCREATEDB NOCREATEROLE`, snap, snapPass),
-		fmt.Sprintf(`GRANT pg_read_all_data TO %s`, snap),
-		fmt.Sprintf(`GRANT CONNECT ON DATABASE %q TO %s`, db, snap),
-		// restore role: creates and owns restored (scratch, staging) databases.
+		fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD '%s' IN ROLE pg_read_all_data`, snap, snapPass),
+		// restore role for restore --to-db: creates and owns the restored database.
 		fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD '%s' NOSUPERUSER CREATEDB NOCREATEROLE`, restore, restorePass),
 	}
 }
@@ -30,7 +28,7 @@ func TestLeastPrivilege(t *testing.T) {
 	e := newEnv(t, fixture.Gen242)
 	suffix := randName()
 	snap, rst := "dl_snap_"+suffix, "dl_restore_"+suffix
-	for _, q := range leastPrivilegeGrants(e.db, snap, rst, "snap-pw-"+suffix, "restore-pw-"+suffix) {
+	for _, q := range leastPrivilegeGrants(snap, rst, "snap-pw-"+suffix, "restore-pw-"+suffix) {
 		e.pg.AdminExec(t, "postgres", q)
 	}
 	t.Cleanup(func() {

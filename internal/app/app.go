@@ -17,9 +17,8 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/s3"
 )
 
-// MinRestic is the oldest restic dhis2-life accepts (--stdin-from-command needs 0.17;
-// 0.18.1 fixed hangs on failed uploads).
-const MinRestic = "0.18.1"
+// MinRestic is the oldest restic dhis2-life accepts (see config.MinRestic).
+const MinRestic = config.MinRestic
 
 // App is a configured dhis2-life.
 type App struct {
@@ -93,16 +92,6 @@ func (a *App) Catalog() (*catalog.Catalog, error) {
 	}
 	a.cat = c
 	return c, nil
-}
-
-// Close releases the catalogue.
-func (a *App) Close() error {
-	if a.cat != nil {
-		err := a.cat.Close()
-		a.cat = nil
-		return err
-	}
-	return nil
 }
 
 // Preflight checks in bounded time that restic is usable and, for S3 repositories, that

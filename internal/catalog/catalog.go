@@ -63,6 +63,12 @@ func Open(path string) (*Catalog, error) {
 	return open(path, LockTimeout)
 }
 
+// OpenWait is Open for long-running users (the daemon): each transaction waits up to wait
+// for another process to release the catalogue before it fails with ErrLocked.
+func OpenWait(path string, wait time.Duration) (*Catalog, error) {
+	return open(path, wait)
+}
+
 func open(path string, timeout time.Duration) (*Catalog, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		path = Path(path)
@@ -105,10 +111,6 @@ func open(path string, timeout time.Duration) (*Catalog, error) {
 	}
 	return &Catalog{path: path, timeout: timeout}, nil
 }
-
-// Close releases the catalogue. The file is only open during transactions, so this only
-// marks the value as done.
-func (c *Catalog) Close() error { return nil }
 
 // Path returns the catalogue file's path.
 func (c *Catalog) Path() string { return c.path }

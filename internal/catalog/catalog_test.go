@@ -17,7 +17,6 @@ func openTemp(t *testing.T) *Catalog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
 	return c
 }
 

@@ -105,116 +105,153 @@ func ReadSecretFile(path string) (string, error) {
 //     unusable, as those are already reported) and each instance's database (skipped when its
 //     password file is unusable).
 func (c *Config) Check(ctx context.Context, p Probes) []*Error {
-	var errs []*Error
-	bad := map[string]bool{} // keys already reported
+	ck := &checker{c: c, bad: map[string]bool{}}
+	ck.dirs()
+	ck.secrets()
+	ck.archive()
+	ck.restic()
+	ck.probes(ctx, p)
+	return ck.errs
+}
 
+// checker collects the problems of one Check.
+type checker struct {
+	c    *Config
+	errs []*Error
+	bad  map[string]bool // keys already reported
+}
+
+// dirs checks state_dir, and tuning.temp_dir when it is not below it.
+func (ck *checker) dirs() {
+	c := ck.c
 	if e := c.checkDir("state_dir", c.StateDir); e != nil {
-		errs = append(errs, e)
+		ck.errs = append(ck.errs, e)
 	}
 	if rel, err := filepath.Rel(c.StateDir, c.Tuning.TempDir); err != nil || strings.HasPrefix(rel, "..") {
 		if e := c.checkDir("tuning.temp_dir", c.Tuning.TempDir); e != nil {
-			errs = append(errs, e)
+			ck.errs = append(ck.errs, e)
 		}
 	}
+}
 
-	secret := func(key, kind, path string) {
-		if path == "" {
-			return
-		}
-		if err := checkSecret(kind, path); err != nil {
-			var se *SecretFileError
-			if errors.As(err, &se) {
-				errs = append(errs, c.errAt(key, fmt.Sprintf("%s %s %s", kind, path, se.Problem), se.Fix))
-			} else {
-				errs = append(errs, c.errAt(key, err.Error(), ""))
-			}
-			bad[key] = true
-		}
+// secret checks one secret file (when configured).
+func (ck *checker) secret(key, kind, path string) {
+	if path == "" {
+		return
 	}
+	if err := checkSecret(kind, path); err != nil {
+		var se *SecretFileError
+		if errors.As(err, &se) {
+			ck.errs = append(ck.errs, ck.c.errAt(key, fmt.Sprintf("%s %s %s", kind, path, se.Problem), se.Fix))
+		} else {
+			ck.errs = append(ck.errs, ck.c.errAt(key, err.Error(), ""))
+		}
+		ck.bad[key] = true
+	}
+}
+
+// secrets checks every secret file, and each instance's DHIS2_HOME.
+func (ck *checker) secrets() {
+	c := ck.c
 	if c.Repository.PasswordFile == "" {
-		errs = append(errs, c.errAt("repository.password_file", "missing", "point it at a 0600 file holding the repository password"))
-		bad["repository.password_file"] = true
+		ck.errs = append(ck.errs, c.errAt("repository.password_file", "missing", "point it at a 0600 file holding the repository password"))
+		ck.bad["repository.password_file"] = true
 	}
-	secret("repository.password_file", "password file", c.Repository.PasswordFile)
-	secret("repository.env_file", "env file", c.Repository.EnvFile)
+	ck.secret("repository.password_file", "password file", c.Repository.PasswordFile)
+	ck.secret("repository.env_file", "env file", c.Repository.EnvFile)
 	for _, name := range c.InstanceNames() {
 		in, k := c.Instances[name], "instances."+name
-		secret(k+".database_password_file", "password file", in.DatabasePasswordFile)
-		secret(k+".admin_password_file", "password file", in.AdminPasswordFile)
+		ck.secret(k+".database_password_file", "password file", in.DatabasePasswordFile)
+		ck.secret(k+".admin_password_file", "password file", in.AdminPasswordFile)
 		if e := c.checkDHIS2Home(k+".dhis2_home", in.DHIS2Home); e != nil {
-			errs = append(errs, e)
+			ck.errs = append(ck.errs, e)
 		}
 	}
 	for _, name := range sortedKeys(c.Targets) {
-		secret("targets."+name+".keep_password_file", "password file", c.Targets[name].KeepPasswordFile)
-		secret("targets."+name+".database_password_file", "password file", c.Targets[name].DatabasePasswordFile)
+		ck.secret("targets."+name+".keep_password_file", "password file", c.Targets[name].KeepPasswordFile)
+		ck.secret("targets."+name+".database_password_file", "password file", c.Targets[name].DatabasePasswordFile)
 	}
 	if s := c.Notify.SMTP; s != nil {
-		secret("notify.smtp.password_file", "password file", s.PasswordFile)
+		ck.secret("notify.smtp.password_file", "password file", s.PasswordFile)
 	}
 	if t := c.Notify.Telegram; t != nil {
-		secret("notify.telegram.token_file", "token file", t.TokenFile)
+		ck.secret("notify.telegram.token_file", "token file", t.TokenFile)
 	}
 	if w := c.Notify.Webhook; w != nil {
-		secret("notify.webhook.url_file", "URL file", w.URLFile)
+		ck.secret("notify.webhook.url_file", "URL file", w.URLFile)
 	}
 	if w := c.Notify.Slack; w != nil {
-		secret("notify.slack.url_file", "URL file", w.URLFile)
+		ck.secret("notify.slack.url_file", "URL file", w.URLFile)
 	}
+}
+
+// archive checks the archive recipients, and warns about archive classes without [archive].
+func (ck *checker) archive() {
+	c := ck.c
 	if a := c.Archive; a != nil && a.RecipientsFile != "" {
 		if fi, err := os.Stat(a.RecipientsFile); err != nil {
-			errs = append(errs, c.errAt("archive.recipients_file", fmt.Sprintf("cannot read %s: %v", a.RecipientsFile, unwrapPathErr(err)), "create it with one age public key (age1...) a line"))
+			ck.errs = append(ck.errs, c.errAt("archive.recipients_file", fmt.Sprintf("cannot read %s: %v", a.RecipientsFile, unwrapPathErr(err)), "create it with one age public key (age1...) a line"))
 		} else if !fi.Mode().IsRegular() || fi.Size() == 0 {
-			errs = append(errs, c.errAt("archive.recipients_file", fmt.Sprintf("%s is empty or not a regular file", a.RecipientsFile), "write one age public key (age1...) a line into it"))
+			ck.errs = append(ck.errs, c.errAt("archive.recipients_file", fmt.Sprintf("%s is empty or not a regular file", a.RecipientsFile), "write one age public key (age1...) a line into it"))
 		}
 	}
-	if c.Archive == nil {
-		pols := []struct {
+	if c.Archive != nil {
+		return
+	}
+	pols := []struct {
+		key string
+		r   *Retention
+	}{{"retention", c.Retention}}
+	for _, name := range c.InstanceNames() {
+		pols = append(pols, struct {
 			key string
 			r   *Retention
-		}{{"retention", c.Retention}}
-		for _, name := range c.InstanceNames() {
-			pols = append(pols, struct {
-				key string
-				r   *Retention
-			}{"instances." + name + ".retention", c.Instances[name].Retention})
-		}
-		for _, pol := range pols {
-			if pol.r != nil && len(pol.r.Archive) > 0 {
-				errs = append(errs, c.warnAt(pol.key+".archive", fmt.Sprintf("classes %s are to be archived but no [archive] is configured, so such sets are never forgotten", strings.Join(pol.r.Archive, ", ")),
-					"configure [archive] or remove the archive list"))
-			}
+		}{"instances." + name + ".retention", c.Instances[name].Retention})
+	}
+	for _, pol := range pols {
+		if pol.r != nil && len(pol.r.Archive) > 0 {
+			ck.errs = append(ck.errs, c.warnAt(pol.key+".archive", fmt.Sprintf("classes %s are to be archived but no [archive] is configured, so such sets are never forgotten", strings.Join(pol.r.Archive, ", ")),
+				"configure [archive] or remove the archive list"))
 		}
 	}
-	if _, err := exec.LookPath(c.Repository.Restic); err != nil {
-		errs = append(errs, c.errAt("repository.restic", fmt.Sprintf("restic binary %q not found: %v", c.Repository.Restic, unwrapExecErr(err)),
-			"install restic (e.g. apt-get install restic, or the release binary from github.com/restic/restic) or set repository.restic to its path"))
-		bad["repository.restic"] = true
-	}
+}
 
+// restic checks that the restic binary is there.
+func (ck *checker) restic() {
+	c := ck.c
+	if _, err := exec.LookPath(c.Repository.Restic); err != nil {
+		ck.errs = append(ck.errs, c.errAt("repository.restic", fmt.Sprintf("restic binary %q not found: %v", c.Repository.Restic, unwrapExecErr(err)),
+			"install restic >= "+MinRestic+" with scripts/deps.sh (it builds "+ResticVersion+"; Debian's restic package is too old, it lacks --stdin-from-command) or set repository.restic to its full path"))
+		ck.bad["repository.restic"] = true
+	}
+}
+
+// probes runs the repository and database probes whose inputs passed the checks above.
+func (ck *checker) probes(ctx context.Context, p Probes) {
+	c, bad := ck.c, ck.bad
 	if p.Repository != nil && !bad["repository.password_file"] && !bad["repository.env_file"] && !bad["repository.restic"] && ctx.Err() == nil {
 		if err := p.Repository(ctx); err != nil {
-			errs = append(errs, probeError(c, "repository.url", "repository check failed", err,
+			ck.errs = append(ck.errs, probeError(c, "repository.url", "repository check failed", err,
 				"check the URL, the password file, S3 credentials (env_file or environment) and that the repository exists (dhis2-life init creates it)"))
 		}
 	}
-	if p.Database != nil {
-		for _, name := range c.InstanceNames() {
-			if ctx.Err() != nil {
-				errs = append(errs, c.errAt("instances."+name+".database", "not checked: "+ctx.Err().Error(), "run the check again"))
-				continue
-			}
-			k := "instances." + name
-			if bad[k+".database_password_file"] {
-				continue
-			}
-			if err := p.Database(ctx, c.Instances[name]); err != nil {
-				errs = append(errs, probeError(c, k+".database", "database check failed", err,
-					"check the DSN, that PostgreSQL is running and accepts this user, and that the password is in database_password_file, ~/.pgpass or PGPASSFILE"))
-			}
+	if p.Database == nil {
+		return
+	}
+	for _, name := range c.InstanceNames() {
+		if ctx.Err() != nil {
+			ck.errs = append(ck.errs, c.errAt("instances."+name+".database", "not checked: "+ctx.Err().Error(), "run the check again"))
+			continue
+		}
+		k := "instances." + name
+		if bad[k+".database_password_file"] {
+			continue
+		}
+		if err := p.Database(ctx, c.Instances[name]); err != nil {
+			ck.errs = append(ck.errs, probeError(c, k+".database", "database check failed", err,
+				"check the DSN, that PostgreSQL is running and accepts this user, and that the password is in database_password_file, ~/.pgpass or PGPASSFILE"))
 		}
 	}
-	return errs
 }
 
 // probeError wraps a probe's error; a probe returning an *Error supplies its own message and fix.

@@ -38,6 +38,14 @@ type Config struct {
 	data []byte // the parsed text, for LineOf
 }
 
+// MinRestic is the oldest restic dhis2-life accepts (--stdin-from-command needs 0.17;
+// 0.18.1 fixed hangs on failed uploads); ResticVersion is the one scripts/deps.sh builds
+// and the tests run.
+const (
+	MinRestic     = "0.18.1"
+	ResticVersion = "0.19.1"
+)
+
 // Repository is the restic repository that holds every snapshot set.
 type Repository struct {
 	// URL is any restic repository URL ("s3:http://host:9000/bucket/prefix") or a local path.
@@ -86,6 +94,8 @@ type Instance struct {
 	RPO Duration `toml:"rpo"`
 	// DrillMaxAge is the age after which the newest successful drill counts as too old.
 	DrillMaxAge Duration `toml:"drill_max_age"`
+	// WAL turns on continuous WAL archiving and base backups (point-in-time recovery).
+	WAL *WAL `toml:"wal"`
 }
 
 // Target is a clone target (staging or training copy of an instance).
@@ -148,6 +158,8 @@ type Schedule struct {
 	Retention  string `toml:"retention"`
 	CloneTTL   string `toml:"clone_ttl"`
 	CloneFresh string `toml:"clone_refresh"`
+	// BaseBackup is the cron spec of base backups of instances with WAL archiving.
+	BaseBackup string `toml:"base_backup"`
 	// Overlap is what happens when a job would overlap another of the same instance:
 	// "wait" (default) or "skip".
 	Overlap string `toml:"overlap"`
@@ -449,6 +461,7 @@ func (c *Config) applyDefaults() {
 	if c.Schedule.Overlap == "" {
 		c.Schedule.Overlap = "wait"
 	}
+	c.walDefaults()
 }
 
 // abs resolves p relative to the config file's directory.

@@ -412,6 +412,9 @@ func TestCheck(t *testing.T) {
 				t.Errorf("problem %d = %#v\nwant %+v", i, e, w)
 			}
 		}
+		if fix := errs[len(errs)-1].Fix; !strings.Contains(fix, "scripts/deps.sh") || !strings.Contains(fix, MinRestic) || strings.Contains(fix, "apt-get") {
+			t.Errorf("restic fix %q should name the version needed and scripts/deps.sh, not apt-get", fix)
+		}
 		if repoProbed {
 			t.Errorf("repository probed despite an unusable password file")
 		}

@@ -73,6 +73,26 @@ dhis2_home = "/opt/dhis2"
 rpo = "26h"
 drill_max_age = "8d"
 
+# Point-in-time recovery: continuous WAL archiving into the repository's bucket (S3 only),
+# compressed and encrypted with a key derived from the repository password, plus base backups.
+# ` + "`dhis2-life wal setup --instance hmis --apply`" + ` sets archive_mode/archive_command/archive_timeout.
+# [instances.hmis.wal]
+# Most seconds of WAL PostgreSQL keeps before switching to a new segment. Default: "60s".
+# archive_timeout = "60s"
+# ` + "`dhis2-life status`" + ` alerts (exit 3) when WAL waits longer than this. Default: "5m".
+# wal_max_lag = "5m"
+# Newest base backups kept by ` + "`dhis2-life wal prune`" + `; older WAL goes with them. Default: 2.
+# keep_base_backups = 2
+# OS user owning clusters restored by restore --pitr / verify --pitr. Default: "postgres" as root.
+# run_as = "postgres"
+# Where verify --pitr builds its scratch cluster (room for a whole cluster). Default: "/var/tmp".
+# drill_dir = "/var/tmp"
+# verify --pitr requires every row production stamped up to this long before the target to be
+# restored (imports stamp rows when their transaction starts). Default: "1m".
+# drill_margin = "1m"
+# The dhis2-life executable archive_command and restore_command call. Default: this one.
+# binary = "/usr/local/bin/dhis2-life"
+
 # Optional per-instance retention; replaces [retention] as a whole for this instance.
 # [instances.hmis.retention]
 # keep_daily = 14
@@ -173,6 +193,9 @@ retention = "30 5 * * *"
 # clone_ttl = "0 * * * *"
 # Re-clone every target from the newest set. Default: not scheduled.
 # clone_refresh = "0 3 * * 6"
+# Base backup (pg_basebackup into the repository) of instances with [instances.NAME.wal].
+# Default: not scheduled.
+# base_backup = "0 1 * * 0"
 # When a job would overlap another job of the same instance: "wait" or "skip". Default: "wait".
 # overlap = "wait"
 

@@ -216,6 +216,9 @@ func (c *Config) validate() error {
 	if err := c.validateNotify(); err != nil {
 		return err
 	}
+	if err := c.validateWAL(); err != nil {
+		return err
+	}
 	switch c.Schedule.Overlap {
 	case "wait", "skip":
 	default:

@@ -103,7 +103,7 @@ func (e *Escrow) WriteBack(dir string, overwrite bool) ([]string, error) {
 			p = filepath.Join(dir, filepath.Base(f.Path))
 		}
 		if _, err := os.Stat(p); err == nil && !overwrite {
-			return nil, fmt.Errorf("%w: %s (pass --force to replace it, or --to DIR)", ErrExists, p)
+			return nil, fmt.Errorf("%w: %s", ErrExists, p)
 		}
 		paths = append(paths, p)
 	}

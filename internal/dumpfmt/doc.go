@@ -1,4 +1,45 @@
 // Package dumpfmt defines dhis2-life's database stream: pg_dump's schema archive, each table's
 // COPY data and a trailer, framed by byte stuffing (never by lengths) so that restic's
 // content-defined chunking still deduplicates unchanged data from day to day.
+//
+// # The stream format
+//
+// This is the one description of the format; the database part of every snapshot set
+// (restic snapshot tagged part:db, file db.stream) holds one stream.
+//
+//	stream  = Magic section* ESC 'Z'
+//	Magic   = "DHIS2LIFE-DBSTREAM 1\n"
+//	section = ESC 'H' header ESC 'B' body ESC 'E'
+//	ESC     = the byte 0xFF
+//
+// Inside header and body a literal 0xFF byte is written as ESC 0x00; every other byte is
+// itself. A reader therefore finds each marker from the two bytes at hand, and an edit
+// early in the stream does not shift the framing of what follows (a length-prefixed format
+// would, and restic would then store the rest again).
+//
+// The header is JSON (see Header): {"kind": K, "schema": S, "name": N, "columns": [...],
+// "order_by": [...]}. The sections come in this order:
+//
+//  1. kind "schema", once: the body is `pg_dump --format=custom --compress=0
+//     --schema-only --snapshot=…` of the database, i.e. every definition (pre-data:
+//     extensions, types, tables, functions, views; post-data: indexes, constraints,
+//     triggers), no data. `pg_restore --list`, `--section=pre-data` and `-f -` read it.
+//  2. kind "table", once per dumped table, in the producer's order: the body is the
+//     output of COPY (SELECT columns FROM ONLY schema.name ORDER BY order_by) TO STDOUT,
+//     the COPY text format, which is exactly what `COPY schema.name (columns) FROM stdin`
+//     reads. Columns lists the table's non-generated columns in order. Tables whose data
+//     is excluded as regenerable (analytics*, resource tables, …) have no section: their
+//     definitions are in the schema archive, and the trailer lists them.
+//  3. kind "trailer", once: the body is manifest.Trailer as JSON — the exported snapshot
+//     and its time, server and DHIS2 (flyway) versions, extensions, excluded tables with
+//     the rule that excluded each, per-table row counts (from the COPY command tags) and
+//     bytes, and every sequence's last_value and is_called.
+//
+// The producer writes the whole stream from one REPEATABLE READ transaction whose
+// snapshot pg_dump shares, so schema, rows and sequences are one consistent state. A
+// stream without its end marker (ESC 'Z') is incomplete and is refused (ErrCorrupt).
+//
+// All text is UTF-8 with DateStyle ISO, IntervalStyle postgres and extra_float_digits 3.
+// `dhis2-life export` turns a stream into a plain SQL script (pre-data, a COPY block per
+// table section, setval per trailer sequence, post-data) or a pg_dump custom archive.
 package dumpfmt

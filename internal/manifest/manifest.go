@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
 )
 
@@ -51,16 +52,16 @@ type Manifest struct {
 	ToolVersion string    `json:"tool_version"`
 	Restic      string    `json:"restic_version"`
 
-	Database   string          `json:"database"`
-	Server     Server          `json:"server"`
-	DHIS2      DHIS2           `json:"dhis2"`
-	Extensions []pg.Extension  `json:"extensions"`
-	Excluded   []pg.Exclusion  `json:"excluded"`
-	Tables     []Table         `json:"tables"`
-	Sequences  []pg.Sequence   `json:"sequences"`
-	Parts      map[string]Part `json:"parts"`
-	Files      *Files          `json:"files,omitempty"`
-	Warnings   []string        `json:"warnings,omitempty"`
+	Database   string            `json:"database"`
+	Server     Server            `json:"server"`
+	DHIS2      DHIS2             `json:"dhis2"`
+	Extensions []pg.Extension    `json:"extensions"`
+	Excluded   []dhis2.Exclusion `json:"excluded"`
+	Tables     []Table           `json:"tables"`
+	Sequences  []pg.Sequence     `json:"sequences"`
+	Parts      map[string]Part   `json:"parts"`
+	Files      *Files            `json:"files,omitempty"`
+	Warnings   []string          `json:"warnings,omitempty"`
 }
 
 // Server is the PostgreSQL server the dump came from.
@@ -191,15 +192,15 @@ func localPath(p string) bool {
 
 // Trailer is written at the end of the database stream and to the producer's result file.
 type Trailer struct {
-	Snapshot   string         `json:"pg_snapshot"`
-	Time       time.Time      `json:"time"`
-	Database   string         `json:"database"`
-	Server     Server         `json:"server"`
-	DHIS2      DHIS2          `json:"dhis2"`
-	Extensions []pg.Extension `json:"extensions"`
-	Excluded   []pg.Exclusion `json:"excluded"`
-	Tables     []Table        `json:"tables"`
-	Sequences  []pg.Sequence  `json:"sequences"`
-	Warnings   []string       `json:"warnings,omitempty"`
-	Bytes      int64          `json:"bytes"`
+	Snapshot   string            `json:"pg_snapshot"`
+	Time       time.Time         `json:"time"`
+	Database   string            `json:"database"`
+	Server     Server            `json:"server"`
+	DHIS2      DHIS2             `json:"dhis2"`
+	Extensions []pg.Extension    `json:"extensions"`
+	Excluded   []dhis2.Exclusion `json:"excluded"`
+	Tables     []Table           `json:"tables"`
+	Sequences  []pg.Sequence     `json:"sequences"`
+	Warnings   []string          `json:"warnings,omitempty"`
+	Bytes      int64             `json:"bytes"`
 }

@@ -1,4 +1,4 @@
 // Package pg holds dhis2-life's PostgreSQL plumbing: connections whose passwords come from
-// files, running pg_dump/pg_restore without secrets in argv, and DHIS2 introspection (flyway
-// version, table classes, ordering and exclusion rules per DHIS2 version).
+// files, running pg_dump/pg_restore without secrets in argv, and catalogue introspection
+// (tables, sequences, extensions); what is DHIS2-specific lives in internal/dhis2.
 package pg

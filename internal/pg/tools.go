@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -127,4 +128,22 @@ func Sessions(ctx context.Context, admin *pgx.Conn, db string) ([]string, error)
 		return nil, fmt.Errorf("listing sessions on %s: %w", db, err)
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// SettledSessions is Sessions, asked again for up to wait while sessions remain: the backend
+// of a connection that was just closed (one of our own included) lingers for a moment in
+// pg_stat_activity, and must not be taken for someone using the database.
+func SettledSessions(ctx context.Context, admin *pgx.Conn, db string, wait time.Duration) ([]string, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		s, err := Sessions(ctx, admin, db)
+		if err != nil || len(s) == 0 || time.Now().After(deadline) {
+			return s, err
+		}
+		select {
+		case <-ctx.Done():
+			return s, nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

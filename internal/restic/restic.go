@@ -60,17 +60,27 @@ type Status struct {
 // ProgressFunc receives restic status lines.
 type ProgressFunc func(Status)
 
-// passthroughEnv lists variables restic may need from our own environment. Everything
-// else (notably RESTIC_PASSWORD, RESTIC_REPOSITORY of the caller's shell) is dropped so the
-// configuration alone decides what restic does.
+// passthroughEnv lists variables restic may need from our own environment, besides every
+// AWS_* variable (S3 credentials given in the environment, or what restic's own credential
+// chain reads: AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE, ...). Everything else (notably
+// RESTIC_PASSWORD, RESTIC_REPOSITORY of the caller's shell) is dropped so the configuration
+// alone decides what restic does. repository.env_file's values come later and win.
 var passthroughEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ", "XDG_CACHE_HOME",
 	"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+
+// passthroughPrefix is the prefix of the credential variables passed on to restic.
+const passthroughPrefix = "AWS_"
 
 func (r *Repo) env() []string {
 	env := make([]string, 0, 16)
 	for _, k := range passthroughEnv {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
+		}
+	}
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, passthroughPrefix) {
+			env = append(env, kv)
 		}
 	}
 	env = append(env, "RESTIC_REPOSITORY="+r.URL, "RESTIC_PASSWORD_FILE="+r.PasswordFile,

@@ -90,12 +90,15 @@ func NewClient(endpoint string, secure bool, c Credentials) (*minio.Client, erro
 	return cl, nil
 }
 
+// Static reports whether c holds a static key pair.
+func (c Credentials) Static() bool { return c.AccessKey != "" && c.SecretKey != "" }
+
 // Probe checks, within timeout, that the endpoint answers, the credentials are accepted and
-// the bucket exists. Errors are one line naming the problem and the fix.
+// the bucket exists. Without static keys it checks only that the endpoint answers: restic
+// then finds credentials through its own chain (AWS_PROFILE and the shared credentials file,
+// an instance role) and reports itself when there are none. Errors are one line naming the
+// problem and the fix.
 func Probe(ctx context.Context, loc Location, c Credentials, timeout time.Duration) error {
-	if c.AccessKey == "" || c.SecretKey == "" {
-		return errors.New("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in repository.env_file (mode 0600) or the environment")
-	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	d := net.Dialer{Timeout: timeout}
@@ -104,6 +107,9 @@ func Probe(ctx context.Context, loc Location, c Credentials, timeout time.Durati
 		return fmt.Errorf("S3 endpoint %s unreachable: %v (check repository.url and that the S3 server is running)", loc.Endpoint, shortNetErr(err))
 	}
 	conn.Close()
+	if !c.Static() {
+		return nil
+	}
 	cl, err := NewClient(loc.Endpoint, loc.Secure, c)
 	if err != nil {
 		return err
@@ -118,8 +124,12 @@ func Probe(ctx context.Context, loc Location, c Credentials, timeout time.Durati
 	return nil
 }
 
-// EnsureBucket creates the bucket when it is missing.
+// EnsureBucket creates the bucket when it is missing. Without static keys it leaves that
+// to `restic init`, which creates the bucket with the credentials of its own chain.
 func EnsureBucket(ctx context.Context, loc Location, c Credentials, objectLock bool) error {
+	if !c.Static() {
+		return nil
+	}
 	cl, err := NewClient(loc.Endpoint, loc.Secure, c)
 	if err != nil {
 		return err

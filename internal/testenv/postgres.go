@@ -32,11 +32,12 @@ type Postgres struct {
 	DataDir     string // empty for an external cluster
 	Version     string // server_version, e.g. "15.18 (Debian 15.18-0+deb12u1)"
 
-	external bool
-	root     string // owned dir holding DataDir, the socket and the log
-	logPath  string
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	external  bool
+	extraConf []string // "name=value" server settings (NewPostgres)
+	root      string   // owned dir holding DataDir, the socket and the log
+	logPath   string
+	cmd       *exec.Cmd
+	exited    chan struct{}
 }
 
 // PGBinDir is the directory of PostgreSQL's programs (postgres, initdb, pg_dump, pg_restore…):
@@ -160,6 +161,8 @@ func (p *Postgres) start() error {
 	hba := "# written by internal/testenv\n" +
 		"local all all trust\n" +
 		"host all postgres 127.0.0.1/32 trust\n" +
+		"local replication all trust\n" +
+		"host replication postgres 127.0.0.1/32 trust\n" +
 		"host all all 127.0.0.1/32 scram-sha-256\n"
 	hbaPath := filepath.Join(p.DataDir, "pg_hba.conf")
 	if err := os.WriteFile(hbaPath, []byte(hba), 0o600); err != nil {
@@ -220,6 +223,9 @@ func (p *Postgres) run(port int, cred *syscall.Credential, env []string) error {
 		"-p", strconv.Itoa(port), "-k", p.SocketDir,
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	for _, kv := range p.extraConf {
+		cmd.Args = append(cmd.Args, "-c", kv)
+	}
 	cmd.Env = env
 	cmd.Stdout = logf
 	cmd.Stderr = logf

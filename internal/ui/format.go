@@ -87,3 +87,11 @@ func ageDuration(d time.Duration) string {
 func IsTerminal(f *os.File) bool {
 	return f != nil && term.IsTerminal(int(f.Fd()))
 }
+
+// Count renders n with a noun in singular or plural: "1 problem", "2 problems".
+func Count(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

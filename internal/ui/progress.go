@@ -157,7 +157,8 @@ func (f figures) attrs(msg string) []any {
 		a = append(a, "eta", etaString(f.eta))
 	}
 	if msg != "" {
-		a = append(a, "msg", msg)
+		// "step", not "msg": slog already writes the label as the line's msg.
+		a = append(a, "step", msg)
 	}
 	return a
 }

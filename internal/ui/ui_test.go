@@ -122,7 +122,7 @@ func TestProgressLogsRateLimited(t *testing.T) {
 	if len(lines) != 5 { // t=0, 30, 60, 90, done
 		t.Fatalf("got %d log lines, want 5:\n%s", len(lines), logs.String())
 	}
-	if want := `level=INFO msg="snapshot hmis" done="30.0 MiB" total="100.0 MiB" percent=30% rate="1.0 MiB/s" eta=1m10s msg="table datavalue"`; lines[1] != want {
+	if want := `level=INFO msg="snapshot hmis" done="30.0 MiB" total="100.0 MiB" percent=30% rate="1.0 MiB/s" eta=1m10s step="table datavalue"`; lines[1] != want {
 		t.Errorf("line 2 = %s\nwant      %s", lines[1], want)
 	}
 	if !strings.Contains(lines[4], `msg="snapshot hmis done" summary="100.0 MiB in 1 set" elapsed=1m41s`) {
@@ -153,5 +153,13 @@ func TestProgressLine(t *testing.T) {
 	}
 	if got := bar(0); got != "[>                   ]" {
 		t.Errorf("bar(0) = %q", got)
+	}
+}
+
+func TestCount(t *testing.T) {
+	for n, want := range map[int]string{0: "0 problems", 1: "1 problem", 2: "2 problems"} {
+		if got := Count(n, "problem"); got != want {
+			t.Errorf("Count(%d) = %q, want %q", n, got, want)
+		}
 	}
 }

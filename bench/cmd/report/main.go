@@ -180,6 +180,17 @@ func build(m map[string]float64, s map[string]string) result {
 			"dhis2-life verify latest (restore into scratch DB + checks + restic check 2%)",
 			"dhis2-life restore latest", sc, load("verify", "restore", extraMap{"drill_inner_restore_s": round(m["verify.restore_s"])}))
 	}
+	if has("base_backup.wall_s", "pg_basebackup.wall_s") {
+		add("base_backup_vs_pg_basebackup", "s", "none (informational)", m["base_backup.wall_s"], m["pg_basebackup.wall_s"], nil,
+			"dhis2-life base-backup (pg_basebackup -Ft -X none streamed into restic on MinIO, plus its manifest)",
+			"pg_basebackup -Ft -X none to a local directory", m["pitr.scale"],
+			load("base_backup", "pg_basebackup", extraMap{"base_backup_mb": round(m["pitr.basebackup_bytes"] / 1e6)}))
+	}
+	if has("pitr.data_at_risk_s", "pitr.archive_timeout_s") {
+		add("data_at_risk_s", "s", "<= 1.0 (lost <= archive_timeout)", m["pitr.data_at_risk_s"], m["pitr.archive_timeout_s"], le(1.0),
+			"seconds of committed writes (10 rows/s) not recoverable from the WAL archive after the primary was killed",
+			"archive_timeout (a nightly snapshot risks up to 86400 s)", m["pitr.scale"], nil)
+	}
 	// Peak RSS: the largest concurrent sum of VmHWM over dhis2-life processes (the command and
 	// its `internal dump` helper under restic) during snapshot, restore and verify.
 	rss1, ok1 := peakRSS(m, "")

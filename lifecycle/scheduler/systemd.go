@@ -1,10 +1,15 @@
-package lifecycle
+package scheduler
 
 import (
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
 )
 
 // OnCalendar converts a 5-field cron spec or descriptor into a systemd timer's schedule lines
@@ -102,8 +107,8 @@ func OnCalendar(spec string) ([]string, error) {
 // then not needed (metrics come from the textfile, alerts from the same notifiers).
 func SystemdUnits(cfg *config.Config, bin string) (map[string]string, error) {
 	out := map[string]string{}
-	for _, job := range Jobs {
-		spec := ScheduleOf(cfg, job)
+	for _, job := range lifecycle.Jobs {
+		spec := lifecycle.ScheduleOf(cfg, job)
 		if spec == "" {
 			continue
 		}
@@ -169,4 +174,36 @@ func readWritePaths(cfg *config.Config) string {
 		paths = append(paths, "-"+cfg.Instances[n].DHIS2Home) // read; drills write only to temp
 	}
 	return strings.Join(paths, " ")
+}
+
+// PrintNext writes each scheduled job with its cron spec and next run.
+func PrintNext(w io.Writer, cfg *config.Config, now time.Time) {
+	next := lifecycle.NextRuns(cfg, now)
+	for _, job := range lifecycle.Jobs {
+		if spec := lifecycle.ScheduleOf(cfg, job); spec != "" {
+			fmt.Fprintf(w, "%-14s %-16q next %s\n", job, spec, next[job].Local().Format(time.RFC3339))
+		}
+	}
+}
+
+// WriteUnits writes the systemd units of SystemdUnits into dir, or to w when dir is "".
+func WriteUnits(w io.Writer, cfg *config.Config, bin, dir string) error {
+	units, err := SystemdUnits(cfg, bin)
+	if err != nil {
+		return &lifecycle.UsageError{Msg: err.Error()}
+	}
+	if len(units) == 0 {
+		return &lifecycle.UsageError{Msg: `nothing is scheduled: set [schedule] snapshot = "0 2 * * *" etc.`}
+	}
+	for _, n := range lifecycle.SortedKeys(units) {
+		if dir == "" {
+			fmt.Fprintf(w, "# ---- %s ----\n%s\n", n, units[n])
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(units[n]), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "wrote %s\n", filepath.Join(dir, n))
+	}
+	return nil
 }

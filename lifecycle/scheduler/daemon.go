@@ -1,4 +1,4 @@
-package lifecycle
+package scheduler
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -22,8 +21,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/metrics"
 	"github.com/dhis2-life/dhis2-life/internal/notify"
-	"github.com/dhis2-life/dhis2-life/internal/restic"
-	"github.com/dhis2-life/dhis2-life/internal/ui"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
 )
 
 // Metric names (contract).
@@ -40,9 +38,11 @@ const (
 	MetricRepositoryUp   = "dhis2_life_repository_up"
 	MetricRepositorySize = "dhis2_life_repository_bytes"
 	MetricStatusOK       = "dhis2_life_status_ok"
-	TextfileName         = "dhis2_life.prom"
-	notifyStateFileName  = "notify-state.json"
-	defaultCatchUpReason = "missed run (last success older than the schedule's period)"
+	// MetricWALLastArchived is the Unix time PostgreSQL last archived a WAL file
+	// (pg_stat_archiver) of instances with [instances.NAME.wal].
+	MetricWALLastArchived = "dhis2_life_wal_last_archived_timestamp_seconds"
+	TextfileName          = "dhis2_life.prom"
+	defaultCatchUpReason  = "missed run (last success older than the schedule's period)"
 )
 
 // Options configure a Daemon.
@@ -50,30 +50,44 @@ type Options struct {
 	// ConfigPath is (re)loaded at start and on Reload.
 	ConfigPath string
 	Log        *slog.Logger
-	// Producer returns the dump producer argv of an instance (see snapshot.Options.Producer).
-	Producer    func(cfg *config.Config, instance string) []string
+	// ToolVersion goes into the manifests of the snapshot sets.
 	ToolVersion string
 	// Jobs overrides the job implementations (tests); nil = BuiltinJobs.
 	Jobs map[string]JobFunc
 	// NoListen skips the metrics listener (schedule run).
 	NoListen bool
-	// Notifiers adjusts the notifiers built from the config (tests: trust a local TLS CA).
-	Notifiers func([]notify.Notifier)
+}
+
+// JobFunc runs one job of one instance; the runner records it, alerts and observes it.
+type JobFunc func(r *lifecycle.Runner, ctx context.Context, instance string) (lifecycle.Result, error)
+
+// BuiltinJobs are the jobs this build can run: lifecycle's use cases, as the CLI runs them.
+func BuiltinJobs() map[string]JobFunc {
+	return map[string]JobFunc{
+		lifecycle.JobSnapshot: func(r *lifecycle.Runner, ctx context.Context, in string) (lifecycle.Result, error) {
+			return r.SnapshotJob(ctx, in, nil)
+		},
+		lifecycle.JobVerify:       (*lifecycle.Runner).VerifyLatest,
+		lifecycle.JobRetention:    (*lifecycle.Runner).RetentionJob,
+		lifecycle.JobCloneTTL:     (*lifecycle.Runner).CloneTTLJob,
+		lifecycle.JobCloneRefresh: (*lifecycle.Runner).CloneRefreshJob,
+		lifecycle.JobBaseBackup:   (*lifecycle.Runner).BaseBackupJob,
+	}
 }
 
 // Daemon schedules and runs jobs. Create it with New, then Run it.
 type Daemon struct {
-	o     Options
-	log   *slog.Logger
-	reg   *metrics.Registry
-	jobs  map[string]JobFunc
-	store *Store
-	ln    net.Listener
-	srv   *http.Server
+	o    Options
+	log  *slog.Logger
+	reg  *metrics.Registry
+	jobs map[string]JobFunc
+	self string
+	ln   net.Listener
+	srv  *http.Server
 
 	mu      sync.Mutex
 	cfg     *config.Config
-	app     *app.App
+	runner  *lifecycle.Runner
 	disp    *notify.Dispatcher
 	cron    *cron.Cron
 	workers map[string]*worker
@@ -115,12 +129,16 @@ func New(o Options) (*Daemon, error) {
 		d.jobs = BuiltinJobs()
 	}
 	defineMetrics(d.reg)
-	cfg, a, disp, c, err := d.build()
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding own executable for the dump producer: %w", err)
+	}
+	d.self = self
+	cfg, runner, disp, c, err := d.build()
 	if err != nil {
 		return nil, err
 	}
-	d.cfg, d.app, d.disp, d.cron = cfg, a, disp, c
-	d.store = &Store{Path: catalog.Path(cfg.StateDir)}
+	d.cfg, d.runner, d.disp, d.cron = cfg, runner, disp, c
 	d.jobCtx, d.cancelJobs = context.WithCancel(context.Background())
 	if cfg.Daemon.TextfileDir != "" {
 		if st, err := os.Stat(cfg.Daemon.TextfileDir); err != nil || !st.IsDir() {
@@ -142,7 +160,7 @@ func New(o Options) (*Daemon, error) {
 }
 
 // build loads the configuration and everything derived from it, without side effects.
-func (d *Daemon) build() (*config.Config, *app.App, *notify.Dispatcher, *cron.Cron, error) {
+func (d *Daemon) build() (*config.Config, *lifecycle.Runner, *notify.Dispatcher, *cron.Cron, error) {
 	cfg, err := config.Load(d.o.ConfigPath)
 	if err != nil {
 		return nil, nil, nil, nil, err
@@ -151,16 +169,18 @@ func (d *Daemon) build() (*config.Config, *app.App, *notify.Dispatcher, *cron.Cr
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	ns, secrets, err := notify.FromConfig(cfg.Notify)
+	// Each transaction waits up to 2 minutes for a CLI command holding the catalogue.
+	cat, err := catalog.OpenWait(catalog.Path(cfg.StateDir), 2*time.Minute)
 	if err != nil {
-		return nil, nil, nil, nil, &config.Error{File: cfg.Path, Key: "notify", Msg: err.Error(), Fix: "fix the notifier's secret file"}
+		return nil, nil, nil, nil, err
 	}
-	if d.o.Notifiers != nil {
-		d.o.Notifiers(ns)
+	disp, err := lifecycle.NewDispatcher(a, nil)
+	if err != nil {
+		return nil, nil, nil, nil, err
 	}
 	c := cron.New(cron.WithLocation(time.Local), cron.WithLogger(cron.DiscardLogger))
-	for _, job := range Jobs {
-		spec := ScheduleOf(cfg, job)
+	for _, job := range lifecycle.Jobs {
+		spec := lifecycle.ScheduleOf(cfg, job)
 		if spec == "" {
 			continue
 		}
@@ -174,31 +194,22 @@ func (d *Daemon) build() (*config.Config, *app.App, *notify.Dispatcher, *cron.Cr
 				d.Trigger(name, job, "schedule "+spec)
 			}
 		}); err != nil {
+			disp.Close(context.Background())
 			return nil, nil, nil, nil, &config.Error{File: cfg.Path, Line: cfg.LineOf("schedule." + job), Key: "schedule." + job,
 				Msg: fmt.Sprintf("invalid schedule %q: %v", spec, err), Fix: `use 5 cron fields ("0 2 * * *") or a descriptor ("@daily", "@every 6h")`}
 		}
 	}
-	secrets = append(secrets, envSecrets(a.Env)...)
-	if b, err := os.ReadFile(cfg.Repository.PasswordFile); err == nil {
-		secrets = append(secrets, strings.TrimSpace(string(b)))
-	}
-	host, _ := os.Hostname()
-	disp := notify.New(notify.Options{Notifiers: ns, Log: d.log, Interval: cfg.Notify.Interval.Duration,
-		Retries: cfg.Notify.Retries, Backoff: cfg.Notify.RetryBackoff.Duration, Timeout: cfg.Notify.Timeout.Duration,
-		Secrets: secrets, StatePath: filepath.Join(cfg.StateDir, notifyStateFileName), Host: host})
-	return cfg, a, disp, c, nil
+	r := &lifecycle.Runner{App: a, Catalog: cat, Alerts: d.dispatcher, Observe: d.observe, Self: d.self,
+		ToolVersion: d.o.ToolVersion, Interrupted: "daemon shutdown"}
+	return cfg, r, disp, c, nil
 }
 
-func envSecrets(env []string) []string {
-	var out []string
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		k = strings.ToUpper(k)
-		if strings.Contains(k, "SECRET") || strings.Contains(k, "PASSWORD") || strings.Contains(k, "TOKEN") || strings.Contains(k, "KEY") {
-			out = append(out, v)
-		}
-	}
-	return out
+// dispatcher is the current alert dispatcher: a reload during a job closes the one it
+// started with, so runs report to the current one.
+func (d *Daemon) dispatcher() *notify.Dispatcher {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.disp
 }
 
 func defineMetrics(r *metrics.Registry) {
@@ -214,6 +225,7 @@ func defineMetrics(r *metrics.Registry) {
 	r.Define(MetricRepositoryUp, metrics.Gauge, "1 when the last job reached the repository, 0 when it could not.", "instance")
 	r.Define(MetricRepositorySize, metrics.Gauge, "Stored size of the repository in bytes, as measured after the last snapshot.", "instance")
 	r.Define(MetricStatusOK, metrics.Gauge, "1 when the instance is within its rpo and drill_max_age limits.", "instance")
+	r.Define(MetricWALLastArchived, metrics.Gauge, "Unix time of the last WAL file archived by PostgreSQL (pg_stat_archiver), for instances with WAL archiving.", "instance")
 }
 
 // Metrics returns the daemon's registry.
@@ -225,6 +237,13 @@ func (d *Daemon) Addr() string {
 		return ""
 	}
 	return d.ln.Addr().String()
+}
+
+// catalog is the catalogue of the configuration in effect.
+func (d *Daemon) catalog() *catalog.Catalog {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.runner.Catalog
 }
 
 // Config returns the configuration in effect.
@@ -279,14 +298,14 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 
 // Reload re-reads the configuration; on any error the running configuration stays.
 func (d *Daemon) Reload() error {
-	cfg, a, disp, c, err := d.build()
+	cfg, runner, disp, c, err := d.build()
 	if err != nil {
 		return err
 	}
 	d.mu.Lock()
 	old := d.cfg
 	oldCron, oldDisp := d.cron, d.disp
-	d.cfg, d.app, d.disp, d.cron = cfg, a, disp, c
+	d.cfg, d.runner, d.disp, d.cron = cfg, runner, disp, c
 	for _, name := range cfg.InstanceNames() {
 		d.workerLocked(name)
 	}
@@ -382,100 +401,65 @@ func (d *Daemon) Trigger(instance, job, reason string) {
 	if skip != "" {
 		d.log.Warn("job skipped", "instance", instance, "job", job, "reason", skip)
 		now := time.Now().UTC()
-		_ = d.store.With(context.Background(), func(c *catalog.Catalog) error {
-			return c.PutRun(catalog.RunRecord{ID: runID(now, job, instance), Instance: instance, Job: job, Start: now, End: now,
-				Outcome: catalog.OutcomeSkipped, Error: skip})
-		})
+		d.mu.Lock()
+		r := d.runner
+		d.mu.Unlock()
+		if err := r.Record(context.Background(), catalog.RunRecord{ID: lifecycle.RunID(now, job, instance), Instance: instance, Job: job,
+			Start: now, End: now, Outcome: catalog.OutcomeSkipped, Error: skip}); err != nil {
+			d.log.Warn("skipped run not recorded", "instance", instance, "job", job, "err", err)
+		}
 		return
 	}
 	d.log.Info("job queued", "instance", instance, "job", job, "reason", reason)
 }
 
-func runID(t time.Time, job, instance string) string {
-	return t.UTC().Format("20060102T150405.000Z") + "-" + job + "-" + instance
-}
-
-// RunJob runs one job of one instance now (in the caller's goroutine): it records the run,
-// updates the metrics and notifies.
+// RunJob runs one job of one instance now (in the caller's goroutine) through the same
+// lifecycle.Runner as the CLI: it records the run and alerts; observe sets the metrics.
 func (d *Daemon) RunJob(ctx context.Context, instance, job string) error {
 	d.mu.Lock()
-	cfg, a := d.cfg, d.app
+	cfg, r := d.cfg, d.runner
 	d.mu.Unlock()
-	in, ok := cfg.Instances[instance]
-	if !ok {
+	if _, ok := cfg.Instances[instance]; !ok {
 		return fmt.Errorf("unknown instance %q", instance)
 	}
 	fn, ok := d.jobs[job]
 	if !ok {
-		if _, err := ParseJob(job); err != nil {
+		if _, err := lifecycle.ParseJob(job); err != nil {
 			return err
 		}
 		return fmt.Errorf("job %s is not available in this build", job)
 	}
-	start := time.Now().UTC()
-	run := catalog.RunRecord{ID: runID(start, job, instance), Instance: instance, Job: job, Start: start, Outcome: catalog.OutcomeRunning}
-	if err := d.store.With(ctx, func(c *catalog.Catalog) error { return c.PutRun(run) }); err != nil {
-		d.log.Warn("could not record the run start", "instance", instance, "job", job, "err", err)
-	}
-	d.log.Info("job started", "instance", instance, "job", job)
-	var producer []string
-	if d.o.Producer != nil {
-		producer = d.o.Producer(cfg, instance)
-	}
-	res, err := fn(ctx, Env{App: a, Instance: in, Store: d.store, Producer: producer, ToolVersion: d.o.ToolVersion})
-	if errors.Is(err, restic.ErrUnreachable) {
-		// The repository went away after the job's preflight had reached it.
-		down := false
-		res.RepoReachable = &down
-	}
-	// A reload during the job closed the dispatcher it started with: report to the current one.
-	d.mu.Lock()
-	disp := d.disp
-	d.mu.Unlock()
-	run.End = time.Now().UTC()
-	dur := run.End.Sub(start)
+	_, err := r.Run(ctx, instance, job, func(ctx context.Context) (lifecycle.Result, error) { return fn(r, ctx, instance) })
+	return err
+}
+
+// observe sets the metrics of a finished run and rewrites the textfile.
+func (d *Daemon) observe(instance, job string, res lifecycle.Result, err error, took time.Duration) {
 	l := metrics.Labels{"instance": instance, "job": job}
-	d.reg.Set(MetricDuration, l, dur.Seconds())
+	il := metrics.Labels{"instance": instance}
+	d.reg.Set(MetricDuration, l, took.Seconds())
 	if res.RepoReachable != nil {
-		d.reg.Set(MetricRepositoryUp, metrics.Labels{"instance": instance}, b2f(*res.RepoReachable))
+		d.reg.Set(MetricRepositoryUp, il, b2f(*res.RepoReachable))
 	}
 	if res.Drill != nil {
-		il := metrics.Labels{"instance": instance}
 		d.reg.Set(MetricDrillOK, il, b2f(res.Drill.OK))
 		d.reg.Set(MetricDrillRestore, il, res.Drill.RestoreSeconds)
 	}
 	if res.Manifest != nil {
 		d.setSnapshotMetrics(instance, res.Manifest)
 	}
-	run.Bytes = res.Bytes
 	switch {
 	case err == nil:
-		run.Outcome = catalog.OutcomeOK
-		d.reg.Set(MetricLastSuccess, l, float64(run.End.Unix()))
+		d.reg.Set(MetricLastSuccess, l, float64(time.Now().Unix()))
 		d.reg.Add(MetricFailures, l, 0)
-		d.log.Info("job finished", "instance", instance, "job", job, "took", dur.Round(time.Millisecond), "added", ui.Bytes(res.Bytes))
-		disp.Success(instance, job)
-	case errors.Is(err, ErrSkip):
-		run.Outcome, run.Error = catalog.OutcomeSkipped, err.Error()
-		d.log.Info("job skipped", "instance", instance, "job", job, "reason", err.Error())
-	case ctx.Err() != nil:
-		run.Outcome, run.Error = catalog.OutcomeFailed, "interrupted by daemon shutdown: "+err.Error()
-		d.reg.Add(MetricFailures, l, 1)
-		d.log.Warn("job interrupted by shutdown", "instance", instance, "job", job, "err", err)
+	case errors.Is(err, lifecycle.ErrSkip):
 	default:
-		run.Outcome, run.Error = catalog.OutcomeFailed, disp.Redact(err.Error())
 		d.reg.Add(MetricFailures, l, 1)
-		d.log.Error("job failed", "instance", instance, "job", job, "took", dur.Round(time.Millisecond), "err", run.Error)
-		disp.Failure(instance, job, fmt.Sprintf("%s of instance %s failed after %s: %s", job, instance, dur.Round(time.Second), err))
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if rerr := d.store.With(rctx, func(c *catalog.Catalog) error { return c.PutRun(run) }); rerr != nil {
-		d.log.Error("could not record the run", "instance", instance, "job", job, "err", rerr)
-	}
-	d.refresh(rctx, instance)
+	d.refresh(ctx, instance)
 	d.writeTextfile()
-	return err
 }
 
 func b2f(b bool) float64 {
@@ -493,11 +477,11 @@ func (d *Daemon) setSnapshotMetrics(instance string, m *manifest.Manifest) {
 }
 
 // refresh sets the catalogue-derived metrics of an instance (after restarts too).
-func (d *Daemon) refresh(ctx context.Context, instance string) *Report {
+func (d *Daemon) refresh(ctx context.Context, instance string) *lifecycle.Report {
 	cfg := d.Config()
-	var rep *Report
-	err := d.store.With(ctx, func(c *catalog.Catalog) error {
-		r, err := Status(cfg, c, time.Now())
+	var rep *lifecycle.Report
+	err := func(c *catalog.Catalog) error {
+		r, err := lifecycle.Status(cfg, c, time.Now())
 		rep = r
 		if err != nil {
 			return err
@@ -520,11 +504,12 @@ func (d *Daemon) refresh(ctx context.Context, instance string) *Report {
 			}
 		}
 		return nil
-	})
+	}(d.catalog())
 	if err != nil {
 		d.log.Warn("could not read the catalogue for metrics", "instance", instance, "err", err)
 		return nil
 	}
+	d.refreshWAL(ctx, instance)
 	st := rep.Instances[instance]
 	if st == nil {
 		return rep
@@ -534,7 +519,7 @@ func (d *Daemon) refresh(ctx context.Context, instance string) *Report {
 		d.reg.Set(MetricSnapshotBytes, il, float64(s.Bytes))
 		d.reg.Set(MetricSnapshotAdded, il, float64(s.AddedBytes))
 		d.reg.Set(MetricSnapshotTime, il, float64(s.Time.Unix()))
-		l := metrics.Labels{"instance": instance, "job": JobSnapshot}
+		l := metrics.Labels{"instance": instance, "job": lifecycle.JobSnapshot}
 		if v, ok := d.reg.Get(MetricLastSuccess, l); !ok || v < float64(s.Time.Unix()) {
 			d.reg.Set(MetricLastSuccess, l, float64(s.Time.Unix()))
 		}
@@ -548,8 +533,8 @@ func (d *Daemon) refresh(ctx context.Context, instance string) *Report {
 		d.reg.Set(MetricRepositorySize, il, float64(st.Repository.Bytes))
 	}
 	d.reg.Set(MetricStatusOK, il, b2f(st.OK))
-	for _, job := range Jobs {
-		if _, ok := d.jobs[job]; ok && ScheduleOf(cfg, job) != "" {
+	for _, job := range lifecycle.Jobs {
+		if _, ok := d.jobs[job]; ok && lifecycle.ScheduleOf(cfg, job) != "" {
 			d.reg.Add(MetricFailures, metrics.Labels{"instance": instance, "job": job}, 0)
 		}
 	}
@@ -580,7 +565,7 @@ func (d *Daemon) catchUp(ctx context.Context) {
 	cfg := d.Config()
 	now := time.Now()
 	last := map[string]time.Time{} // instance/job -> last success
-	err := d.store.With(ctx, func(c *catalog.Catalog) error {
+	err := func(c *catalog.Catalog) error {
 		runs, err := c.Runs("", "", time.Time{})
 		if err != nil {
 			return err
@@ -595,25 +580,25 @@ func (d *Daemon) catchUp(ctx context.Context) {
 			return err
 		}
 		for _, s := range snaps {
-			if k := s.Instance + "/" + JobSnapshot; s.Time.After(last[k]) {
+			if k := s.Instance + "/" + lifecycle.JobSnapshot; s.Time.After(last[k]) {
 				last[k] = s.Time
 			}
 		}
 		drills, err := c.Drills("")
 		for _, dr := range drills {
-			if k := dr.Instance + "/" + JobVerify; dr.OK && dr.End.After(last[k]) {
+			if k := dr.Instance + "/" + lifecycle.JobVerify; dr.OK && dr.End.After(last[k]) {
 				last[k] = dr.End
 			}
 		}
 		return err
-	})
+	}(d.catalog())
 	if err != nil {
 		d.log.Error("missed-run catch-up: cannot read the catalogue", "err", err)
 		return
 	}
 	for _, name := range cfg.InstanceNames() {
-		for _, job := range Jobs {
-			spec := ScheduleOf(cfg, job)
+		for _, job := range lifecycle.Jobs {
+			spec := lifecycle.ScheduleOf(cfg, job)
 			if _, ok := d.jobs[job]; spec == "" || !ok {
 				continue
 			}
@@ -621,7 +606,7 @@ func (d *Daemon) catchUp(ctx context.Context) {
 			if err != nil {
 				continue
 			}
-			period := Period(s, now)
+			period := lifecycle.Period(s, now)
 			l, ok := last[name+"/"+job]
 			if !ok || now.Sub(l) > period {
 				reason := defaultCatchUpReason
@@ -655,13 +640,13 @@ func (d *Daemon) checkLimits(ctx context.Context) {
 }
 
 func (d *Daemon) serveStatus(w http.ResponseWriter, r *http.Request) {
-	var rep *Report
+	var rep *lifecycle.Report
 	cfg := d.Config()
-	err := d.store.With(r.Context(), func(c *catalog.Catalog) error {
+	err := func(c *catalog.Catalog) error {
 		var err error
-		rep, err = Status(cfg, c, time.Now())
+		rep, err = lifecycle.Status(cfg, c, time.Now())
 		return err
-	})
+	}(d.catalog())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return

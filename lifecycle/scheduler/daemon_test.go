@@ -1,4 +1,4 @@
-package lifecycle
+package scheduler
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/notify/notifytest"
+	"github.com/dhis2-life/dhis2-life/lifecycle"
 )
 
 type syncBuf struct {
@@ -59,11 +60,11 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 }
 
 func TestParseJob(t *testing.T) {
-	if _, err := ParseJob("snapshot"); err != nil {
+	if _, err := lifecycle.ParseJob("snapshot"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := ParseJob("backup")
-	if !errors.Is(err, ErrUnknownJob) || !strings.Contains(err.Error(), "snapshot, verify") {
+	_, err := lifecycle.ParseJob("backup")
+	if !errors.Is(err, lifecycle.ErrUnknownJob) || !strings.Contains(err.Error(), "snapshot, verify") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -119,14 +120,14 @@ type fakeJobs struct {
 	runs    atomic.Int32
 }
 
-func (f *fakeJobs) snapshot(ctx context.Context, env Env) (Result, error) {
+func (f *fakeJobs) snapshot(_ *lifecycle.Runner, ctx context.Context, _ string) (lifecycle.Result, error) {
 	f.started.Add(1)
 	defer f.runs.Add(1)
 	if f.block != nil {
 		select {
 		case <-f.block:
 		case <-ctx.Done():
-			return Result{}, ctx.Err()
+			return lifecycle.Result{}, ctx.Err()
 		}
 	}
 	f.mu.Lock()
@@ -134,9 +135,9 @@ func (f *fakeJobs) snapshot(ctx context.Context, env Env) (Result, error) {
 	f.mu.Unlock()
 	ok := !fail
 	if fail {
-		return Result{RepoReachable: &ok}, errors.New("repository unreachable: connection refused")
+		return lifecycle.Result{RepoReachable: &ok}, errors.New("repository unreachable: connection refused")
 	}
-	return Result{RepoReachable: &ok, Bytes: 42}, nil
+	return lifecycle.Result{RepoReachable: &ok, Bytes: 42}, nil
 }
 
 func TestDaemonAlertsRecoveryAndReload(t *testing.T) {
@@ -147,7 +148,7 @@ func TestDaemonAlertsRecoveryAndReload(t *testing.T) {
 	writeConfig(t, p, good)
 	f := &fakeJobs{fail: true}
 	logs := &syncBuf{}
-	d, err := New(Options{ConfigPath: p, Log: slog.New(slog.NewTextHandler(logs, nil)), Jobs: map[string]JobFunc{JobSnapshot: f.snapshot}})
+	d, err := New(Options{ConfigPath: p, Log: slog.New(slog.NewTextHandler(logs, nil)), Jobs: map[string]JobFunc{lifecycle.JobSnapshot: f.snapshot}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +219,6 @@ func TestDaemonAlertsRecoveryAndReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cat.Close()
 	runs, _ := cat.Runs("hmis", "snapshot", time.Time{})
 	var ok, failed int
 	for _, r := range runs {
@@ -241,8 +241,11 @@ func TestOverlapSkipAndGracefulStop(t *testing.T) {
 	f := &fakeJobs{block: make(chan struct{})}
 	verifyRuns := atomic.Int32{}
 	d, err := New(Options{ConfigPath: p, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Jobs: map[string]JobFunc{
-		JobSnapshot: f.snapshot,
-		JobVerify:   func(context.Context, Env) (Result, error) { verifyRuns.Add(1); return Result{}, nil },
+		lifecycle.JobSnapshot: f.snapshot,
+		lifecycle.JobVerify: func(*lifecycle.Runner, context.Context, string) (lifecycle.Result, error) {
+			verifyRuns.Add(1)
+			return lifecycle.Result{}, nil
+		},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -252,8 +255,8 @@ func TestOverlapSkipAndGracefulStop(t *testing.T) {
 	go func() { done <- d.Run(ctx, nil) }()
 	// Catch-up: nothing ever succeeded, so snapshot runs at start; verify is skipped (busy).
 	waitFor(t, "catch-up snapshot", 5*time.Second, func() bool { return f.started.Load() == 1 })
-	d.Trigger("hmis", JobVerify, "test")
-	d.Trigger("hmis", JobSnapshot, "test")
+	d.Trigger("hmis", lifecycle.JobVerify, "test")
+	d.Trigger("hmis", lifecycle.JobSnapshot, "test")
 	cancel() // the blocked snapshot outlives stop_timeout: cancelled and recorded
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -265,7 +268,6 @@ func TestOverlapSkipAndGracefulStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cat.Close()
 	runs, _ := cat.Runs("hmis", "", time.Time{})
 	var skipped, interrupted int
 	for _, r := range runs {
@@ -295,21 +297,20 @@ func TestStatusLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cat.Close()
 	now := time.Now()
-	rep, _ := Status(cfg, cat, now)
+	rep, _ := lifecycle.Status(cfg, cat, now)
 	if rep.OK || len(rep.Instances["hmis"].Problems) != 2 {
 		t.Fatalf("empty catalogue: %+v", rep.Instances["hmis"])
 	}
 	cat.PutSnapshot(catalog.SnapshotRecord{ID: "s1", Instance: "hmis", Time: now.Add(-time.Hour)})
 	cat.PutDrill(catalog.DrillRecord{ID: "d1", SetID: "s1", Instance: "hmis", Start: now.Add(-time.Hour), End: now.Add(-time.Hour), OK: true, RestoreSeconds: 12})
 	cat.PutRun(catalog.RunRecord{ID: "r1", Instance: "hmis", Job: "snapshot", Start: now.Add(-2 * time.Hour), Outcome: catalog.OutcomeFailed})
-	rep, _ = Status(cfg, cat, now)
+	rep, _ = lifecycle.Status(cfg, cat, now)
 	st := rep.Instances["hmis"]
 	if !rep.OK || st.Failures7d != 1 || st.LastGoodDrill.RestoreSeconds != 12 || st.NextRuns["snapshot"].IsZero() {
 		t.Fatalf("status %+v", st)
 	}
-	rep, _ = Status(cfg, cat, now.Add(27*time.Hour))
+	rep, _ = lifecycle.Status(cfg, cat, now.Add(27*time.Hour))
 	if rep.OK || !strings.Contains(rep.SortedProblems()[0], "older than rpo") {
 		t.Fatalf("27h later: %v", rep.SortedProblems())
 	}
@@ -324,7 +325,7 @@ func TestFailureAlertAfterReloadDuringJob(t *testing.T) {
 	writeConfig(t, p, fmt.Sprintf("[schedule]\nsnapshot = \"@every 1h\"\n[notify.webhook]\nurl = %q\n", hook.URL))
 	f := &fakeJobs{fail: true, block: make(chan struct{})}
 	logs := &syncBuf{}
-	d, err := New(Options{ConfigPath: p, Log: slog.New(slog.NewTextHandler(logs, nil)), Jobs: map[string]JobFunc{JobSnapshot: f.snapshot}})
+	d, err := New(Options{ConfigPath: p, Log: slog.New(slog.NewTextHandler(logs, nil)), Jobs: map[string]JobFunc{lifecycle.JobSnapshot: f.snapshot}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,73 @@
+package lifecycle
+
+import (
+	"context"
+	"time"
+
+	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/internal/restic"
+	"github.com/dhis2-life/dhis2-life/snapshot"
+)
+
+// BucketRepository holds RepositorySize records by instance name.
+const BucketRepository = "repository-size"
+
+// RepositorySize is the stored size of the repository (restic stats --mode raw-data).
+type RepositorySize struct {
+	Bytes             int64     `json:"bytes"`
+	UncompressedBytes int64     `json:"uncompressed_bytes"`
+	Snapshots         int64     `json:"restic_snapshots"`
+	MeasuredAt        time.Time `json:"measured_at"`
+}
+
+// SnapshotProgress reports a snapshot's progress per part ("db", "files", "manifest"); for
+// the database stream, estimate stands in for the unknown total.
+type SnapshotProgress func(part string, st restic.Status, estimate int64)
+
+// Producer is the dump producer argv of an instance: this executable's `internal dump-stream`,
+// which restic backup --stdin-from-command runs.
+func Producer(self, configPath, instance string) []string {
+	return []string{self, "--config", configPath, "--log-level", "warn", "internal", "dump-stream", "--instance", instance}
+}
+
+// Snapshot takes a snapshot set of an instance ("" = the only one) as the job "snapshot".
+func (r *Runner) Snapshot(ctx context.Context, instance string, progress SnapshotProgress) (*manifest.Manifest, error) {
+	in, err := r.instance(instance)
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.Run(ctx, in.Name, JobSnapshot, func(ctx context.Context) (Result, error) {
+		return r.SnapshotJob(ctx, in.Name, progress)
+	})
+	return res.Manifest, err
+}
+
+// SnapshotJob is Snapshot without the run record: preflight, the set (snapshot.Take holds the
+// instance lock), then the repository's stored size for status and metrics.
+func (r *Runner) SnapshotJob(ctx context.Context, instance string, progress SnapshotProgress) (Result, error) {
+	var res Result
+	cfg := r.App.Config
+	if err := r.preflight(ctx, &res); err != nil {
+		return res, err
+	}
+	m, err := snapshot.Take(ctx, snapshot.Options{
+		Config: cfg, Instance: cfg.Instances[instance], Repo: r.App.Repo, Catalog: r.Catalog, Log: r.log(),
+		Producer: Producer(r.Self, cfg.Path, instance), ToolVersion: r.ToolVersion, Progress: progress,
+	})
+	if err != nil {
+		return res, err
+	}
+	res.Manifest, res.Bytes = m, m.AddedBytes()
+	// restic stats reads the index, so it is bounded and its failure does not fail the set.
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if st, err := r.App.Repo.RawStats(sctx); err != nil {
+		r.log().Warn("could not measure the repository size", "err", err)
+	} else {
+		rs := RepositorySize{Bytes: st.TotalSize, UncompressedBytes: st.TotalUncompressedSize, Snapshots: st.SnapshotsCount, MeasuredAt: time.Now().UTC()}
+		if err := r.Catalog.PutJSON(BucketRepository, instance, rs); err != nil {
+			r.log().Warn("could not record the repository size", "err", err)
+		}
+	}
+	return res, nil
+}
