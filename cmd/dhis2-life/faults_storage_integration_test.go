@@ -236,7 +236,7 @@ func firstLine(s string) string {
 	return s
 }
 
-// resticLocks counts the repository's lock files (real restic, no lock of its own).
+// resticLockCount counts the repository's lock files (real restic, no lock of its own).
 func (e *env) resticLockCount() int {
 	e.t.Helper()
 	cmd := exec.Command(testenv.Restic(e.t), "--no-cache", "list", "locks", "--no-lock")

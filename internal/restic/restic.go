@@ -121,6 +121,10 @@ type call struct {
 	extraEnv []string
 }
 
+// stopGrace is how long a cancelled restic may take to stop cleanly (and remove its lock)
+// before its process group is killed.
+const stopGrace = 5 * time.Second
+
 // run executes restic; it returns stdout (when not streamed) and a typed error.
 func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 	if c.timeout && r.Timeout > 0 {
@@ -154,16 +158,22 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 	cmd.Dir = c.dir
 	cmd.Stdin = c.stdin
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// On cancellation ask restic to stop cleanly (it removes its lock on SIGINT), then kill.
-	// After an outage its clean-up could only retry against the dead endpoint: kill at once
-	// (the lock it leaves is stale, and restic removes stale locks of this host itself).
+	// On cancellation ask restic to stop cleanly (it removes its lock on SIGINT), then kill its
+	// whole process group (restic and the producer it runs) when it has not ended after
+	// stopGrace: against storage that accepts requests and never answers, restic's clean-up
+	// would wait for its stuck-request timeout, many times over. After an outage its clean-up
+	// could only retry against the dead endpoint: kill at once (the lock it leaves is stale,
+	// and restic removes stale locks of this host itself).
+	var killGroup *time.Timer
 	cmd.Cancel = func() error {
+		pgid := cmd.Process.Pid
 		if isClosed(outage) {
-			return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			return syscall.Kill(-pgid, syscall.SIGKILL)
 		}
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		killGroup = time.AfterFunc(stopGrace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+		return syscall.Kill(-pgid, syscall.SIGINT)
 	}
-	cmd.WaitDelay = 15 * time.Second
+	cmd.WaitDelay = stopGrace + 5*time.Second
 	cmd.Stderr = &stderr
 	var out bytes.Buffer
 	var pr *io.PipeReader
@@ -200,6 +210,9 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 	start := time.Now()
 	r.log().Debug("restic", "op", c.op, "args", strings.Join(c.args, " "))
 	err := cmd.Run()
+	if killGroup != nil {
+		killGroup.Stop()
+	}
 	if pw != nil {
 		pw.Close()
 	}
