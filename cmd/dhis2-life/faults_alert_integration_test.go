@@ -33,6 +33,7 @@ func TestStorageOutageAlerts(t *testing.T) {
 		"retries = 1", `retry_backoff = "200ms"`, "[notify.webhook]", `url = "` + hook.URL + `/hook"`}
 	e.writeConfig()
 	e.init()
+	e.cheapKey()
 
 	cmd := exec.Command(testBinary, "--config", e.cfgPath, "daemon")
 	cmd.Env = cliEnv()

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/url"
+	"os"
+	"os/exec"
+	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,8 @@ import (
 	"filippo.io/age"
 	"github.com/minio/minio-go/v7"
 
+	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/internal/testenv"
 	"github.com/dhis2-life/dhis2-life/internal/testenv/faulttable"
 	"github.com/dhis2-life/dhis2-life/testdata/fixture"
 )
@@ -74,20 +79,68 @@ func (b *bucketObjects) remove(key string) {
 	}
 }
 
-// oldest returns the first-written key of a listing: the set's database part is stored first,
-// so the first data pack holds database stream data.
-func oldest(objs map[string]time.Time) string {
-	keys := make([]string, 0, len(objs))
-	for k := range objs {
-		keys = append(keys, k)
+// dbPack returns the bucket key of a data pack holding the database stream of set m: the
+// snapshot's tree names the stream's data blobs, the indexes name their packs (real restic).
+func (e *env) dbPack(m *manifest.Manifest, objs *bucketObjects) string {
+	e.t.Helper()
+	var snap struct {
+		Tree string `json:"tree"`
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		if !objs[keys[i]].Equal(objs[keys[j]]) {
-			return objs[keys[i]].Before(objs[keys[j]])
+	e.resticJSON(&snap, "cat", "snapshot", m.Parts["db"].Snapshot)
+	blobs := map[string]bool{}
+	for trees := []string{snap.Tree}; len(trees) > 0; {
+		var tree struct {
+			Nodes []struct {
+				Type    string   `json:"type"`
+				Subtree string   `json:"subtree"`
+				Content []string `json:"content"`
+			} `json:"nodes"`
 		}
-		return keys[i] < keys[j]
-	})
-	return keys[0]
+		e.resticJSON(&tree, "cat", "blob", trees[0])
+		trees = trees[1:]
+		for _, n := range tree.Nodes {
+			if n.Subtree != "" {
+				trees = append(trees, n.Subtree)
+			}
+			for _, c := range n.Content {
+				blobs[c] = true
+			}
+		}
+	}
+	for key := range objs.list("index/") {
+		var idx struct {
+			Packs []struct {
+				ID    string `json:"id"`
+				Blobs []struct {
+					ID string `json:"id"`
+				} `json:"blobs"`
+			} `json:"packs"`
+		}
+		e.resticJSON(&idx, "cat", "index", path.Base(key))
+		for _, p := range idx.Packs {
+			for _, b := range p.Blobs {
+				if blobs[b.ID] {
+					return objs.prefix + "data/" + p.ID[:2] + "/" + p.ID
+				}
+			}
+		}
+	}
+	e.t.Fatalf("no pack holds the database stream of %s (%d blobs)", m.ID, len(blobs))
+	return ""
+}
+
+// resticJSON runs real restic with the test's repository and decodes its output into v.
+func (e *env) resticJSON(v any, args ...string) {
+	e.t.Helper()
+	cmd := exec.Command(testenv.Restic(e.t), append([]string{"--no-cache", "--no-lock"}, args...)...)
+	cmd.Env = append([]string{"RESTIC_REPOSITORY=" + e.repoURL, "RESTIC_PASSWORD_FILE=" + e.passFile, "PATH=/usr/bin:/bin"}, e.s3.Env()...)
+	out, err := cmd.Output()
+	if err != nil {
+		e.t.Fatalf("restic %s: %v", strings.Join(args, " "), err)
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		e.t.Fatalf("restic %s: %v: %s", strings.Join(args, " "), err, out)
+	}
 }
 
 // TestRepositoryCorruption damages the repository in the bucket four ways. verify exits 3 and
@@ -103,9 +156,10 @@ func TestRepositoryCorruption(t *testing.T) {
 		`prefix = "hmis/"`, `recipients = ["` + id.Recipient().String() + `"]`, `part_size_mb = 5`}
 	e.writeConfig()
 	e.init()
+	e.cheapKey()
 	m := e.snapshot()
 	objs := e.repoObjects()
-	dbPack := oldest(objs.list("data/")) // chosen before any undo rewrites packs
+	dbPack := e.dbPack(m, objs)
 
 	damaged := func(r result) bool {
 		low := strings.ToLower(errorLine(r))
@@ -209,4 +263,28 @@ func TestRepositoryCorruption(t *testing.T) {
 	faulttable.Record(t, faulttable.Row{Scenario: "corruption: truncated archive object (restore --from-archive)", Expected: "restore fails naming the archive; no half database",
 		Exit: r.code, Message: strings.TrimPrefix(msg, "dhis2-life: "), CatalogConsistent: !exists, NextRunOK: next.code == 0})
 	t.Logf("truncated archive: exit %d after %s: %s", r.code, time.Since(t0).Round(time.Millisecond), msg)
+}
+
+// cheapKey replaces the repository's key in the bucket by one for the same password with a
+// tiny scrypt cost (testenv.CheapResticKeyFile), so each restic call of the test skips the
+// ~0.5 s key derivation restic calibrated at init. Call it right after e.init().
+func (e *env) cheapKey() {
+	e.t.Helper()
+	objs := e.repoObjects()
+	keys := objs.list("keys/")
+	if len(keys) != 1 {
+		e.t.Fatalf("cheap key: want one key in the repository, found %d", len(keys))
+	}
+	pass, err := os.ReadFile(e.passFile)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for key := range keys {
+		name, out, err := testenv.CheapResticKeyFile(objs.get(key), strings.TrimSpace(string(pass)))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		objs.put(objs.prefix+"keys/"+name, out)
+		objs.remove(key)
+	}
 }

@@ -25,6 +25,7 @@ func TestSilentStorage(t *testing.T) {
 	e.repositoryExtra = []string{`outage_timeout = "3s"`}
 	e.writeConfig()
 	e.init()
+	e.cheapKey()
 	before := len(e.catalogSets())
 	px.Add(testenv.Fault{Kind: testenv.FaultSilent, Method: "PUT", Path: "/data/"})
 	t0 := time.Now()

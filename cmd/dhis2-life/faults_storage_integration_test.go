@@ -81,6 +81,7 @@ func TestStorageFaults(t *testing.T) {
 	t.Cleanup(func() { dropDB(t, e.pg, stg) })
 	e.setTargets(tgt{name: "staging", db: stg, profile: "staging", home: filepath.Join(e.dir, "staging-home")})
 	e.init()
+	e.cheapKey()
 	first := e.snapshot()
 
 	transient := []testenv.Fault{

@@ -37,6 +37,7 @@ INSERT INTO "../etc"."x""; DROP TABLE public.victim; --" VALUES
   (3, E'\r\n', E'\x01\x7f', '"quoted"', '✓✓');
 `)
 	e.init()
+	e.cheapKey()
 	m := e.snapshot()
 	target := "hostile_" + randName()
 	t.Cleanup(func() { dropDB(t, e.pg, target) })

@@ -47,6 +47,7 @@ func TestLeastPrivilege(t *testing.T) {
 	writeFile(t, e.cfgPath, cfg, 0o600)
 
 	e.init()
+	e.cheapKey()
 	s := e.run("snapshot", "--json")
 	if s.code != 0 {
 		t.Fatalf("snapshot as a pg_read_all_data role: %s", s)

@@ -134,6 +134,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		return r
 	}
 	run(0, "init")
+	e.cheapKey()
 	run(0, "--log-level", "debug", "snapshot")
 	run(0, "--log-format", "json", "--log-level", "debug", "snapshot", "--json")
 	run(0, "--log-level", "debug", "verify", "latest")

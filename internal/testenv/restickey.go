@@ -45,37 +45,46 @@ func CheapResticKey(repoDir, password string) error {
 	if err != nil {
 		return fmt.Errorf("cheap restic key: %w", err)
 	}
+	name, out, err := CheapResticKeyFile(raw, password)
+	if err != nil {
+		return fmt.Errorf("%w (%s)", err, keys[0])
+	}
+	if err := os.WriteFile(filepath.Join(repoDir, "keys", name), out, 0o400); err != nil {
+		return fmt.Errorf("cheap restic key: %w", err)
+	}
+	return os.Remove(keys[0])
+}
+
+// CheapResticKeyFile is CheapResticKey for one key file's content raw, wherever the repository
+// is (a bucket): it returns the new key file and its name in keys/ (restic names a key file by
+// the SHA-256 of its content). The caller stores it and removes the old one.
+func CheapResticKeyFile(raw []byte, password string) (name string, out []byte, err error) {
 	var kf resticKeyFile
 	if err := json.Unmarshal(raw, &kf); err != nil || kf.KDF != "scrypt" {
-		return fmt.Errorf("cheap restic key: %s is not a scrypt key file (%v)", keys[0], err)
+		return "", nil, fmt.Errorf("cheap restic key: not a scrypt key file (%v)", err)
 	}
 	master, err := resticOpen(kf, password)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	nk := kf
 	nk.N, nk.R, nk.P = 1024, 1, 1
 	nk.Salt = make([]byte, 64)
 	if _, err := rand.Read(nk.Salt); err != nil {
-		return err
+		return "", nil, err
 	}
 	dk, err := scrypt.Key([]byte(password), nk.Salt, nk.N, nk.R, nk.P, 64)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	if nk.Data, err = resticSeal(dk, master); err != nil {
-		return err
+		return "", nil, err
 	}
-	out, err := json.Marshal(nk)
-	if err != nil {
-		return err
+	if out, err = json.Marshal(nk); err != nil {
+		return "", nil, err
 	}
 	sum := sha256.Sum256(out)
-	name := filepath.Join(repoDir, "keys", hex.EncodeToString(sum[:]))
-	if err := os.WriteFile(name, out, 0o400); err != nil {
-		return fmt.Errorf("cheap restic key: %w", err)
-	}
-	return os.Remove(keys[0])
+	return hex.EncodeToString(sum[:]), out, nil
 }
 
 // resticOpen decrypts a key file's data (IV ‖ AES-256-CTR ciphertext ‖ Poly1305-AES MAC).
