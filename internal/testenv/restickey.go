@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	//lint:ignore SA1019 restic's key format is Poly1305-AES, built on this primitive
 	"golang.org/x/crypto/poly1305"
@@ -138,4 +139,64 @@ func resticMAC(macKey, iv, msg []byte) [16]byte {
 	var out [16]byte
 	poly1305.Sum(&out, msg, &k)
 	return out
+}
+
+// ResticSnapshot is the part of a restic snapshot that WriteResticSnapshots writes.
+type ResticSnapshot struct {
+	Time     time.Time `json:"time"`
+	Tree     string    `json:"tree"`
+	Paths    []string  `json:"paths"`
+	Hostname string    `json:"hostname"`
+	Username string    `json:"username"`
+	Tags     []string  `json:"tags,omitempty"`
+}
+
+// WriteResticSnapshots adds snapshots to the local restic repository at repoDir directly, as
+// restic stores them (the JSON encrypted with the master key, named by the SHA-256 of the file),
+// instead of one `restic backup` per snapshot. Tree must be a tree the repository holds (from a
+// real backup). For tests that need many dated snapshots, such as forget policies.
+func WriteResticSnapshots(repoDir, password string, snaps []ResticSnapshot) error {
+	keys, err := filepath.Glob(filepath.Join(repoDir, "keys", "*"))
+	if err != nil || len(keys) != 1 {
+		return fmt.Errorf("restic snapshots: want exactly one key in %s/keys, found %d (%v)", repoDir, len(keys), err)
+	}
+	raw, err := os.ReadFile(keys[0])
+	if err != nil {
+		return fmt.Errorf("restic snapshots: %w", err)
+	}
+	var kf resticKeyFile
+	if err := json.Unmarshal(raw, &kf); err != nil {
+		return fmt.Errorf("restic snapshots: key file %s: %w", keys[0], err)
+	}
+	plain, err := resticOpen(kf, password)
+	if err != nil {
+		return err
+	}
+	var master struct {
+		MAC struct {
+			K []byte `json:"k"`
+			R []byte `json:"r"`
+		} `json:"mac"`
+		Encrypt []byte `json:"encrypt"`
+	}
+	if err := json.Unmarshal(plain, &master); err != nil || len(master.Encrypt) != 32 || len(master.MAC.K) != 16 || len(master.MAC.R) != 16 {
+		return fmt.Errorf("restic snapshots: unexpected master key (%v)", err)
+	}
+	key := append(append(append([]byte{}, master.Encrypt...), master.MAC.K...), master.MAC.R...)
+	dir := filepath.Join(repoDir, "snapshots")
+	for _, s := range snaps {
+		body, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		ct, err := resticSeal(key, body)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(ct)
+		if err := os.WriteFile(filepath.Join(dir, hex.EncodeToString(sum[:])), ct, 0o400); err != nil {
+			return fmt.Errorf("restic snapshots: %w", err)
+		}
+	}
+	return nil
 }
