@@ -3,12 +3,14 @@ package lifecycle
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/internal/restic"
 	"github.com/dhis2-life/dhis2-life/lifecycle/point"
 )
 
@@ -73,6 +75,10 @@ func (r *Runner) RebuildCatalog(ctx context.Context) (*Rebuilt, error) {
 		if err == nil {
 			m, err = manifest.Parse(buf.Bytes())
 		}
+		if err != nil && unreachable(err) {
+			// An unreachable repository is no reason to drop a set from the catalogue.
+			return nil, fmt.Errorf("catalog rebuild stopped, catalogue unchanged: reading the manifest of %s: %w", s.ShortID, err)
+		}
 		if err != nil {
 			out.Skipped = append(out.Skipped, fmt.Sprintf("%s: %v", s.ShortID, err))
 			r.log().Warn("manifest skipped", "snapshot", s.ShortID, "err", err)
@@ -109,4 +115,14 @@ func (r *Runner) RebuildCatalog(ctx context.Context) (*Rebuilt, error) {
 	}
 	out.Points, out.Skipped = points, append(out.Skipped, skipped...)
 	return out, nil
+}
+
+// unreachable reports whether err is about reaching the repository rather than its content.
+func unreachable(err error) bool {
+	for _, k := range []error{restic.ErrUnreachable, restic.ErrTimeout, restic.ErrLocked, restic.ErrInterrupted, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
 }

@@ -189,14 +189,29 @@ func (r *Repo) BackupPaths(ctx context.Context, dir string, paths []string, o Ba
 	return r.backup(ctx, call{args: args, dir: dir}, o)
 }
 
+// checkID refuses a snapshot ID that restic would read as an option (a manifest or catalogue
+// edited to say "--password-command=...") or that is not one argument.
+func checkID(id string) error {
+	if id == "" || strings.HasPrefix(id, "-") || strings.ContainsAny(id, "\x00\n\r\t ") {
+		return fmt.Errorf("restic snapshot id %q is invalid (the manifest or catalogue was edited?): run `dhis2-life catalog rebuild`", id)
+	}
+	return nil
+}
+
 // Dump streams the file at path inside snapshot id to w.
 func (r *Repo) Dump(ctx context.Context, id, path string, w io.Writer) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
 	_, err := r.run(ctx, call{op: "dump", args: []string{"dump", "--no-lock", id, path}, stdout: w})
 	return err
 }
 
 // Restore restores snapshot id (optionally "id:subfolder") into target.
 func (r *Repo) Restore(ctx context.Context, id, target string, progress ProgressFunc) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
 	_, err := r.run(ctx, call{op: "restore", args: []string{"restore", "--no-lock", id, "--target", target}, progress: progress})
 	return err
 }
@@ -226,6 +241,11 @@ func (r *Repo) Check(ctx context.Context, readDataSubset string) error {
 func (r *Repo) Forget(ctx context.Context, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
+	}
+	for _, id := range ids {
+		if err := checkID(id); err != nil {
+			return err
+		}
 	}
 	_, err := r.run(ctx, call{op: "forget", args: append([]string{"forget"}, ids...), timeout: true})
 	return err

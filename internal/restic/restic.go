@@ -123,6 +123,10 @@ type call struct {
 	extraEnv []string
 }
 
+// stopGrace is how long a cancelled restic may take to stop cleanly (and remove its lock)
+// before its process group is killed.
+const stopGrace = 5 * time.Second
+
 // run executes restic; it returns stdout (when not streamed) and a typed error. A call that
 // finds the repository locked removes stale locks (`restic unlock` removes only those of
 // dead processes of this host and those older than 30 minutes) and tries once more: a job
@@ -157,6 +161,15 @@ func (r *Repo) run1(ctx context.Context, c call) ([]byte, error) {
 		go stderr.watch(stop, r.OutageTimeout, func() { close(outage); cancel() })
 	}
 	args := append([]string{"--json"}, c.args...)
+	if r.OutageTimeout > 0 {
+		// A server that accepts a request and never answers produces no retry line for
+		// restic's default 5 minutes per attempt (and minio-go inside restic retries such a
+		// request up to 10 times before restic sees an error), so the outage bound could not
+		// see it for most of an hour. A request without progress is retried after a tenth of
+		// the bound (2 s to 5 min), so silence ends the call after about twice the bound.
+		stuck := min(max(r.OutageTimeout/10, 2*time.Second), 5*time.Minute)
+		args = append([]string{"--stuck-request-timeout=" + stuck.String()}, args...)
+	}
 	cmd := exec.CommandContext(ctx, r.bin(), args...)
 	cmd.Env = append(r.env(), c.extraEnv...)
 	cmd.Dir = c.dir
@@ -164,16 +177,22 @@ func (r *Repo) run1(ctx context.Context, c call) ([]byte, error) {
 	// Own process group (so a cancellation reaches restic's children) and SIGKILL when
 	// dhis2-life dies, even by SIGKILL: a killed job leaves no restic storing parts.
 	cmd.SysProcAttr = proc.Attr(true)
-	// On cancellation ask restic to stop cleanly (it removes its lock on SIGINT), then kill.
-	// After an outage its clean-up could only retry against the dead endpoint: kill at once
-	// (the lock it leaves is stale, and restic removes stale locks of this host itself).
+	// On cancellation ask restic to stop cleanly (it removes its lock on SIGINT), then kill its
+	// whole process group (restic and the producer it runs) when it has not ended after
+	// stopGrace: against storage that accepts requests and never answers, restic's clean-up
+	// would wait for its stuck-request timeout, many times over. After an outage its clean-up
+	// could only retry against the dead endpoint: kill at once (the lock it leaves is stale,
+	// and restic removes stale locks of this host itself).
+	var killGroup *time.Timer
 	cmd.Cancel = func() error {
+		pgid := cmd.Process.Pid
 		if isClosed(outage) {
-			return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			return syscall.Kill(-pgid, syscall.SIGKILL)
 		}
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		killGroup = time.AfterFunc(stopGrace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+		return syscall.Kill(-pgid, syscall.SIGINT)
 	}
-	cmd.WaitDelay = 15 * time.Second
+	cmd.WaitDelay = stopGrace + 5*time.Second
 	cmd.Stderr = &stderr
 	var out bytes.Buffer
 	var pr *io.PipeReader
@@ -210,6 +229,9 @@ func (r *Repo) run1(ctx context.Context, c call) ([]byte, error) {
 	start := time.Now()
 	r.log().Debug("restic", "op", c.op, "args", strings.Join(c.args, " "))
 	err := cmd.Run()
+	if killGroup != nil {
+		killGroup.Stop()
+	}
 	if pw != nil {
 		pw.Close()
 	}
@@ -224,6 +246,9 @@ func (r *Repo) run1(ctx context.Context, c call) ([]byte, error) {
 		code = ee.ExitCode()
 	}
 	e := &Error{Op: c.op, ExitCode: code, Message: stderr.message(), kind: kindOf(code)}
+	if e.kind == nil && readsData(c.op) && damaged(e.Message) {
+		e.kind = ErrDamaged
+	}
 	if isClosed(outage) {
 		e.kind = ErrUnreachable
 		e.Message = stderr.outageMessage(r.OutageTimeout)
@@ -243,6 +268,16 @@ func (r *Repo) run1(ctx context.Context, c call) ([]byte, error) {
 		e.Message = err.Error()
 	}
 	return out.Bytes(), e
+}
+
+// readsData reports whether op reads stored data (where missing or altered data is damage,
+// not a usage error).
+func readsData(op string) bool {
+	switch op {
+	case "dump", "restore", "check", "ls", "cat":
+		return true
+	}
+	return false
 }
 
 func isClosed(c chan struct{}) bool {
