@@ -14,7 +14,7 @@ export PATH := $(TOOLS_BIN):/usr/local/go/bin:$(PATH)
 PKGS := ./... ./testdata/fixture/... ./testdata/dhis2stub
 TEST_FLAGS ?= -count=1 -timeout 45m
 
-.PHONY: build deps test vet lint demo bench clean install doc deb
+.PHONY: build deps test fuzz vet lint demo bench clean install doc deb
 
 build:
 	$(GO) build -o bin/dhis2-life ./cmd/dhis2-life
@@ -32,9 +32,28 @@ lint: vet
 		echo "lint: staticcheck not installed in $(TOOLS_BIN) (make deps builds it); only go vet ran"; \
 	fi
 
-# test runs everything CI runs: real PostgreSQL, MinIO and restic, no skips.
+# test runs everything CI runs: real PostgreSQL, MinIO and restic, no skips; then each fuzz
+# target briefly (their committed seeds in testdata/fuzz also run as plain tests).
+# The fault tests record one row per scenario in FAULT_ROWS; the table is printed at the end
+# (also when a test failed) and written to bin/fault-table.md (docs/fault-table.md is a copy).
+FAULT_ROWS := $(CURDIR)/bin/fault-table.jsonl
 test: deps lint
-	$(GO) test $(TEST_FLAGS) $(PKGS)
+	@mkdir -p bin && rm -f $(FAULT_ROWS)
+	status=0; DHIS2_LIFE_FAULT_TABLE=$(FAULT_ROWS) $(GO) test $(TEST_FLAGS) $(PKGS) || status=$$?; \
+	$(GO) run ./internal/testenv/faulttable/cmd/faulttable -in $(FAULT_ROWS) -o bin/fault-table.md || status=1; \
+	exit $$status
+	$(MAKE) --no-print-directory fuzz
+
+# fuzz runs every fuzz target for FUZZTIME (6 targets: under a minute in all).
+FUZZTIME ?= 6s
+FUZZ_TARGETS := ./internal/config:FuzzParse ./internal/config:FuzzParseDuration \
+	./internal/manifest:FuzzParse ./internal/dumpfmt:FuzzReader ./internal/dumpfmt:FuzzRoundTrip \
+	./retention:FuzzPolicy
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "$(GO) test -run='^$$' -fuzz='^$${t#*:}$$' -fuzztime=$(FUZZTIME) $${t%%:*}"; \
+		$(GO) test -run='^$$' -fuzz="^$${t#*:}\$$" -fuzztime=$(FUZZTIME) "$${t%%:*}" || exit 1; \
+	done
 
 demo: deps build
 	scripts/demo.sh

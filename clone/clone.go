@@ -22,6 +22,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/lock"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 	"github.com/dhis2-life/dhis2-life/internal/restic"
 	"github.com/dhis2-life/dhis2-life/restore"
 )
@@ -90,6 +91,8 @@ type Record struct {
 	CopySeconds    float64 `json:"copy_seconds,omitempty"`
 	ScrubSeconds   float64 `json:"scrub_seconds"`
 	FilesSeconds   float64 `json:"files_seconds,omitempty"`
+	// PII is the scan for production's personal data (pii.go, scan.go).
+	PII *ScanReport `json:"pii_scan,omitempty"`
 }
 
 // templateRecord is a template database in the catalogue.
@@ -224,6 +227,7 @@ type Prepared struct {
 	Template string
 	Home     string
 	srv      server
+	sought   *Sought // production's identifying values, collected before the scrub
 }
 
 // Prepare checks the request: target and profile known, set of the target's instance, schema
@@ -363,6 +367,9 @@ func (p *Prepared) Run(ctx context.Context) (*Record, error) {
 			return nil, cleanup(err)
 		}
 	}
+	if err := p.piiProof(ctx, tmpHome, rec); err != nil {
+		return nil, cleanup(err)
+	}
 	if o.BeforeSwap != nil {
 		if err := o.BeforeSwap(ctx); err != nil {
 			return nil, cleanup(err)
@@ -375,6 +382,7 @@ func (p *Prepared) Run(ctx context.Context) (*Record, error) {
 	if err := p.swap(ctx); err != nil {
 		return nil, cleanup(err)
 	}
+	proc.KillAt("clone:swapped")
 	if tmpHome != "" {
 		if err := swapHome(o.Log, p.Home, tmpHome); err != nil {
 			rec.Warnings = append(rec.Warnings, err.Error())
@@ -459,13 +467,18 @@ func (p *Prepared) newCopy(ctx context.Context, rec *Record) error {
 		return err
 	}
 	rec.RestoreSeconds = time.Since(t0).Seconds()
+	proc.KillAt("clone:restored")
 	t1 := time.Now()
+	if err := p.collectPII(ctx, p.Temp); err != nil {
+		return err
+	}
 	ch, err := p.scrub(ctx, p.Temp)
 	if err != nil {
 		return err
 	}
 	rec.Changes = ch
 	rec.ScrubSeconds = time.Since(t1).Seconds()
+	proc.KillAt("clone:scrubbed")
 	return nil
 }
 
@@ -577,7 +590,11 @@ func (p *Prepared) viaTemplate(ctx context.Context, rec *Record) error {
 		}
 		rec.RestoreSeconds = time.Since(t0).Seconds()
 		t1 := time.Now()
-		ch, err := p.scrub(ctx, build)
+		err := p.collectPII(ctx, build)
+		var ch []Change
+		if err == nil {
+			ch, err = p.scrub(ctx, build)
+		}
 		if err == nil {
 			_, err = p.verify(ctx, build)
 		}
@@ -771,6 +788,7 @@ func (p *Prepared) swap(ctx context.Context) error {
 			return fmt.Errorf("renaming %s out of the way: %w", p.Database, err)
 		}
 	}
+	proc.KillAt("clone:swap")
 	if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", pg.QuoteIdent(p.Temp), pg.QuoteIdent(p.Database))); err != nil {
 		return fmt.Errorf("renaming the new copy to %s: %w", p.Database, err)
 	}

@@ -73,6 +73,8 @@ type Scrubber struct {
 	KeepPassword string
 	// CustomSQL runs after the built-in rules, in the same transaction.
 	CustomSQL []SQL
+	// PII configures the pseudonymisation of personal data (pii.go).
+	PII PIIOptions
 
 	keepHash, unusableHash string
 }
@@ -86,7 +88,7 @@ type SQL struct {
 // NewScrubber prepares the scrub of target t for a set: it reads the keep password file and
 // the custom SQL files, so that a missing file fails before anything is changed.
 func NewScrubber(t *config.Target, configDir string, gen Generation, instance, setID string, setTime time.Time) (*Scrubber, error) {
-	s := &Scrubber{Profile: t.Profile, Gen: gen, Instance: instance, SetID: setID, SetTime: setTime}
+	s := &Scrubber{Profile: t.Profile, Gen: gen, Instance: instance, SetID: setID, SetTime: setTime, PII: PIIFor(t)}
 	switch t.Profile {
 	case dhis2.ProfileStaging, dhis2.ProfileTraining:
 	default:
@@ -200,6 +202,10 @@ func (s *Scrubber) Apply(ctx context.Context, conn *pgx.Conn) ([]Change, error) 
 	}
 	in := s.scrub()
 	var changes []Change
+	// Personal data first, before the profile's rules change users.
+	if err := s.applyPII(ctx, tx, &changes); err != nil {
+		return nil, err
+	}
 	for _, r := range dhis2.ScrubRules(s.Profile) {
 		ch, err := r.Run(ctx, tx, sc, in)
 		if err != nil {
@@ -235,6 +241,11 @@ func (s *Scrubber) Verify(ctx context.Context, conn *pgx.Conn) ([]Check, error) 
 		}
 		checks = append(checks, cs...)
 	}
+	pc, err := s.verifyPII(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	checks = append(checks, pc...)
 	return checks, nil
 }
 

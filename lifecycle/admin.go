@@ -12,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/dhis2-life/dhis2-life/clone"
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/config"
@@ -220,6 +221,9 @@ func ConfigProbes(a *app.App) config.Probes {
 				return err
 			}
 			return conn.Close(ctx)
+		},
+		UIDs: func(ctx context.Context, in *config.Instance, uids []string) ([]string, error) {
+			return clone.MissingUIDs(ctx, app.InstanceConn(in), uids)
 		},
 	}
 	if a == nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/crypt"
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 	"github.com/dhis2-life/dhis2-life/internal/s3"
 )
 
@@ -41,9 +42,11 @@ func EscrowRefresh(ctx context.Context, a *app.App) (string, error) {
 	name := ac.Prefix + EscrowObject
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	proc.KillAt("escrow:sealed")
 	if err := b.PutSmall(pctx, name, sealed); err != nil {
 		return "", err
 	}
+	proc.KillAt("escrow:stored")
 	return name, nil
 }
 

@@ -3,11 +3,14 @@ package lifecycle
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
+	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/internal/restic"
 	"github.com/dhis2-life/dhis2-life/lifecycle/point"
 )
 
@@ -17,6 +20,37 @@ type Rebuilt struct {
 	Instances map[string]int `json:"instances"`
 	Skipped   []string       `json:"skipped"`
 	Points    int            `json:"points"`
+	// DamagedMovedTo is where a damaged catalogue was set aside (RebuildDamaged), and Lost
+	// what it held that the repository cannot give back.
+	DamagedMovedTo string `json:"damaged_moved_to,omitempty"`
+	Lost           string `json:"lost,omitempty"`
+}
+
+// RebuildDamaged is `catalog rebuild`: once the repository answers, a damaged catalogue is
+// moved aside to catalog.db.damaged-<time> (kept as evidence) and the snapshot index is
+// rebuilt into a new one (RebuildCatalog); an intact catalogue is rebuilt in place.
+func RebuildDamaged(ctx context.Context, a *app.App, toolVersion string) (*Rebuilt, error) {
+	if err := a.Preflight(ctx); err != nil {
+		return nil, err
+	}
+	_, moved, err := a.CatalogForRebuild()
+	if err != nil {
+		return nil, err
+	}
+	r, err := NewRunner(a, toolVersion)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := r.Close(); cerr != nil {
+			a.Log.Warn("some alerts were not delivered", "err", cerr)
+		}
+	}()
+	out, err := r.RebuildCatalog(ctx)
+	if out != nil && moved != "" {
+		out.DamagedMovedTo, out.Lost = moved, app.LostWithCatalogue
+	}
+	return out, err
 }
 
 // RebuildCatalog re-derives the catalogue's snapshot index from the manifests in the
@@ -40,6 +74,10 @@ func (r *Runner) RebuildCatalog(ctx context.Context) (*Rebuilt, error) {
 		var m *manifest.Manifest
 		if err == nil {
 			m, err = manifest.Parse(buf.Bytes())
+		}
+		if err != nil && unreachable(err) {
+			// An unreachable repository is no reason to drop a set from the catalogue.
+			return nil, fmt.Errorf("catalog rebuild stopped, catalogue unchanged: reading the manifest of %s: %w", s.ShortID, err)
 		}
 		if err != nil {
 			out.Skipped = append(out.Skipped, fmt.Sprintf("%s: %v", s.ShortID, err))
@@ -77,4 +115,14 @@ func (r *Runner) RebuildCatalog(ctx context.Context) (*Rebuilt, error) {
 	}
 	out.Points, out.Skipped = points, append(out.Skipped, skipped...)
 	return out, nil
+}
+
+// unreachable reports whether err is about reaching the repository rather than its content.
+func unreachable(err error) bool {
+	for _, k := range []error{restic.ErrUnreachable, restic.ErrTimeout, restic.ErrLocked, restic.ErrInterrupted, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
 }

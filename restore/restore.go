@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/dumpfmt"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 	"github.com/dhis2-life/dhis2-life/internal/restic"
 )
 
@@ -147,8 +149,73 @@ func (o *Options) owner() string {
 }
 
 // Restore restores the set described by o.Manifest. On failure after it created or
-// replaced the target database, it drops the half-restored database and says so.
+// replaced the target database, it drops the half-restored database and says so; what it
+// wrote to FilesTo (only what was not there before) is removed, so the same command can run
+// again.
 func Restore(ctx context.Context, o Options) (*Result, error) {
+	var undo func() string
+	if o.FilesTo != "" {
+		undo = noteFilesTarget(o.FilesTo)
+	}
+	res, err := restoreSet(ctx, o)
+	if err != nil && undo != nil {
+		if msg := undo(); msg != "" {
+			err = fmt.Errorf("%w (%s)", err, msg)
+		}
+	}
+	return res, err
+}
+
+// noteFilesTarget remembers what dir holds now and returns a function that removes what was
+// added since (the whole directory when this run created it) and says what it did.
+func noteFilesTarget(dir string) func() string {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return func() string {
+			if _, err := os.Lstat(dir); err != nil {
+				return ""
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				return fmt.Sprintf("the files restored to %s could NOT be removed: %v", dir, err)
+			}
+			return fmt.Sprintf("the files restored to %s were removed", dir)
+		}
+	}
+	if err != nil {
+		return nil
+	}
+	before := map[string]bool{}
+	for _, e := range ents {
+		before[e.Name()] = true
+	}
+	return func() string {
+		now, err := os.ReadDir(dir)
+		if err != nil {
+			return ""
+		}
+		n := 0
+		var errs []error
+		for _, e := range now {
+			if before[e.Name()] {
+				continue
+			}
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n++
+		}
+		if len(errs) > 0 {
+			return fmt.Sprintf("what this restore wrote to %s could NOT all be removed: %v", dir, errors.Join(errs...))
+		}
+		if n == 0 {
+			return ""
+		}
+		return fmt.Sprintf("the %d entries this restore wrote to %s were removed", n, dir)
+	}
+}
+
+func restoreSet(ctx context.Context, o Options) (*Result, error) {
 	start := time.Now()
 	m := o.Manifest
 	res := &Result{Set: m.ID, Database: o.Target.Database()}
@@ -186,6 +253,12 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 		startFiles()
 	} else {
 		created, err := prepareDatabase(ctx, &o)
+		// A killed run's CREATE DATABASE can still be finishing in its server session (the
+		// server notices the dead client late): wait for it, then look again.
+		for i := 0; i < 10 && err != nil && !created && isDuplicateDatabase(err) && ctx.Err() == nil; i++ {
+			time.Sleep(time.Second)
+			created, err = prepareDatabase(ctx, &o)
+		}
 		if err != nil {
 			if created {
 				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -198,6 +271,7 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 		res.Created = created
+		proc.KillAt("restore:database-created")
 		startFiles()
 		if err := restoreDatabase(ctx, &o, res); err != nil {
 			<-filesDone
@@ -208,6 +282,9 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 			}
 			return nil, fmt.Errorf("restoring %s: %w (the half-restored database %s was dropped)", m.ID, err, res.Database)
 		}
+	}
+	if !o.SkipDatabase {
+		proc.KillAt("restore:database-loaded")
 	}
 	if err := <-filesDone; err != nil {
 		return nil, err
@@ -239,8 +316,10 @@ func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
 		if n > 0 && !o.Force {
 			return false, fmt.Errorf("%w: database %s holds %d tables/views/sequences", ErrNotEmpty, db, n)
 		}
-		// countRelations' own connection may linger for a moment.
-		sessions, err := pg.SettledSessions(ctx, admin, db, 3*time.Second)
+		// countRelations' own connection may linger for a moment, and sessions of a run
+		// killed a moment ago end once their server process notices: give them a few
+		// seconds before refusing.
+		sessions, err := pg.SettledSessions(ctx, admin, db, 5*time.Second)
 		if err != nil {
 			return false, err
 		}
@@ -312,6 +391,24 @@ func prepareDatabase(ctx context.Context, o *Options) (bool, error) {
 	return created, nil
 }
 
+// isDuplicateDatabase reports a CREATE DATABASE that lost a race with another session
+// creating the same database.
+func isDuplicateDatabase(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P04")
+}
+
+// sweepTemp removes what killed runs left in the temp dir (spools, drill copies of the file
+// store with dhis.conf, passfiles).
+func sweepTemp(log *slog.Logger, dir string) {
+	gone, err := proc.Sweep(dir, proc.TempKinds...)
+	if err != nil {
+		log.Warn("could not remove leftovers of killed runs", "dir", dir, "err", err)
+	} else if len(gone) > 0 {
+		log.Info("removed leftovers of killed runs", "paths", gone)
+	}
+}
+
 func countRelations(ctx context.Context, c pg.Conn) (int, error) {
 	conn, err := c.Connect(ctx)
 	if err != nil {
@@ -374,7 +471,8 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 		return fmt.Errorf("creating temp dir: %w", err)
 	}
-	work, err := os.MkdirTemp(tmpDir, "restore-")
+	sweepTemp(o.Log, tmpDir)
+	work, err := os.MkdirTemp(tmpDir, proc.TempName("restore"))
 	if err != nil {
 		return fmt.Errorf("creating temp dir: %w", err)
 	}
@@ -551,8 +649,8 @@ var skipTOC = regexp.MustCompile(`^\d+; \d+ \d+ (EXTENSION|COMMENT - EXTENSION|S
 // tocList writes pg_restore's table of contents without the entries we handle ourselves
 // (extensions, created first by a superuser; the public schema and the extensions' schemas).
 func tocList(ctx context.Context, tool *pg.Tool, archive, dir string, skipSchemas map[string]bool) (string, error) {
-	cmd := exec.CommandContext(ctx, tool.Path, "--list", archive)
-	cmd.Env = append(os.Environ(), tool.Env...)
+	cmd := tool.Command(ctx, "--list", archive)
+	cmd.Args = []string{tool.Path, "--list", archive} // no connection arguments
 	out, err := cmd.Output()
 	if err != nil {
 		return "", fmt.Errorf("reading the schema archive's contents: %w", exitDetail(err))

@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/dhis2"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
+	"github.com/dhis2-life/dhis2-life/internal/proc"
+	"github.com/dhis2-life/dhis2-life/internal/restic"
 )
 
 // Check is one drill check.
@@ -40,6 +43,9 @@ type Report struct {
 	DataAgeSeconds float64   `json:"data_age_seconds"`
 	Restore        *Result   `json:"restore,omitempty"`
 	Checks         []Check   `json:"checks"`
+	// Interrupted is set when the drill was stopped (SIGINT/SIGTERM) before it finished: it
+	// says nothing about the set.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 func (r *Report) add(name string, ok bool, format string, args ...any) {
@@ -94,7 +100,8 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 	}
 	filesDir := ""
 	if p, ok := m.Parts["files"]; ok && p.Snapshot != "" {
-		d, err := os.MkdirTemp(tmp, "drill-files-")
+		sweepTemp(ro.Log, tmp)
+		d, err := os.MkdirTemp(tmp, proc.TempName("drill-files"))
 		if err != nil {
 			return nil, fmt.Errorf("creating drill directory: %w", err)
 		}
@@ -121,6 +128,7 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 	go func() { checkErr <- ro.Repo.Check(ctx, o.ReadDataSubset) }()
 	t0 := time.Now()
 	res, err := Restore(ctx, ro)
+	proc.KillAt("verify:restored")
 	rep.RestoreSeconds = time.Since(t0).Seconds()
 	rep.Restore = res
 	if err != nil {
@@ -132,7 +140,26 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 			rep.add("database checks", false, "%v", err)
 		}
 	}
-	if err := <-checkErr; err != nil {
+	cerr := <-checkErr
+	// An unreachable or locked repository says nothing about the set: the run fails without
+	// recording a drill, so a drill fails only for the data. (An interruption is recorded as
+	// such below; a repository check that only waited out another job's lock is "not run".)
+	checkLocked := cerr != nil && errors.Is(cerr, restic.ErrLocked)
+	if ctx.Err() == nil {
+		ignore := cerr
+		if checkLocked {
+			ignore = nil
+		}
+		if cause := notAboutData(err, ignore); cause != nil {
+			return rep, fmt.Errorf("drill of set %s could not run (nothing recorded): %w", m.ID, cause)
+		}
+	}
+	if checkLocked && ctx.Err() == nil {
+		// Another job held the repository for longer than restic.CheckLockWait: that is no
+		// finding about the data, so it does not fail the drill.
+		rep.Checks = append(rep.Checks, Check{Name: "repository check", OK: true,
+			Detail: fmt.Sprintf("not run: the repository stayed locked by another job for %s (%v)", restic.CheckLockWait, cerr)})
+	} else if err := cerr; err != nil {
 		rep.add("repository check", false, "%v", err)
 	} else {
 		subset := o.ReadDataSubset
@@ -143,14 +170,38 @@ func Drill(ctx context.Context, o DrillOptions) (*Report, error) {
 	}
 	rep.Finished = time.Now().UTC()
 	rep.DataAgeSeconds = rep.Finished.Sub(m.Time).Seconds()
+	var interrupted error
+	if cerr := ctx.Err(); cerr != nil {
+		rep.Interrupted, rep.OK = true, false
+		interrupted = fmt.Errorf("drill of set %s interrupted after %s: %w (nothing is known about the set; run verify again)", m.ID, rep.Finished.Sub(rep.Started).Round(time.Second), cerr)
+	}
 	if o.Catalog != nil {
 		b, _ := json.Marshal(rep)
 		if err := o.Catalog.PutDrill(catalog.DrillRecord{ID: rep.Started.Format("20060102T150405.000Z") + "-" + m.ID, SetID: m.ID, Instance: m.Instance,
-			Start: rep.Started, End: rep.Finished, OK: rep.OK, RestoreSeconds: rep.RestoreSeconds, DataAgeSeconds: rep.DataAgeSeconds, Report: b}); err != nil {
-			return rep, fmt.Errorf("recording drill: %w", err)
+			Start: rep.Started, End: rep.Finished, OK: rep.OK, Interrupted: rep.Interrupted, RestoreSeconds: rep.RestoreSeconds, DataAgeSeconds: rep.DataAgeSeconds, Report: b}); err != nil {
+			return rep, errors.Join(interrupted, fmt.Errorf("recording drill: %w", err))
 		}
 	}
+	if interrupted != nil {
+		return rep, interrupted
+	}
 	return rep, nil
+}
+
+// notAboutData returns the first error that is about reaching the repository (outage, time
+// limit, lock, interruption) rather than about the data read.
+func notAboutData(errs ...error) error {
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		for _, k := range []error{restic.ErrUnreachable, restic.ErrTimeout, restic.ErrLocked, restic.ErrInterrupted, context.Canceled, context.DeadlineExceeded} {
+			if errors.Is(err, k) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func checkDatabase(ctx context.Context, target pg.Conn, rep *Report, o DrillOptions, filesDir string) error {
@@ -271,6 +322,12 @@ func checkFiles(ctx context.Context, conn *pgx.Conn, rep *Report, o DrillOptions
 		rep.add("file resources", false, "%v", err)
 		return
 	}
+	store, err := openStore(filepath.Join(filesDir, container))
+	if err != nil {
+		rep.add("file resources", false, "%v", err)
+		return
+	}
+	defer store.Close()
 	var bad []string
 	n := len(frs)
 	for _, fr := range frs {
@@ -280,18 +337,36 @@ func checkFiles(ctx context.Context, conn *pgx.Conn, rep *Report, o DrillOptions
 			bad = append(bad, key+": storage key escapes the file store")
 			continue
 		}
-		if problem := checkFile(p, fr.Length, fr.MD5); problem != "" {
+		if problem := checkFile(store, key, fr.Length, fr.MD5); problem != "" {
 			bad = append(bad, key+": "+problem)
 		}
 	}
 	rep.add("file resources", len(bad) == 0, "%s", summarize(n, "file resources have their file (size and md5)", bad))
 }
 
-func checkFile(path string, length int64, sum string) string {
-	f, err := os.Open(path)
+// openStore opens the restored file store as an os.Root, so that no storage key and no
+// symlink in the store can make the drill read a file outside it.
+func openStore(dir string) (*os.Root, error) {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("restored file store: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("restored file store %s is not a directory (a symlink?); not reading through it", dir)
+	}
+	return os.OpenRoot(dir)
+}
+
+// checkFile compares the file of a storage key in store with its fileresource row. Keys and
+// symlinks that lead outside the store are reported, never followed.
+func checkFile(store *os.Root, key string, length int64, sum string) string {
+	f, err := store.Open(filepath.FromSlash(key))
 	if err != nil {
 		if os.IsNotExist(err) {
 			return "file missing (deleted by DHIS2 between dump and file backup, or lost)"
+		}
+		if strings.Contains(err.Error(), "escapes") {
+			return "storage key or a symlink in the file store leads outside it; not read"
 		}
 		return err.Error()
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/config"
 	"github.com/dhis2-life/dhis2-life/internal/lock"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/internal/proc"
+	"github.com/dhis2-life/dhis2-life/snapshot"
 )
 
 // Catalogue buckets used by retention.
@@ -183,7 +185,9 @@ type Result struct {
 	Forgotten []string `json:"forgotten"`
 	Pruned    bool     `json:"pruned"`
 	Resumed   string   `json:"resumed,omitempty"`
-	DryRun    bool     `json:"dry_run,omitempty"`
+	// Orphans are sets of which a killed snapshot left parts but no manifest: forgotten.
+	Orphans []string `json:"orphans,omitempty"`
+	DryRun  bool     `json:"dry_run,omitempty"`
 }
 
 func (a *Applier) now() time.Time {
@@ -201,6 +205,7 @@ func (a *Applier) log() *slog.Logger {
 }
 
 func (a *Applier) hook(what, id string) error {
+	proc.KillAt("retention:" + what)
 	if a.step == nil {
 		return nil
 	}
@@ -243,6 +248,13 @@ func (a *Applier) Apply(ctx context.Context, instance string, o ApplyOptions) (*
 	if o.DryRun {
 		a.dryRun(p, o, res)
 		return res, nil
+	}
+	// Parts a killed snapshot stored but never recorded are nobody's set: forget them too
+	// (the instance lock is held, so no snapshot of this instance is running).
+	if gone, err := snapshot.ForgetOrphans(ctx, a.Repo, a.Catalog, instance, 0, a.log()); err != nil {
+		a.log().Warn("could not look for orphaned parts of killed snapshots", "err", err)
+	} else {
+		res.Orphans = gone
 	}
 	// Journal every set to archive or forget, then look up their restic snapshots.
 	run, err := a.startRun(ctx, p)

@@ -18,6 +18,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/crypt"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 	"github.com/dhis2-life/dhis2-life/internal/restic"
 	"github.com/dhis2-life/dhis2-life/internal/s3"
 	"github.com/dhis2-life/dhis2-life/internal/ui"
@@ -169,6 +170,7 @@ func (a *Archiver) Archive(ctx context.Context, m *manifest.Manifest, rawManifes
 	a.log().Info("archiving set", "set", m.ID, "object", name, "db", ui.Bytes(db.Bytes), "files", ui.Bytes(filesSize))
 	obj, err := a.Store.Put(ctx, name, pr, map[string]string{"dhis2-life-set": m.ID, "dhis2-life-instance": m.Instance})
 	pr.CloseWithError(errors.New("upload ended"))
+	proc.KillAt("archive:uploaded")
 	perr := <-prodErr
 	// The upload's error first: when the upload fails, the producer only sees "upload ended";
 	// when the producer fails, the upload's error carries the producer's.

@@ -2,7 +2,6 @@ package retention
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -32,7 +31,7 @@ func NewArchiver(ctx context.Context, cfg *config.Config, env []string, repo Rep
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := b.Check(cctx); err != nil {
-		return nil, fmt.Errorf("archive bucket: %w", err)
+		return nil, err // Check's errors name the archive bucket already
 	}
 	return &Archiver{Store: b, Repo: repo, Catalog: cat, Recipients: rs, Bucket: ac.Bucket,
 		Prefix: ac.Prefix, LockMode: ac.LockMode, StorageClass: ac.StorageClass, Log: log}, nil

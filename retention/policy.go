@@ -93,15 +93,23 @@ func calendarRules(p *Policy) []rule {
 	}
 }
 
-// Plan decides every set of one instance. Semantics follow restic's `forget --keep-*`: sets
-// are walked newest first; keep_last keeps the newest N; each calendar rule keeps the newest set
-// of each of the newest N periods (days, ISO weeks, months, years, in loc) that hold a set;
-// keep_within keeps sets within the duration before the newest set (not before now, so a
-// stopped backup never ages everything out). Rules are ORed. Pinned sets are always kept. A
-// set that is not kept but is the newest of its period for an archive class (or within/last
-// when those are archive classes) is archive-then-forget. The plan is ordered oldest first.
-// A nil policy keeps everything.
+// Plan decides every set of one instance as PlanAt does, with now = time.Now().
 func Plan(p *Policy, sets []Set, loc *time.Location) []Item {
+	return PlanAt(p, sets, loc, time.Now())
+}
+
+// PlanAt decides every set of one instance. Semantics follow restic's `forget --keep-*`
+// (internal/restic/snapshot_policy.go): sets are walked newest first; keep_last keeps the newest
+// N; each calendar rule keeps the newest set of each of the newest N periods (days, ISO weeks,
+// months, years, in loc) that hold a set; a rule that has not filled its count when the walk
+// reaches the oldest set keeps that oldest set too (restic#3624), so a young repository does not
+// lose its first set; keep_within keeps sets strictly within the duration before the newest set
+// that is not after now (not before now, so a stopped backup never ages everything out, and a
+// set stamped by a clock far in the future cannot age out the others). Rules are ORed. Pinned
+// sets are always kept. A set that is not kept but is the newest of its period for an archive
+// class (or within/last when those are archive classes) is archive-then-forget. The plan is
+// ordered oldest first. A nil policy keeps everything.
+func PlanAt(p *Policy, sets []Set, loc *time.Location, now time.Time) []Item {
 	if loc == nil {
 		loc = time.Local
 	}
@@ -132,7 +140,6 @@ func Plan(p *Policy, sets []Set, loc *time.Location) []Item {
 	for i := 0; i < len(s) && i < p.KeepLast; i++ {
 		keep(i, fmt.Sprintf("last %d/%d", i+1, p.KeepLast))
 	}
-	lastCls := []string{}
 	// calendar rules
 	for _, r := range calendarRules(p) {
 		left := r.count
@@ -154,12 +161,23 @@ func Plan(p *Policy, sets []Set, loc *time.Location) []Item {
 				items[i].Classes = append(items[i].Classes, r.class+" "+k)
 			}
 		}
+		// restic keeps the oldest set as well while the rule has counts left, which keeps
+		// the longest history a young repository can offer.
+		if left > 0 && oldestNotNewest(r, s, loc) {
+			keep(len(s)-1, fmt.Sprintf("oldest set, kept while %s has %d of %d left (restic's rule)", r.class, left, r.count))
+		}
 	}
 	// keep_within, relative to the newest set
 	if p.KeepWithin > 0 && len(s) > 0 {
-		newest := s[0].Time
+		// Like restic: the newest set that is not in the future (zero if all are).
+		var newest time.Time
+		for _, set := range s {
+			if set.Time.After(newest) && set.Time.Before(now) {
+				newest = set.Time
+			}
+		}
 		for i, set := range s {
-			if !set.Time.Before(newest.Add(-p.KeepWithin)) {
+			if set.Time.After(newest.Add(-p.KeepWithin)) {
 				keep(i, "within "+fmtDur(p.KeepWithin)+" of the newest set")
 				if p.archives("within") {
 					items[i].Classes = append(items[i].Classes, "within")
@@ -172,7 +190,6 @@ func Plan(p *Policy, sets []Set, loc *time.Location) []Item {
 			items[i].Classes = append(items[i].Classes, "last")
 		}
 	}
-	_ = lastCls
 	for i, set := range s {
 		for _, why := range set.Pinned {
 			keep(i, "pinned: "+why)
@@ -193,6 +210,13 @@ func Plan(p *Policy, sets []Set, loc *time.Location) []Item {
 		}
 	}
 	return reverse(items)
+}
+
+// oldestNotNewest reports whether the oldest set shares its period with a newer set (when it does
+// not, the walk already reached it as the newest of its own period).
+func oldestNotNewest(r rule, s []Set, loc *time.Location) bool {
+	n := len(s)
+	return n >= 2 && r.key(s[n-1].Time.In(loc)) == r.key(s[n-2].Time.In(loc))
 }
 
 func reverse(items []Item) []Item {

@@ -33,6 +33,7 @@ var expectedKeeps = []struct {
 	day     string
 	reasons string // classes that keep it, in rule order
 }{
+	{"2023-11-28", "oldest"}, // yearly has 1 of 5 left at the oldest set: restic keeps it
 	{"2023-12-31", "yearly"},
 	{"2024-12-31", "yearly"},
 	{"2025-12-31", "monthly yearly"},
@@ -194,8 +195,8 @@ func TestPlanRules(t *testing.T) {
 	})
 	t.Run("keep_within is relative to the newest set", func(t *testing.T) {
 		items := Plan(&Policy{KeepWithin: 24 * time.Hour}, sets, time.UTC)
-		// newest is +54h; within 24h: +30h .. +54h = 5 sets
-		if c := Count(items); c[Keep] != 5 || c[Forget] != 5 {
+		// newest is +54h; strictly within 24h (as restic): +36h .. +54h = 4 sets
+		if c := Count(items); c[Keep] != 4 || c[Forget] != 6 {
 			t.Fatalf("%v", c)
 		}
 	})
@@ -236,4 +237,42 @@ func TestPlanRules(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestPlanKeepsOldestWhileARuleHasRoom is restic#3624: a young repository under keep_yearly 5
+// keeps its first set, and the plan says why.
+func TestPlanKeepsOldestWhileARuleHasRoom(t *testing.T) {
+	sets := history(day("2026-01-01"), day("2026-03-31")) // one year only
+	items := Plan(&Policy{KeepYearly: 5}, sets, time.UTC)
+	if c := Count(items); c[Keep] != 2 {
+		t.Fatalf("kept %d, want the newest and the oldest: %v", c[Keep], c)
+	}
+	first := items[0]
+	if first.Decision != Keep || !strings.Contains(strings.Join(first.Reasons, ";"), "oldest set, kept while yearly has 4 of 5 left") {
+		t.Fatalf("oldest set: %+v", first)
+	}
+	// Once the rule is filled the oldest set goes.
+	items = Plan(&Policy{KeepYearly: 1}, sets, time.UTC)
+	if items[0].Decision != Forget {
+		t.Fatalf("keep_yearly 1 filled by the newest set, oldest: %+v", items[0])
+	}
+}
+
+// TestPlanClockFarInTheFuture: a set stamped by a clock far in the future does not age the
+// others out of keep_within (like restic, "newest" is the newest set not after now).
+func TestPlanClockFarInTheFuture(t *testing.T) {
+	now := day("2026-06-10")
+	sets := history(day("2026-06-01"), day("2026-06-09"))
+	sets = append(sets, Set{ID: "future", Time: day("2099-01-01")})
+	items := PlanAt(&Policy{KeepWithin: 3 * 24 * time.Hour}, sets, time.UTC, now)
+	kept := []string{}
+	for _, it := range items {
+		if it.Decision == Keep {
+			kept = append(kept, it.Time.Format("2006-01-02"))
+		}
+	}
+	// within 3 days of 2026-06-09 (strictly): 06-07 .. 06-09, plus the future set itself.
+	if strings.Join(kept, ",") != "2026-06-07,2026-06-08,2026-06-09,2099-01-01" {
+		t.Fatalf("kept %v", kept)
+	}
 }

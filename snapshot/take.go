@@ -18,6 +18,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/lock"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 	"github.com/dhis2-life/dhis2-life/internal/restic"
 	"github.com/dhis2-life/dhis2-life/internal/ui"
 )
@@ -65,6 +66,11 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 				o.Log.Warn("restic unlock failed", "err", err)
 			}
 		}
+	}
+	// Parts of sets a killed run stored but never recorded: no snapshot of this instance runs
+	// now (the lock says so), so any unrecorded set without a manifest is an orphan.
+	if _, err := ForgetOrphans(ctx, o.Repo, o.Catalog, in.Name, 0, o.Log); err != nil {
+		o.Log.Warn("could not look for orphaned parts of killed snapshots", "err", err)
 	}
 	t := newTaker(ctx, o)
 	m := t.m
@@ -119,6 +125,9 @@ func newTaker(ctx context.Context, o Options) *taker {
 
 // fail forgets the parts already stored (best effort) and returns err.
 func (t *taker) fail(ctx context.Context, err error) (*manifest.Manifest, error) {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		err = fmt.Errorf("snapshot of %s interrupted: %w (%w)", t.o.Instance.Name, cerr, err)
+	}
 	if len(t.stored) > 0 {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
@@ -148,7 +157,12 @@ func (t *taker) dbPart(ctx context.Context) error {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return fmt.Errorf("creating temp dir %s: %w", tmp, err)
 	}
-	resFile, err := os.CreateTemp(tmp, "dump-result-*.json")
+	if gone, err := proc.Sweep(tmp, proc.TempKinds...); err != nil {
+		o.Log.Warn("could not remove leftovers of killed runs", "dir", tmp, "err", err)
+	} else if len(gone) > 0 {
+		o.Log.Info("removed leftovers of killed runs", "paths", gone)
+	}
+	resFile, err := os.CreateTemp(tmp, proc.TempName("dump-result")+".json")
 	if err != nil {
 		return fmt.Errorf("creating dump result file: %w", err)
 	}
@@ -171,6 +185,7 @@ func (t *taker) dbPart(ctx context.Context) error {
 		return fmt.Errorf("database part: %w", err)
 	}
 	t.stored = append(t.stored, sum.SnapshotID)
+	proc.KillAt("snapshot:db-stored")
 	m.Parts["db"] = partOf(sum, time.Since(t0))
 	tr, err := readTrailer(resFile.Name())
 	if err != nil {
@@ -226,6 +241,7 @@ func (t *taker) filesPart(ctx context.Context) error {
 		return fmt.Errorf("file store part: %w", err)
 	}
 	t.stored = append(t.stored, sum.SnapshotID)
+	proc.KillAt("snapshot:files-stored")
 	p := partOf(sum, time.Since(t1))
 	p.FilesProcessed = sum.TotalFilesProcessed
 	m.Parts["files"] = p
@@ -245,6 +261,7 @@ func (t *taker) manifestPart(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("manifest part: %w", err)
 	}
 	t.stored = append(t.stored, msum.SnapshotID)
+	proc.KillAt("snapshot:manifest-stored")
 	return mb, nil
 }
 

@@ -46,7 +46,7 @@ EXAMPLES:
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "check and print the plan; change nothing"},
 			jsonFlag,
 		},
-		Subcommands: []*cli.Command{cmdCloneDestroy(), cmdCloneExpire()},
+		Subcommands: []*cli.Command{cmdCloneDestroy(), cmdCloneExpire(), cmdCloneScan()},
 		Action: withRunner(func(c *cli.Context, r *lifecycle.Runner) error {
 			if c.NArg() > 0 {
 				return usageErr("clone: unexpected argument %q (use --to TARGET, or the destroy/expire subcommands)", c.Args().First())

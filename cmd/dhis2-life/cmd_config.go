@@ -48,7 +48,11 @@ EXAMPLES:
 					if aerr != nil {
 						a = nil
 					}
-					nerr, err := render.ConfigCheck(c.App.Writer, c.Bool("json"), cfg.Path, cfg.Check(c.Context, lifecycle.ConfigProbes(a)))
+					problems := cfg.Check(c.Context, lifecycle.ConfigProbes(a))
+					if err := c.Context.Err(); err != nil {
+						return fmt.Errorf("config check interrupted: %w", err)
+					}
+					nerr, err := render.ConfigCheck(c.App.Writer, c.Bool("json"), cfg.Path, problems)
 					if err == nil && nerr > 0 {
 						err = &exitError{code: exitUsage, err: fmt.Errorf("%s: %s (see above)", cfg.Path, ui.Count(nerr, "configuration problem"))}
 					}

@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dhis2-life/dhis2-life/internal/app"
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 	"github.com/dhis2-life/dhis2-life/lifecycle"
 )
 
@@ -20,6 +21,7 @@ func cmdInternal() *cli.Command {
 			Usage: "write an instance's database stream to stdout (run by restic backup --stdin-from-command)",
 			Flags: []cli.Flag{instanceFlag, &cli.StringFlag{Name: "result", Usage: "write the trailer JSON to `FILE`"}},
 			Action: withApp(func(c *cli.Context, a *app.App) error {
+				proc.DieWithParent() // restic starts it; a killed restic must not leave it dumping
 				return lifecycle.DumpStream(c.Context, a, c.String("instance"), os.Stdout, c.String("result"))
 			}),
 		}},

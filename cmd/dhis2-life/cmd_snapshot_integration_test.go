@@ -3,10 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -146,55 +144,6 @@ func TestSnapshotBusy(t *testing.T) {
 		t.Errorf("refused snapshot recorded %d sets", len(got))
 	}
 	e.snapshot()
-}
-
-// TestSnapshotKilled: a snapshot killed with SIGKILL mid-run records nothing; the next one
-// recovers the stale lock and succeeds.
-func TestSnapshotKilled(t *testing.T) {
-	e := newEnvScale(t, fixture.Gen242, 0.01)
-	e.init()
-	cmd := exec.Command(testBinary, "--config", e.cfgPath, "snapshot")
-	cmd.Env = cliEnv()
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the dump producer runs, then kill the snapshot process alone (as the OOM
-	// killer would): restic and the producer are left to finish or die on their own.
-	deadline := time.Now().Add(30 * time.Second)
-	for !processRunning(e.cfgPath, "dump-stream") {
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatalf("the dump producer never started:\n%s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	if st := cmd.ProcessState; st.Exited() || !strings.Contains(st.String(), "killed") {
-		t.Fatalf("snapshot finished before it was killed (%v):\n%s", st, out)
-	}
-	// Let the orphaned restic and producer end (they are this test's processes).
-	for deadline := time.Now().Add(60 * time.Second); processRunning(e.cfgPath, "") && time.Now().Before(deadline); {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if got := e.snapshotsJSON(); len(got) != 0 {
-		t.Fatalf("killed snapshot recorded %d sets", len(got))
-	}
-	r := e.mustRun("snapshot")
-	if !strings.Contains(r.stderr, "stale") && !strings.Contains(r.stderr, "killed") {
-		t.Errorf("the next snapshot did not say it recovered a stale lock:\n%s", r.stderr)
-	}
-	if got := e.snapshotsJSON(); len(got) != 1 {
-		t.Fatalf("after recovery: %d sets, want 1", len(got))
-	}
-	e.mustRun("catalog", "rebuild")
-	if got := e.snapshotsJSON(); len(got) != 1 {
-		t.Errorf("catalog rebuild after a killed run: %d sets, want 1 (the killed set has no manifest)", len(got))
-	}
 }
 
 // processRunning reports whether a process whose command line mentions cfg (and sub, when

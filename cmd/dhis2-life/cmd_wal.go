@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dhis2-life/dhis2-life/internal/app"
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 	"github.com/dhis2-life/dhis2-life/internal/ui/render"
 	"github.com/dhis2-life/dhis2-life/lifecycle"
 )
@@ -121,6 +122,7 @@ func cmdWALBaseStream() *cli.Command {
 		Hidden: true,
 		Flags:  []cli.Flag{instanceFlag, &cli.StringFlag{Name: "result", Required: true}},
 		Action: withApp(func(c *cli.Context, a *app.App) error {
+			proc.DieWithParent() // restic starts it; a killed restic must not leave it streaming
 			return lifecycle.WALBaseStream(c.Context, a, c.String("instance"), os.Stdout, c.String("result"))
 		}),
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/clone"
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/restic"
 	"github.com/dhis2-life/dhis2-life/lifecycle"
 	"github.com/dhis2-life/dhis2-life/retention"
 )
@@ -60,7 +61,7 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, lifecycle.ErrDrillFailed), errors.Is(err, clone.ErrVerify):
 		return exitVerify
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled), errors.Is(err, restic.ErrInterrupted):
 		return exitInterrup
 	}
 	return exitFailure

@@ -32,6 +32,16 @@ type App struct {
 // New builds an App from a loaded configuration.
 func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a := &App{Config: cfg, Log: log}
+	// The repository password file is refused when others can read it, as the env file
+	// and database password files are (a missing file is left to restic's own message:
+	// `escrow recover` writes it).
+	if p := cfg.Repository.PasswordFile; p != "" {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+			if err := config.CheckSecretFile(p); err != nil {
+				return nil, fmt.Errorf("repository.password_file: %w", err)
+			}
+		}
+	}
 	if cfg.Repository.EnvFile != "" {
 		env, err := ReadEnvFile(cfg.Repository.EnvFile)
 		if err != nil {
@@ -92,6 +102,28 @@ func (a *App) Catalog() (*catalog.Catalog, error) {
 	}
 	a.cat = c
 	return c, nil
+}
+
+// LostWithCatalogue says what a catalogue set aside as damaged held that the repository
+// does not: `catalog rebuild` cannot bring it back.
+const LostWithCatalogue = "drill history, job runs, keep marks (run `dhis2-life keep ID` again), clone records (the clone databases remain; drop ones no longer wanted by hand), archive records (the archives remain in the archive bucket) and retention journals"
+
+// CatalogForRebuild opens the catalogue for `catalog rebuild`: a damaged file is first moved
+// aside to catalog.db.damaged-<time> (kept as evidence), whose name it returns.
+func (a *App) CatalogForRebuild() (*catalog.Catalog, string, error) {
+	if err := os.MkdirAll(a.Config.StateDir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("creating state_dir %s: %w", a.Config.StateDir, err)
+	}
+	moved, err := catalog.SetAside(catalog.Path(a.Config.StateDir), time.Now())
+	if err != nil {
+		return nil, "", err
+	}
+	if moved != "" {
+		a.Log.Warn("the catalogue was damaged: moved aside; the snapshot index is rebuilt from the repository, but what only the catalogue held is lost",
+			"moved_to", moved, "lost", LostWithCatalogue)
+	}
+	c, err := a.Catalog()
+	return c, moved, err
 }
 
 // Preflight checks in bounded time that restic is usable and, for S3 repositories, that

@@ -69,13 +69,18 @@ func OpenWait(path string, wait time.Duration) (*Catalog, error) {
 	return open(path, wait)
 }
 
-func open(path string, timeout time.Duration) (*Catalog, error) {
+func open(path string, timeout time.Duration) (c *Catalog, err error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		path = Path(path)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating catalogue directory: %w", err)
 	}
+	if err := Validate(path); err != nil {
+		return nil, err
+	}
+	defer faultsPanic()()
+	defer guard(path, &err)
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("opening catalogue %s: %w (waited %s): wait for the other command or daemon to finish, or stop it", path, ErrLocked, timeout)
@@ -83,6 +88,7 @@ func open(path string, timeout time.Duration) (*Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening catalogue %s: %w", path, err)
 	}
+	defer closeOnPanic(db)
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketSnapshots, bucketDrills, bucketRuns, bucketJSON} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -116,7 +122,12 @@ func open(path string, timeout time.Duration) (*Catalog, error) {
 func (c *Catalog) Path() string { return c.path }
 
 // withDB opens the file for one transaction.
-func (c *Catalog) withDB(fn func(db *bbolt.DB) error) error {
+func (c *Catalog) withDB(fn func(db *bbolt.DB) error) (err error) {
+	if err := Validate(c.path); err != nil {
+		return err
+	}
+	defer faultsPanic()()
+	defer guard(c.path, &err)
 	db, err := bbolt.Open(c.path, 0o600, &bbolt.Options{Timeout: c.timeout})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return fmt.Errorf("opening catalogue %s: %w (waited %s): wait for the other command to finish", c.path, ErrLocked, c.timeout)
@@ -124,6 +135,7 @@ func (c *Catalog) withDB(fn func(db *bbolt.DB) error) error {
 	if err != nil {
 		return fmt.Errorf("opening catalogue %s: %w", c.path, err)
 	}
+	defer closeOnPanic(db)
 	ferr := fn(db)
 	if err := db.Close(); err != nil && ferr == nil {
 		ferr = fmt.Errorf("closing catalogue: %w", err)
@@ -285,12 +297,15 @@ func (c *Catalog) ReplaceSnapshots(instance string, recs []SnapshotRecord) error
 
 // DrillRecord is the result of one drill (restore + verification) of a snapshot set.
 type DrillRecord struct {
-	ID             string          `json:"id"` // unique run ID
-	SetID          string          `json:"set_id"`
-	Instance       string          `json:"instance"`
-	Start          time.Time       `json:"start"`
-	End            time.Time       `json:"end"`
-	OK             bool            `json:"ok"`
+	ID       string    `json:"id"` // unique run ID
+	SetID    string    `json:"set_id"`
+	Instance string    `json:"instance"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	OK       bool      `json:"ok"`
+	// Interrupted drills (SIGINT/SIGTERM) are kept for the record but are neither passed
+	// nor failed: Drills leaves them out.
+	Interrupted    bool            `json:"interrupted,omitempty"`
 	RestoreSeconds float64         `json:"restore_seconds"` // measured RTO
 	DataAgeSeconds float64         `json:"data_age_seconds"`
 	Report         json.RawMessage `json:"report,omitempty"`
@@ -310,10 +325,19 @@ func (c *Catalog) PutDrill(r DrillRecord) error {
 	})
 }
 
-// Drills returns the drills of an instance ("" = all), by Start, oldest first.
+// Drills returns the finished drills of an instance ("" = all), by Start, oldest first;
+// interrupted drills are left out (InterruptedDrills lists them).
 func (c *Catalog) Drills(instance string) ([]DrillRecord, error) {
 	return list(c, bucketDrills, "drills",
-		func(r DrillRecord) bool { return instance == "" || r.Instance == instance },
+		func(r DrillRecord) bool { return !r.Interrupted && (instance == "" || r.Instance == instance) },
+		func(r DrillRecord) (time.Time, string) { return r.Start, r.ID })
+}
+
+// InterruptedDrills returns the drills of an instance ("" = all) that were stopped before
+// they finished, by Start, oldest first.
+func (c *Catalog) InterruptedDrills(instance string) ([]DrillRecord, error) {
+	return list(c, bucketDrills, "drills",
+		func(r DrillRecord) bool { return r.Interrupted && (instance == "" || r.Instance == instance) },
 		func(r DrillRecord) (time.Time, string) { return r.Start, r.ID })
 }
 

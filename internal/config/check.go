@@ -17,6 +17,9 @@ type Probes struct {
 	Repository func(ctx context.Context) error
 	// Database checks that an instance's database accepts a connection.
 	Database func(ctx context.Context, in *Instance) error
+	// UIDs returns those of uids that name no tracked entity attribute or data element in an
+	// instance's database (the targets' pii_keep_attributes and pii_extra_attributes).
+	UIDs func(ctx context.Context, in *Instance, uids []string) (missing []string, err error)
 }
 
 // maxSecretSize bounds secret files: anything larger is not a password, token or env file.
@@ -250,8 +253,10 @@ func (ck *checker) probes(ctx context.Context, p Probes) {
 		if err := p.Database(ctx, c.Instances[name]); err != nil {
 			ck.errs = append(ck.errs, probeError(c, k+".database", "database check failed", err,
 				"check the DSN, that PostgreSQL is running and accepts this user, and that the password is in database_password_file, ~/.pgpass or PGPASSFILE"))
+			bad[k+".database"] = true
 		}
 	}
+	ck.errs = append(ck.errs, c.checkPIIUIDs(ctx, p, bad)...)
 }
 
 // probeError wraps a probe's error; a probe returning an *Error supplies its own message and fix.

@@ -213,6 +213,12 @@ type Target struct {
 	Template bool `toml:"template"`
 	// App is the staging slot `upgrade dhis2 rehearse` starts the new WAR in (nil = none).
 	App *AppSlot `toml:"app"`
+	// PII is "pseudonymise" or "keep" (default: pseudonymise for training, keep for staging).
+	PII string `toml:"pii"`
+	// PIIKeepAttributes are attribute/data element uids left as they are; PIIExtraAttributes
+	// are pseudonymised whatever their value type.
+	PIIKeepAttributes  []string `toml:"pii_keep_attributes"`
+	PIIExtraAttributes []string `toml:"pii_extra_attributes"`
 }
 
 // Retention is a GFS retention policy.
@@ -394,6 +400,9 @@ func ResolvePath(flag string) string {
 // Load reads and parses the configuration at path, applies defaults and validates the
 // structure (not the environment: see Check). Errors name the file, line and key.
 func Load(path string) (*Config, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxConfigBytes {
+		return nil, sizeError(path, fi.Size()) // refused unread
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read config: %v", unwrapPathErr(err)),
@@ -408,6 +417,9 @@ func Load(path string) (*Config, error) {
 // Parse parses configuration text; path is used in error messages and to resolve relative paths.
 // Errors are *Error values naming the file, line and key.
 func Parse(path string, data []byte) (*Config, error) {
+	if err := checkSize(path, data); err != nil {
+		return nil, err
+	}
 	c := &Config{Path: path, data: data}
 	// A first pass into a generic map separates syntax errors from type and value errors.
 	var raw map[string]any
@@ -429,6 +441,34 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Bounds of a configuration: a real one is a few KB with a handful of instances. Beyond these
+// the file is a mistake (or hostile), and parsing and checking it would take minutes and
+// gigabytes.
+const (
+	MaxConfigBytes = 1 << 20
+	MaxInstances   = 200
+)
+
+// instanceHeader matches a table header [instances.NAME] (not its sub-tables).
+var instanceHeader = regexp.MustCompile(`(?m)^[ \t]*\[[ \t]*instances[ \t]*\.[ \t]*("[^"\n]*"|'[^'\n]*'|[A-Za-z0-9_-]+)[ \t]*\]`)
+
+func sizeError(path string, size int64) error {
+	return &Error{File: path, Msg: fmt.Sprintf("config is %d bytes; dhis2-life reads at most %d", size, MaxConfigBytes),
+		Fix: "check that --config names the dhis2-life config file; split very large setups into one config per host"}
+}
+
+// checkSize refuses configurations beyond MaxConfigBytes or MaxInstances before parsing.
+func checkSize(path string, data []byte) error {
+	if len(data) > MaxConfigBytes {
+		return sizeError(path, int64(len(data)))
+	}
+	if n := len(instanceHeader.FindAllIndex(data, MaxInstances+1)); n > MaxInstances {
+		return &Error{File: path, Key: "instances", Msg: fmt.Sprintf("more than %d [instances.NAME] tables", MaxInstances),
+			Fix: fmt.Sprintf("configure at most %d instances per config (one dhis2-life per host, one config each)", MaxInstances)}
+	}
+	return nil
 }
 
 // tomlPrefix matches the location prefix of errors the TOML decoder formats itself.

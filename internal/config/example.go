@@ -190,6 +190,15 @@ drill_max_age = "8d"
 # cloned, so repeated clones of that set are a CREATE DATABASE … TEMPLATE copy instead of a full
 # restore (costs the disk space of one more copy). Default: false.
 # template = false
+# Personal data: "pseudonymise" (tracked entity attribute values, event data values, usernames
+# copied into data, messages, SMS, notes and people's files replaced; a scan of the whole copy
+# proves none of production's identifying values is left) or "keep".
+# Default: "pseudonymise" for training, "keep" for staging.
+# pii = "pseudonymise"
+# Attribute or data element uids left as they are (e.g. a free-text "village" attribute used
+# in analytics), and uids pseudonymised whatever their value type. Default: none.
+# pii_keep_attributes = ["w75KJ2mc4zz"]
+# pii_extra_attributes = ["lZGmxYbs97q"]
 # The app slot ` + "`dhis2-life upgrade dhis2 rehearse`" + ` starts the new WAR in, on this clone (hooks
 # get DHIS2_HOME, DHIS2_LIFE_WAR and DHIS2_LIFE_SLOT; dhis2_home defaults to the target's).
 # Default: none (no rehearsals).

@@ -199,6 +199,9 @@ func (c *Config) validate() error {
 		default:
 			return c.errAt(k+".profile", fmt.Sprintf("unknown profile %q", t.Profile), `use "staging" or "training"`)
 		}
+		if err := c.validatePII(k, t); err != nil {
+			return err
+		}
 	}
 	if err := c.validateRetention("retention", c.Retention); err != nil {
 		return err

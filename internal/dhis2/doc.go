@@ -1,3 +1,3 @@
 // Package dhis2 holds what dhis2-life knows about DHIS2's database: schema generations and
-// flyway, regenerable table classes and dump order, required extensions, and scrub rules.
+// flyway, regenerable tables and dump order, extensions, scrub rules, where personal data lives.
 package dhis2

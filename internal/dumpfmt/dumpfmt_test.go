@@ -140,24 +140,6 @@ func TestFramingIsOffsetIndependent(t *testing.T) {
 	}
 }
 
-func FuzzReader(f *testing.F) {
-	f.Add([]byte(Magic + "\xffH{}\xffBabc\xffE\xffZ"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := NewReader(bytes.NewReader(data))
-		if err != nil {
-			return
-		}
-		for i := 0; i < 100; i++ {
-			if _, err := r.Next(); err != nil {
-				return
-			}
-			if _, err := io.Copy(io.Discard, r); err != nil {
-				return
-			}
-		}
-	})
-}
-
 // TestReadErrorIsReturned: when the underlying reader fails (restic dump dies), the reader
 // returns that error, not "stream is corrupt", wherever the failure falls.
 func TestReadErrorIsReturned(t *testing.T) {

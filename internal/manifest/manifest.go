@@ -5,6 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/dhis2-life/dhis2-life/internal/dhis2"
@@ -141,7 +144,50 @@ func Parse(b []byte) (*Manifest, error) {
 	if m.ID == "" || m.Instance == "" {
 		return nil, fmt.Errorf("manifest has no id or instance")
 	}
+	if err := m.checkNames(); err != nil {
+		return nil, fmt.Errorf("manifest of set %q is not one dhis2-life wrote (edited in the bucket?): %w", m.ID, err)
+	}
 	return &m, nil
+}
+
+// safeName is what set IDs, instance names and restic snapshot IDs look like: they become
+// path components, restic arguments and tags, so no path separators, no leading '-' or '.'.
+var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// ValidName reports whether s may be used as a set ID, instance name or restic snapshot ID:
+// letters, digits, '_', '.', '-', starting with a letter or digit, at most 200 bytes.
+func ValidName(s string) bool { return len(s) <= 200 && safeName.MatchString(s) }
+
+// checkNames refuses values that would reach file paths or restic's command line unsafely.
+func (m *Manifest) checkNames() error {
+	if !ValidName(m.ID) {
+		return fmt.Errorf("invalid set id %q", m.ID)
+	}
+	if !ValidName(m.Instance) {
+		return fmt.Errorf("invalid instance name %q", m.Instance)
+	}
+	for name, p := range m.Parts {
+		if p.Snapshot != "" && !ValidName(p.Snapshot) {
+			return fmt.Errorf("part %q: invalid restic snapshot id %q", name, p.Snapshot)
+		}
+	}
+	if f := m.Files; f != nil {
+		if f.Container != "" && !localPath(f.Container) {
+			return fmt.Errorf("file store container %q is not inside the file store", f.Container)
+		}
+		for _, p := range f.Paths {
+			if !localPath(p) {
+				return fmt.Errorf("file store path %q is not inside the file store", p)
+			}
+		}
+	}
+	return nil
+}
+
+// localPath reports whether p is a relative path that stays below its base (no "..", no
+// absolute path, no NUL).
+func localPath(p string) bool {
+	return p != "" && !strings.ContainsRune(p, 0) && filepath.IsLocal(p)
 }
 
 // Trailer is written at the end of the database stream and to the producer's result file.

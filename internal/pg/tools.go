@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 )
 
 // Tool is a PostgreSQL client program (pg_dump, pg_restore, psql) bound to a database.
@@ -61,7 +63,7 @@ func ToolIn(binDir, name string, serverMajor int, c Conn, tmpDir string) (*Tool,
 		if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 			return nil, cleanup, fmt.Errorf("creating temp dir: %w", err)
 		}
-		f, err := os.CreateTemp(tmpDir, "pgpass-*")
+		f, err := os.CreateTemp(tmpDir, proc.TempName("pgpass"))
 		if err != nil {
 			return nil, cleanup, fmt.Errorf("writing temporary passfile: %w", err)
 		}
@@ -77,7 +79,9 @@ func ToolIn(binDir, name string, serverMajor int, c Conn, tmpDir string) (*Tool,
 // Command builds an exec.Cmd running the tool with args after the connection arguments.
 func (t *Tool) Command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, t.Path, append(append([]string{}, t.Args...), args...)...)
-	cmd.Env = append(os.Environ(), t.Env...)
+	// Storage credentials stay with dhis2-life and restic; the tool dies with its parent.
+	cmd.Env = append(proc.CleanEnv(os.Environ()), t.Env...)
+	cmd.SysProcAttr = proc.Attr(false)
 	return cmd
 }
 
@@ -121,9 +125,10 @@ func TerminateOthers(ctx context.Context, admin *pgx.Conn, db string) (int, erro
 	return n, nil
 }
 
-// Sessions lists other sessions on db as "user@client (application)".
+// Sessions lists other client sessions on db as "user@client (application)"; autovacuum
+// workers are left out (PostgreSQL ends them itself for DROP and RENAME DATABASE).
 func Sessions(ctx context.Context, admin *pgx.Conn, db string) ([]string, error) {
-	rows, err := admin.Query(ctx, `SELECT coalesce(usename,'?') || '@' || coalesce(client_addr::text, 'local') || ' (' || coalesce(nullif(application_name,''),'-') || ')' FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, db)
+	rows, err := admin.Query(ctx, `SELECT coalesce(usename,'?') || '@' || coalesce(client_addr::text, 'local') || ' (' || coalesce(nullif(application_name,''),'-') || ')' FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`, db)
 	if err != nil {
 		return nil, fmt.Errorf("listing sessions on %s: %w", db, err)
 	}

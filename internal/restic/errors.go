@@ -1,8 +1,10 @@
 package restic
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Exit codes documented by restic (docs 075_scripting).
@@ -25,7 +27,28 @@ var (
 	ErrInterrupted   = errors.New("restic was interrupted")
 	ErrTimeout       = errors.New("restic did not finish in time")
 	ErrUnreachable   = errors.New("the repository stopped answering")
+	// ErrDamaged: restic found data of the repository missing or altered (a pack or index
+	// deleted, a flipped byte), as opposed to the repository being unreachable.
+	ErrDamaged = errors.New("the repository is damaged")
 )
+
+// damageSigns are restic's messages for missing or altered repository data.
+var damageSigns = []string{
+	"not found in repository", "not found in index", "ciphertext verification failed",
+	"hash mismatch", "invalid data returned", "the specified key does not exist",
+	"unexpected eof", "wrong length", "is damaged", "load index",
+}
+
+// damaged reports whether a restic message says repository data is missing or altered.
+func damaged(msg string) bool {
+	low := strings.ToLower(msg)
+	for _, s := range damageSigns {
+		if strings.Contains(low, s) {
+			return true
+		}
+	}
+	return false
+}
 
 // Error is a failed restic call.
 type Error struct {
@@ -48,6 +71,8 @@ func (e *Error) Error() string {
 		hint = " (the snapshot is not trusted; it is not recorded)"
 	case ErrTimeout:
 		hint = " (check the repository endpoint is reachable, or raise repository.timeout)"
+	case ErrDamaged:
+		hint = " (the repository is damaged: run `restic check --read-data` to see what is lost, restore another set (`dhis2-life snapshots`), and run `dhis2-life catalog rebuild` once it is repaired)"
 	}
 	msg := e.Message
 	if msg == "" && e.kind != nil {
@@ -61,6 +86,11 @@ func (e *Error) Error() string {
 
 // Unwrap lets errors.Is match the sentinel errors.
 func (e *Error) Unwrap() error { return e.kind }
+
+// Is makes an interrupted call match context.Canceled too, so callers map it to exit 130.
+func (e *Error) Is(target error) bool {
+	return target == context.Canceled && e.kind == ErrInterrupted
+}
 
 func kindOf(code int) error {
 	switch code {

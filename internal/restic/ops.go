@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 )
 
 // Snapshot is one restic snapshot as listed by `restic snapshots --json`.
@@ -149,8 +152,28 @@ func (r *Repo) backup(ctx context.Context, c call, o BackupOptions) (*Summary, e
 // stores its stdout as filename and creates no snapshot when the producer exits non-zero.
 func (r *Repo) BackupCommand(ctx context.Context, filename string, argv []string, extraEnv []string, o BackupOptions) (*Summary, error) {
 	args := append(r.backupArgs(o), "--stdin-filename", filename, "--stdin-from-command", "--")
-	args = append(args, argv...)
+	args = append(args, r.withoutSecrets(argv, extraEnv)...)
 	return r.backup(ctx, call{args: args, extraEnv: extraEnv}, o)
+}
+
+// withoutSecrets wraps the producer argv in `env -u NAME…` for every credential restic's
+// environment holds (S3 keys, RESTIC_*): restic hands its own environment to the producer,
+// which needs none of them. Only names appear in argv, never values.
+func (r *Repo) withoutSecrets(argv, extraEnv []string) []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, kv := range append(r.env(), extraEnv...) {
+		k, _, _ := strings.Cut(kv, "=")
+		if proc.IsSecretEnv(k) && !seen[k] {
+			seen[k] = true
+			names = append(names, "-u", k)
+		}
+	}
+	envBin, err := exec.LookPath("env")
+	if len(names) == 0 || err != nil {
+		return argv
+	}
+	return append(append(append([]string{envBin}, names...), "--"), argv...)
 }
 
 // BackupReader stores the data read from in as filename.
@@ -166,21 +189,47 @@ func (r *Repo) BackupPaths(ctx context.Context, dir string, paths []string, o Ba
 	return r.backup(ctx, call{args: args, dir: dir}, o)
 }
 
+// checkID refuses a snapshot ID that restic would read as an option (a manifest or catalogue
+// edited to say "--password-command=...") or that is not one argument.
+func checkID(id string) error {
+	if id == "" || strings.HasPrefix(id, "-") || strings.ContainsAny(id, "\x00\n\r\t ") {
+		return fmt.Errorf("restic snapshot id %q is invalid (the manifest or catalogue was edited?): run `dhis2-life catalog rebuild`", id)
+	}
+	return nil
+}
+
 // Dump streams the file at path inside snapshot id to w.
 func (r *Repo) Dump(ctx context.Context, id, path string, w io.Writer) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
 	_, err := r.run(ctx, call{op: "dump", args: []string{"dump", "--no-lock", id, path}, stdout: w})
 	return err
 }
 
 // Restore restores snapshot id (optionally "id:subfolder") into target.
 func (r *Repo) Restore(ctx context.Context, id, target string, progress ProgressFunc) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
 	_, err := r.run(ctx, call{op: "restore", args: []string{"restore", "--no-lock", id, "--target", target}, progress: progress})
 	return err
 }
 
+// CheckLockWait is how long `restic check` waits for the exclusive lock it needs while
+// another job (a snapshot) holds the repository.
+const CheckLockWait = 10 * time.Minute
+
 // Check runs `restic check`, reading the given subset of data ("" = none, e.g. "5%" or "1/10").
+// It waits up to CheckLockWait for jobs holding the repository; an error matching ErrLocked
+// means the repository stayed busy, not that it is damaged.
 func (r *Repo) Check(ctx context.Context, readDataSubset string) error {
-	args := []string{"check"}
+	// --retry-lock waits for live locks and stale ones alike: remove the stale ones first
+	// (a restic stopped by repository.outage_timeout or kill -9 leaves its lock).
+	if err := r.Unlock(ctx); err != nil {
+		r.log().Warn("removing stale repository locks before the check failed", "err", err)
+	}
+	args := []string{"check", "--retry-lock", CheckLockWait.String()}
 	if readDataSubset != "" {
 		args = append(args, "--read-data-subset", readDataSubset)
 	}
@@ -192,6 +241,11 @@ func (r *Repo) Check(ctx context.Context, readDataSubset string) error {
 func (r *Repo) Forget(ctx context.Context, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
+	}
+	for _, id := range ids {
+		if err := checkID(id); err != nil {
+			return err
+		}
 	}
 	_, err := r.run(ctx, call{op: "forget", args: append([]string{"forget"}, ids...), timeout: true})
 	return err

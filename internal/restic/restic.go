@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dhis2-life/dhis2-life/internal/proc"
 )
 
 // Repo is a restic repository reached through the restic binary.
@@ -121,8 +123,27 @@ type call struct {
 	extraEnv []string
 }
 
-// run executes restic; it returns stdout (when not streamed) and a typed error.
+// stopGrace is how long a cancelled restic may take to stop cleanly (and remove its lock)
+// before its process group is killed.
+const stopGrace = 5 * time.Second
+
+// run executes restic; it returns stdout (when not streamed) and a typed error. A call that
+// finds the repository locked removes stale locks (`restic unlock` removes only those of
+// dead processes of this host and those older than 30 minutes) and tries once more: a job
+// killed by repository.outage_timeout or kill -9 leaves its lock behind.
 func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
+	out, err := r.run1(ctx, c)
+	if err == nil || !errors.Is(err, ErrLocked) || c.op == "unlock" || c.stdin != nil || ctx.Err() != nil {
+		return out, err
+	}
+	if uerr := r.Unlock(ctx); uerr != nil {
+		return out, err
+	}
+	r.log().Info("removed stale repository locks; trying again", "op", c.op)
+	return r.run1(ctx, c)
+}
+
+func (r *Repo) run1(ctx context.Context, c call) ([]byte, error) {
 	if c.timeout && r.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
@@ -140,21 +161,38 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 		go stderr.watch(stop, r.OutageTimeout, func() { close(outage); cancel() })
 	}
 	args := append([]string{"--json"}, c.args...)
+	if r.OutageTimeout > 0 {
+		// A server that accepts a request and never answers produces no retry line for
+		// restic's default 5 minutes per attempt (and minio-go inside restic retries such a
+		// request up to 10 times before restic sees an error), so the outage bound could not
+		// see it for most of an hour. A request without progress is retried after a tenth of
+		// the bound (2 s to 5 min), so silence ends the call after about twice the bound.
+		stuck := min(max(r.OutageTimeout/10, 2*time.Second), 5*time.Minute)
+		args = append([]string{"--stuck-request-timeout=" + stuck.String()}, args...)
+	}
 	cmd := exec.CommandContext(ctx, r.bin(), args...)
 	cmd.Env = append(r.env(), c.extraEnv...)
 	cmd.Dir = c.dir
 	cmd.Stdin = c.stdin
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// On cancellation ask restic to stop cleanly (it removes its lock on SIGINT), then kill.
-	// After an outage its clean-up could only retry against the dead endpoint: kill at once
-	// (the lock it leaves is stale, and restic removes stale locks of this host itself).
+	// Own process group (so a cancellation reaches restic's children) and SIGKILL when
+	// dhis2-life dies, even by SIGKILL: a killed job leaves no restic storing parts.
+	cmd.SysProcAttr = proc.Attr(true)
+	// On cancellation ask restic to stop cleanly (it removes its lock on SIGINT), then kill its
+	// whole process group (restic and the producer it runs) when it has not ended after
+	// stopGrace: against storage that accepts requests and never answers, restic's clean-up
+	// would wait for its stuck-request timeout, many times over. After an outage its clean-up
+	// could only retry against the dead endpoint: kill at once (the lock it leaves is stale,
+	// and restic removes stale locks of this host itself).
+	var killGroup *time.Timer
 	cmd.Cancel = func() error {
+		pgid := cmd.Process.Pid
 		if isClosed(outage) {
-			return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			return syscall.Kill(-pgid, syscall.SIGKILL)
 		}
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		killGroup = time.AfterFunc(stopGrace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+		return syscall.Kill(-pgid, syscall.SIGINT)
 	}
-	cmd.WaitDelay = 15 * time.Second
+	cmd.WaitDelay = stopGrace + 5*time.Second
 	cmd.Stderr = &stderr
 	var out bytes.Buffer
 	var pr *io.PipeReader
@@ -191,6 +229,9 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 	start := time.Now()
 	r.log().Debug("restic", "op", c.op, "args", strings.Join(c.args, " "))
 	err := cmd.Run()
+	if killGroup != nil {
+		killGroup.Stop()
+	}
 	if pw != nil {
 		pw.Close()
 	}
@@ -205,6 +246,9 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 		code = ee.ExitCode()
 	}
 	e := &Error{Op: c.op, ExitCode: code, Message: stderr.message(), kind: kindOf(code)}
+	if e.kind == nil && readsData(c.op) && damaged(e.Message) {
+		e.kind = ErrDamaged
+	}
 	if isClosed(outage) {
 		e.kind = ErrUnreachable
 		e.Message = stderr.outageMessage(r.OutageTimeout)
@@ -224,6 +268,16 @@ func (r *Repo) run(ctx context.Context, c call) ([]byte, error) {
 		e.Message = err.Error()
 	}
 	return out.Bytes(), e
+}
+
+// readsData reports whether op reads stored data (where missing or altered data is damage,
+// not a usage error).
+func readsData(op string) bool {
+	switch op {
+	case "dump", "restore", "check", "ls", "cat":
+		return true
+	}
+	return false
 }
 
 func isClosed(c chan struct{}) bool {

@@ -34,6 +34,9 @@ func Clone(w io.Writer, asJSON bool, o *lifecycle.CloneOutcome) error {
 		fmt.Fprintf(w, "  %-30s %6d  %s\n", ch.Rule, ch.Rows, ch.What)
 	}
 	fmt.Fprintf(w, "  %d verification checks passed\n", len(rec.Checks))
+	if r := rec.PII; r != nil {
+		fmt.Fprintf(w, "  personal data: no production value found (%d values sought in %d tables, %d columns, %d files; %s)\n", r.Values, r.Tables, r.Columns, r.Files, ui.Duration(secs(r.Seconds)))
+	}
 	for _, cc := range rec.Conf {
 		fmt.Fprintf(w, "  dhis.conf %s: %s\n", cc.Key, cc.Action)
 	}
@@ -134,4 +137,21 @@ func Clones(w io.Writer, asJSON bool, rows []lifecycle.CloneRow) error {
 		tb.Row(r.Target, r.Profile, r.Set, when(r.SetTime), ui.Age(r.Time, now), ttl, ui.Bytes(r.Bytes), r.Database)
 	}
 	return tb.Write(w)
+}
+
+// CloneScan prints `clone scan`: what was searched and where production values were found
+// (never a value).
+func CloneScan(w io.Writer, asJSON bool, target string, rep *clone.ScanReport) error {
+	if asJSON {
+		return JSON(w, rep)
+	}
+	fmt.Fprintf(w, "scanned clone %s: %d tables, %d text columns, %d rows, %d files for %d production values in %s\n",
+		target, rep.Tables, rep.Columns, rep.Rows, rep.Files, rep.Values, ui.Duration(secs(rep.Seconds)))
+	for _, h := range rep.Hits {
+		fmt.Fprintf(w, "FOUND %s.%s: %d rows/files hold production values\n", h.Table, h.Column, h.Count)
+	}
+	if len(rep.Hits) == 0 {
+		fmt.Fprintln(w, "no production value found")
+	}
+	return nil
 }

@@ -62,6 +62,9 @@ func Rebuilt(w io.Writer, asJSON bool, out *lifecycle.Rebuilt) error {
 	if asJSON {
 		return JSON(w, out)
 	}
+	if out.DamagedMovedTo != "" {
+		fmt.Fprintf(w, "the damaged catalogue was moved to %s; not in the repository, so not rebuilt: %s\n", out.DamagedMovedTo, out.Lost)
+	}
 	if out.Points > 0 {
 		fmt.Fprintf(w, "%d rollback points\n", out.Points)
 	}
