@@ -14,13 +14,17 @@ export PATH := $(TOOLS_BIN):/usr/local/go/bin:$(PATH)
 PKGS := ./... ./testdata/fixture/... ./testdata/dhis2stub
 TEST_FLAGS ?= -count=1 -timeout 45m
 
-.PHONY: build deps test fuzz vet lint demo bench clean install doc deb
+.PHONY: build deps deps-demo test fuzz vet lint demo bench clean install doc deb
 
 build:
 	$(GO) build -o bin/dhis2-life ./cmd/dhis2-life
 
 deps:
 	scripts/deps.sh >/dev/null
+
+# What the demo and the benchmark need (no packaging tools, no PostgreSQL 13).
+deps-demo:
+	DHIS2_LIFE_DEPS=demo scripts/deps.sh >/dev/null
 
 vet:
 	$(GO) vet $(PKGS)
@@ -55,10 +59,10 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$${t#*:}\$$" -fuzztime=$(FUZZTIME) "$${t%%:*}" || exit 1; \
 	done
 
-demo: deps build
+demo: deps-demo build
 	scripts/demo.sh
 
-bench: deps build
+bench: deps-demo build
 	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; \
 	else echo "bench: scripts/bench.sh is not written yet"; exit 1; fi
 

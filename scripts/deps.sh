@@ -18,11 +18,17 @@ need_apt=()
 [ -f /usr/share/postgresql/15/extension/postgis.control ] || need_apt+=(postgresql-15-postgis-3)
 [ -f /usr/share/postgresql/15/extension/pg_trgm.control ] || need_apt+=(postgresql-contrib)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
-# Packaging tests (issue 15): systemd-analyze verify, a bubblewrap sandbox, lintian, man.
-command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
-command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
-command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
-command -v man >/dev/null 2>&1 || need_apt+=(man-db)
+# DHIS2_LIFE_DEPS=demo (make demo, make bench) installs only what the demo and the benchmark
+# run; the default (make test) adds what only the tests need: packaging tools and PostgreSQL 13.
+tests=true
+[ "${DHIS2_LIFE_DEPS:-test}" = demo ] && tests=false
+if $tests; then
+  # Packaging tests (issue 15): systemd-analyze verify, a bubblewrap sandbox, lintian, man.
+  command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+  command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+  command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
+  command -v man >/dev/null 2>&1 || need_apt+=(man-db)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     log "missing Debian packages: ${need_apt[*]}; run as root or: sudo apt-get install -y ${need_apt[*]}"
@@ -38,7 +44,7 @@ fi
 # PostgreSQL 13 + PostGIS 3.1 from Debian bullseye, beside 15, for the 13 -> 15 upgrade tests.
 # The suites are added on the mirror this machine already uses (read from its sources, never a
 # hard-coded host); bookworm's newer versions still win for every other package.
-if ! [ -x /usr/lib/postgresql/13/bin/pg_ctl ] || ! [ -f /usr/share/postgresql/13/extension/postgis.control ]; then
+if $tests && { ! [ -x /usr/lib/postgresql/13/bin/pg_ctl ] || ! [ -f /usr/share/postgresql/13/extension/postgis.control ]; }; then
   if [ "$(id -u)" != 0 ]; then
     log "missing PostgreSQL 13 (upgrade tests); run as root or add bullseye and: sudo apt-get install -y postgresql-13 postgresql-13-postgis-3"
     exit 1
