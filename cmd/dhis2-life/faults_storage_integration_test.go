@@ -201,15 +201,13 @@ func TestStorageFaults(t *testing.T) {
 				continue
 			}
 			// Issue 10, "After restic was stopped by repository.outage_timeout, its lock
-			// stays": a lock left by the stopped restic fails every later job that needs an
-			// exclusive lock (check, forget) and, after forget, every job. The row says so (next
-			// run not ok); the test removes it and goes on, strict about everything else.
+			// stays": the stopped restic may leave its lock; the next run must cope with it by
+			// itself (a call that finds the repository locked removes stale locks and retries),
+			// without anyone running `dhis2-life unlock`.
 			nextOK := true
 			if n := e.resticLockCount(); n > 0 {
-				t.Logf("KNOWN: %s's outage left %d restic lock(s); running `dhis2-life unlock`", j.name, n)
-				row.Message += fmt.Sprintf(" [left %d stale restic lock(s): later drills/forgets fail until `dhis2-life unlock`]", n)
-				nextOK = false
-				e.mustRun("unlock")
+				t.Logf("%s's outage left %d stale restic lock(s); the next run must remove them itself", j.name, n)
+				row.Message += fmt.Sprintf(" [left %d stale restic lock(s), removed by the next run]", n)
 			}
 			if j.name == "retention apply" {
 				j.prep() // give the next run something to forget
