@@ -285,7 +285,9 @@ func (a *Applier) Apply(ctx context.Context, instance string, o ApplyOptions) (*
 			failed = append(failed, fmt.Sprintf("prune: %v", err))
 		} else {
 			res.Pruned = true
-			_ = a.Catalog.PutJSON(StateBucket, "last-prune", a.now().UTC())
+			if err := a.Catalog.PutJSON(StateBucket, "last-prune", a.now().UTC()); err != nil {
+				failed = append(failed, fmt.Sprintf("recording the prune time: %v", err))
+			}
 		}
 	}
 	if len(failed) > 0 {

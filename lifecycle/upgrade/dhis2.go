@@ -471,7 +471,9 @@ func driveDHIS2(ctx context.Context, o DHIS2Options, r *DHIS2Record) error {
 			if r.Started(DStepGreenStart) {
 				r.LogTail = tailFile(o.Instance.App.Green.LogFile, 2000)
 			}
-			_ = putDHIS2(o.Catalog, r)
+			if perr := putDHIS2(o.Catalog, r); perr != nil {
+				err = errors.Join(err, perr)
+			}
 			o.say("step %s failed: %v; tearing green down, bringing blue back", name, err)
 			if r.LogTail != "" {
 				o.say("green app log (tail):\n%s", r.LogTail)
@@ -508,8 +510,7 @@ func runDHIS2Step(ctx context.Context, o DHIS2Options, r *DHIS2Record, name stri
 	s.Finished = &t2
 	if err != nil {
 		s.Error = err.Error()
-		_ = putDHIS2(o.Catalog, r)
-		return err
+		return errors.Join(err, putDHIS2(o.Catalog, r))
 	}
 	killAt(name + ":done")
 	s.OK = true

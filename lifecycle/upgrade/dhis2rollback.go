@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,7 +54,7 @@ func rollbackDHIS2(ctx context.Context, o DHIS2Options, r *DHIS2Record) (err err
 		} else {
 			r.State = StateRolledBack
 		}
-		_ = putDHIS2(o.Catalog, r)
+		err = errors.Join(err, putDHIS2(o.Catalog, r))
 	}()
 	switched := r.Started(DStepSwitch)
 	if switched {

@@ -438,7 +438,7 @@ func rollback(ctx context.Context, o Options, r *Record) (err error) {
 			if r.Error == "" {
 				r.Error = "rollback: " + err.Error()
 			}
-			_ = put(o.Catalog, r)
+			err = errors.Join(err, put(o.Catalog, r))
 		}
 	}()
 	in := o.Instance

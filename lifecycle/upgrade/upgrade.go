@@ -131,7 +131,9 @@ func drive(ctx context.Context, o Options, r *Record) error {
 				return fmt.Errorf("upgrade %s interrupted at step %s: run `dhis2-life upgrade resume` or `dhis2-life upgrade rollback`: %w", r.ID, name, ctx.Err())
 			}
 			r.Error = fmt.Sprintf("step %s: %v", name, err)
-			_ = put(o.Catalog, r)
+			if perr := put(o.Catalog, r); perr != nil {
+				err = errors.Join(err, perr)
+			}
 			o.say("step %s failed: %v; rolling back", name, err)
 			if rerr := rollback(ctx, o, r); rerr != nil {
 				return fmt.Errorf("upgrade %s failed at step %s (%v) and the rollback failed too (%v): fix the cause and run `dhis2-life upgrade rollback`", r.ID, name, err, rerr)
@@ -169,8 +171,7 @@ func runStep(ctx context.Context, o Options, r *Record, name string) error {
 	s.Finished = &t2
 	if err != nil {
 		s.Error = err.Error()
-		_ = put(o.Catalog, r)
-		return err
+		return errors.Join(err, put(o.Catalog, r))
 	}
 	killAt(name + ":done")
 	s.OK = true
