@@ -415,6 +415,16 @@ func TestUpgradeDHIS2KillMatrix(t *testing.T) {
 		{upgrade.DStepGreenHealth, "rollback"},
 		{upgrade.DStepSwitch + ":done", "rollback"},
 		{upgrade.DStepProxyCheck, "resume"},
+		// The other boundary of each step: killed after the step's work, before it is
+		// recorded done (or, for the point, before the work).
+		{upgrade.DStepPoint + ":done", "resume"},
+		{upgrade.DStepMaintenance, "rollback"},
+		{upgrade.DStepFinalSet, "resume"},
+		{upgrade.DStepGreenDB, "resume"},
+		{upgrade.DStepGreenStart, "rollback"},
+		{upgrade.DStepGreenHealth + ":done", "resume"},
+		{upgrade.DStepSwitch, "resume"},
+		{upgrade.DStepProxyCheck + ":done", "resume"},
 	}
 	var matrix []string
 	for _, c := range cases {
