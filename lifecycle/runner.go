@@ -108,7 +108,9 @@ func (r *Runner) alerts() *notify.Dispatcher {
 
 // RunID is a run record's ID.
 func RunID(t time.Time, job, instance string) string {
-	return t.UTC().Format("20060102T150405.000Z") + "-" + job + "-" + instance
+	// Nanoseconds: two runs of one job started in the same millisecond (a job failing fast
+	// twice) must not share an ID, or the second record replaces the first.
+	return t.UTC().Format("20060102T150405.000000000Z") + "-" + job + "-" + instance
 }
 
 // Record stores a run record; a failure to record is logged and returned.
