@@ -7,10 +7,15 @@
 # Environment:
 #   BENCH_SCALE=1.0     fixture scale (1.0 ≈ 2 GB on disk, ~40% analytics)
 #   BENCH_DAYS=30       days of storage: one snapshot per day, DAYS-1 simulated days of changes
-#   BENCH_SCALE4=4      scale of the second peak-RSS run (BENCH_SCALE4=0 skips it)
+#   BENCH_REAL244=1     also measure on the real DHIS2 2.44 schema (testdata/dhis2-core-schema filled
+#                       with the fixture's data): snapshot, restore, storage (0 skips it)
+#   BENCH_SCALE244      its scale (default BENCH_SCALE); BENCH_DAYS244 its days (default BENCH_DAYS)
+#   BENCH_SCALE4=4      scale of the growth run: snapshot, restore, storage, peak RSS (0 skips it)
+#   BENCH_DAYS4=10      days of storage at scale 4 (the row states them; per-day rates project 30)
 #   BENCH_SEED4=2       fixture seed of the scale-4 database (seed 1 hits a uid collision at scale 4)
 #   BENCH_PROFILE=1     also time the snapshot's stages alone (producer, restic, pg_dump -Z0)
-#   BENCH_QUICK=1       harness check in < 3 min: scale 0.02, 3 days, no scale-4 run, no profile
+#   BENCH_QUICK=1       harness check in ~2 min: scale 0.02, 3 days, 2.44 at 0.01 for 2 days,
+#                       the growth run at 0.04 for 2 days, no profile
 #   BENCH_DIR=/var/tmp/dhis2-life-bench   work directory (dumps, config, DHIS2_HOME, logs)
 #   BENCH_OUT=bench/results               where latest.json and latest.md go
 #   BENCH_PITR=1        point-in-time recovery measures (scripts/bench-pitr.sh; 0 skips them)
@@ -20,10 +25,13 @@ ROOT=$PWD
 export PATH=${DHIS2_LIFE_TOOLS:-/var/tmp/dhis2-life-tools}/bin:/usr/local/go/bin:$PATH
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-  SCALE=${BENCH_SCALE:-0.02}; DAYS=${BENCH_DAYS:-3}; SCALE4=${BENCH_SCALE4:-0}; PROFILE=${BENCH_PROFILE:-0}
+  SCALE=${BENCH_SCALE:-0.02}; DAYS=${BENCH_DAYS:-3}; SCALE4=${BENCH_SCALE4:-0.04}; DAYS4=${BENCH_DAYS4:-2}; PROFILE=${BENCH_PROFILE:-0}
+  SCALE244=${BENCH_SCALE244:-0.01}; DAYS244=${BENCH_DAYS244:-2}
 else
-  SCALE=${BENCH_SCALE:-1.0}; DAYS=${BENCH_DAYS:-30}; SCALE4=${BENCH_SCALE4:-4}; PROFILE=${BENCH_PROFILE:-1}
+  SCALE=${BENCH_SCALE:-1.0}; DAYS=${BENCH_DAYS:-30}; SCALE4=${BENCH_SCALE4:-4}; DAYS4=${BENCH_DAYS4:-10}; PROFILE=${BENCH_PROFILE:-1}
+  SCALE244=${BENCH_SCALE244:-$SCALE}; DAYS244=${BENCH_DAYS244:-$DAYS}
 fi
+REAL244=${BENCH_REAL244:-1}
 SEED4=${BENCH_SEED4:-2}
 DIR=${BENCH_DIR:-/var/tmp/dhis2-life-bench}
 OUT=${BENCH_OUT:-$ROOT/bench/results}
@@ -31,7 +39,8 @@ BIN=$ROOT/bin/dhis2-life
 T=$DIR/bin
 M=$DIR/metrics.txt
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+BENCH_START=$(date +%s)
+step() { printf '\n\033[1m== [%s s] %s\033[0m\n' "$(( $(date +%s) - BENCH_START ))" "$*" >&2; }
 metric() { echo "$1 $2" >> "$M"; }
 # timed NAME CMD…: run CMD under benchrun (wall time + peak RSS per program into $M).
 timed() { local name=$1; shift; "$T/benchrun" -metrics "$M" -name "$name" -- "$@"; }
@@ -64,7 +73,8 @@ RUNID=$(date +%s)
 BUCKET=bench-$RUNID
 SRC=bench_src
 drop_dbs() { for d in "$@"; do psql_admin -c "DROP DATABASE IF EXISTS $d WITH (FORCE)"; done; }
-drop_dbs $SRC bench_restored bench_pg_restore bench_clone bench_s4 bench_s4_restored
+drop_dbs $SRC bench_restored bench_pg_restore bench_clone bench_s4 bench_s4_restored bench_s4_pg_restore \
+  bench_r244 bench_r244_restored bench_r244_pg_restore
 rm -rf "$DIR/work"; mkdir -p "$DIR/work"; chmod 700 "$DIR" "$DIR/work"
 W=$DIR/work
 : > "$M"
@@ -196,21 +206,56 @@ metric storage.restic_raw_bytes "$(RESTIC_PASSWORD_FILE=$W/repository.pass resti
 drop_dbs $SRC
 rm -f "$W/full.dump" "$W/full.sql.gz"
 
-if [ "$SCALE4" != 0 ]; then
-  step "peak RSS at scale $SCALE4: fixture, snapshot, restore"
-  metric scale4 "$SCALE4"
-  if fixture -db bench_s4 -scale "$SCALE4" -seed "$SEED4" -home "$W/home4"; then
-    DHIS2_LIFE_CONFIG=$(write_config s4 bench_s4 "$W/home4" hmis4)
-    "$BIN" init
-    settle
-    timed s4_snapshot "$BIN" snapshot --json > "$W/s4_snapshot.json"
-    settle
-    timed s4_restore "$BIN" restore latest --to-db "$(dbdsn bench_s4_restored)" --to-db-password-file "$W/db.pass" --files-to "$W/restored-home4"
-  else
-    echo "fixture at scale $SCALE4 failed: peak_rss_mb_scale4 left out" >&2
-    metric note.scale4 "the scale-$SCALE4 fixture (seed $SEED4) failed to build, so peak_rss_mb_scale4 is absent"
+# measure_set P GEN SCALE SEED DAYS: the snapshot, restore and storage measures of one more
+# database (the real 2.44 schema; the growth run at scale 4) with metric names prefixed P:
+# fixture, pg_dump -Fc, snapshot, restore, pg_restore -j2, then DAYS-1 simulated days with a
+# snapshot each. The same baselines, exclusions and order as the scale-1 fixture above.
+measure_set() {
+  local p=$1 gen=$2 scale=$3 seed=$4 days=$5 db=bench_${1%_} home=$W/home-${1%_} cfg d
+  local fx=("$T/dhis2-fixture" -admin "$ADMIN" -generation "$gen" -owner "$APPUSER" -seed "$seed")
+  metric "${p}scale" "$scale"; metric "${p}generation" "$gen"
+  if ! "${fx[@]}" -db "$db" -scale "$scale" -home "$home"; then
+    echo "fixture $gen at scale $scale (seed $seed) failed: the ${p%_} rows are left out" >&2
+    metric "note.${p%_}" "the DHIS2 $gen fixture at scale $scale (seed $seed) failed to build, so the ${p%_} rows are absent"
+    drop_dbs "$db"; return 0
   fi
-  drop_dbs bench_s4 bench_s4_restored
+  psql_admin -d "$db" -c "CHECKPOINT" -c "VACUUM ANALYZE" >/dev/null 2>&1 || psql_admin -c CHECKPOINT
+  metric "${p}db_bytes" "$(psql -X -At "$ADMIN" -c "select pg_database_size('$db')")"
+  cfg=$(write_config "${p%_}" "$db" "$home" "${p%_}")
+  DHIS2_LIFE_CONFIG=$cfg "$BIN" init
+  settle
+  timed "${p}pgdump_fc" "$PGBIN/pg_dump" -h 127.0.0.1 -p "$PORT" -U "$APPUSER" -Fc "${EXCL[@]}" -f "$W/${p}full.dump" "$db"
+  metric "${p}storage.fc_bytes" "$(stat -c %s "$W/${p}full.dump")"
+  settle
+  DHIS2_LIFE_CONFIG=$cfg timed "${p}snapshot" "$BIN" snapshot --json > "$W/${p}snapshot.json"
+  read -r first_bytes _ < <("$T/s3du" -endpoint "$S3" -bucket "$BUCKET" -prefix "${p%_}/")
+  metric "${p}storage.first_bytes" "$first_bytes"
+  settle
+  DHIS2_LIFE_CONFIG=$cfg timed "${p}restore" "$BIN" restore latest --to-db "$(dbdsn "${db}_restored")" --to-db-password-file "$W/db.pass" --files-to "$W/restored-${p%_}"
+  settle
+  timed "${p}pg_restore" bash -c "set -e; '$PGBIN/createdb' -h 127.0.0.1 -p $PORT -U postgres -O $APPUSER ${db}_pg_restore
+    PGPASSWORD= '$PGBIN/pg_restore' -h 127.0.0.1 -p $PORT -U postgres -j2 -d ${db}_pg_restore '$W/${p}full.dump'"
+  drop_dbs "${db}_restored" "${db}_pg_restore"
+  rm -rf "$W/restored-${p%_}" "$W/${p}full.dump"
+  for d in $(seq 1 $((days - 1))); do
+    "${fx[@]}" -db "$db" -home "$home" -simulate-day "$d"
+    DHIS2_LIFE_CONFIG=$cfg timed "${p}day$d" "$BIN" snapshot --json > /dev/null
+  done
+  read -r bucket_bytes objects < <("$T/s3du" -endpoint "$S3" -bucket "$BUCKET" -prefix "${p%_}/")
+  metric "${p}storage.bucket_bytes" "$bucket_bytes"; metric "${p}storage.objects" "$objects"
+  metric "${p}storage.snapshots" "$days"; metric "${p}storage.days" "$days"
+  drop_dbs "$db"
+}
+
+if [ "$REAL244" != 0 ]; then
+  step "real DHIS2 2.44 schema (testdata/dhis2-core-schema) with the fixture's data, scale $SCALE244: snapshot, restore, $DAYS244 days of storage"
+  measure_set r244_ 2.44 "$SCALE244" 1 "$DAYS244"
+fi
+
+if [ "$SCALE4" != 0 ]; then
+  step "growth at scale $SCALE4: snapshot, restore, $DAYS4 days of storage, peak RSS"
+  metric scale4 "$SCALE4"
+  measure_set s4_ 2.42 "$SCALE4" "$SEED4" "$DAYS4"
 fi
 
 if [ "${BENCH_PITR:-1}" = 1 ]; then
@@ -218,6 +263,7 @@ if [ "${BENCH_PITR:-1}" = 1 ]; then
 fi
 
 step "results"
+metric bench.total_s "$(( $(date +%s) - BENCH_START ))"
 "$T/report" -metrics "$M" -out "$OUT"
 cp "$M" "$OUT/latest-metrics.txt"
 echo "wrote $OUT/latest.json, latest.md and latest-metrics.txt (every raw number of this run)"

@@ -111,6 +111,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad instance name", strings.Replace(minimal, "[instances.hmis]", "[instances.\"hmis lab\"]", 1), 0, "instances.hmis lab", "invalid instance name"},
 		{"bad restore_jobs", minimal + "[tuning]\nrestore_jobs = 100\n", 10, "tuning.restore_jobs", "out of range"},
 		{"bad compression", minimal + "[tuning]\ncompression = \"zstd\"\n", 10, "tuning.compression", `unknown value "zstd"`},
+		{"bad restic memory limit", minimal + "[tuning]\nrestic_memory_limit_mb = -2\n", 10, "tuning.restic_memory_limit_mb", "out of range"},
 		{"bad cluster kind", minimal + "[instances.hmis.cluster]\nkind = \"systemd\"\n", 10, "instances.hmis.cluster.kind", `unknown kind "systemd"`},
 		{"pgctl cluster without data_dir", minimal + "[instances.hmis.cluster]\nkind = \"pgctl\"\nbin_dir = \"/usr/lib/postgresql/13/bin\"\n", 0, "instances.hmis.cluster.data_dir", "missing"},
 		{"debian cluster without name", minimal + "[instances.hmis.cluster]\nkind = \"debian\"\nversion = \"13\"\n", 0, "instances.hmis.cluster.version", "version and name"},
@@ -265,8 +266,17 @@ func TestDefaultsAndRelativePaths(t *testing.T) {
 		t.Errorf("password_file = %q", c.Repository.PasswordFile)
 	}
 	if c.StateDir != "/var/lib/dhis2-life" || c.Tuning.TempDir != "/var/lib/dhis2-life/tmp" || c.Repository.Restic != "restic" ||
-		c.Repository.Timeout.Duration != 10*time.Minute || c.Repository.OutageTimeout.Duration != 15*time.Minute || c.Tuning.RestoreJobs != 2 || c.Schedule.Overlap != "wait" || c.Notify.Interval.Duration != 6*time.Hour {
+		c.Repository.Timeout.Duration != 10*time.Minute || c.Repository.OutageTimeout.Duration != 15*time.Minute || c.Tuning.RestoreJobs != 2 || c.Schedule.Overlap != "wait" || c.Notify.Interval.Duration != 6*time.Hour ||
+		c.Tuning.ResticMemoryLimitMB != DefaultResticMemoryLimitMB {
 		t.Errorf("defaults not applied: %+v", c)
+	}
+	// -1 turns restic's memory limit off and stays -1 (restic then gets no GOMEMLIMIT).
+	off, err := Parse("/etc/d/c.toml", []byte(text+"\n[tuning]\nrestic_memory_limit_mb = -1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.Tuning.ResticMemoryLimitMB != -1 {
+		t.Errorf("restic_memory_limit_mb = -1 became %d", off.Tuning.ResticMemoryLimitMB)
 	}
 }
 

@@ -345,9 +345,10 @@ metrics_listen = "127.0.0.1:9469"
 # connection is idle, a table that fits is spooled to temp_dir and loaded there while the
 # stream goes on (restore_jobs - 1 extra connections). Default 1024; -1 = one table at a time.
 # restore_spool_mb = 1024
-# Soft memory limit for restic processes in MiB (Go's GOMEMLIMIT; 0 = none). restic dump of
-# a 1 GiB set peaks at ~190 MB by default and ~130 MB with 64; lower trades CPU for memory.
-# restic_memory_limit_mb = 0
+# Soft memory limit for restic processes in MiB (Go's GOMEMLIMIT). Default: 192; -1 = none.
+# Measured on a 1 GiB DHIS2 stream (bench/README.md): restic peaks at 133-141 MB in backup and
+# 157-169 MB in dump without a limit, so 192 never slows it and caps growth under 256 MB.
+# restic_memory_limit_mb = 192
 # Temporary files. Default: state_dir/tmp.
 # temp_dir = "/var/lib/dhis2-life/tmp"
 `

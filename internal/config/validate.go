@@ -250,8 +250,8 @@ func (c *Config) validate() error {
 	if c.Tuning.RestoreSpoolMB < -1 {
 		return c.errAt("tuning.restore_spool_mb", fmt.Sprintf("%d is out of range", c.Tuning.RestoreSpoolMB), "use -1 (no spooling) or MiB such as 1024")
 	}
-	if c.Tuning.ResticMemoryLimitMB < 0 {
-		return c.errAt("tuning.restic_memory_limit_mb", "must not be negative", "use 0 for no limit, or MiB such as 128")
+	if c.Tuning.ResticMemoryLimitMB < -1 {
+		return c.errAt("tuning.restic_memory_limit_mb", fmt.Sprintf("%d is out of range", c.Tuning.ResticMemoryLimitMB), "use -1 for no limit, or MiB such as 192")
 	}
 	return nil
 }

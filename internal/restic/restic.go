@@ -42,7 +42,7 @@ type Repo struct {
 	Compression string
 	// PackSizeMB is --pack-size (0 = restic's default).
 	PackSizeMB int
-	// MemoryLimitMB sets GOMEMLIMIT for restic (0 = none).
+	// MemoryLimitMB sets GOMEMLIMIT for restic in MiB (0 or -1 = none).
 	MemoryLimitMB int
 	// Logger receives debug lines; nil = discard.
 	Logger *slog.Logger

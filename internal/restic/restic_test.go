@@ -241,8 +241,10 @@ func TestEnvMemoryLimitAndNoInheritedSecrets(t *testing.T) {
 	if strings.Contains(env, "from-the-shell") {
 		t.Error("RESTIC_PASSWORD of the calling shell reached restic")
 	}
-	if strings.Contains(strings.Join((&Repo{URL: "/repo"}).env(), "\n"), "GOMEMLIMIT=") {
-		t.Error("GOMEMLIMIT set without a limit")
+	for _, none := range []int{0, -1} { // -1: tuning.restic_memory_limit_mb = -1 (no limit)
+		if strings.Contains(strings.Join((&Repo{URL: "/repo", MemoryLimitMB: none}).env(), "\n"), "GOMEMLIMIT=") {
+			t.Errorf("GOMEMLIMIT set with MemoryLimitMB %d", none)
+		}
 	}
 }
 

@@ -111,7 +111,7 @@ func build(m map[string]float64, s map[string]string) result {
 		return true
 	}
 	le := func(limit float64) func(float64) bool { return func(x float64) bool { return x <= limit } }
-	add := func(measure, unit, target string, ours, base float64, ok func(ratio float64) bool, oursIs, baseIs string, scale float64, extra extraMap) {
+	var add addFunc = func(measure, unit, target string, ours, base float64, ok func(ratio float64) bool, oursIs, baseIs string, scale float64, extra extraMap) {
 		row := Row{Measure: measure, Ours: round(ours), Baseline: round(base), Unit: unit, Target: target,
 			Scale: scale, OursIs: oursIs, BaselineIs: baseIs, Extra: extra}
 		if base > 0 {
@@ -140,37 +140,57 @@ func build(m map[string]float64, s map[string]string) result {
 		}
 		return e
 	}
-	if has("snapshot.wall_s", "pgdump_fc.wall_s") {
-		add("snapshot_vs_pg_dump", "s", "<= 0.8", m["snapshot.wall_s"], m["pgdump_fc.wall_s"], le(0.8),
-			"dhis2-life snapshot (DB stream + files + manifest into restic on MinIO)",
-			"pg_dump -Fc -f FILE, same --exclude-table-data, local file only", sc, load("snapshot", "pgdump_fc", nil))
+	// setRows adds the snapshot, restore and storage rows of one database: the scale-1 fixture
+	// (prefix ""), the real 2.44 schema ("r244_") and the growth run ("s4_"); suffix names the
+	// row ("", "_real244", "_scale4").
+	setRows := func(p, suffix, what string, scale float64) {
+		if has(p+"snapshot.wall_s", p+"pgdump_fc.wall_s") {
+			add("snapshot_vs_pg_dump"+suffix, "s", "<= 0.7", m[p+"snapshot.wall_s"], m[p+"pgdump_fc.wall_s"], le(0.7),
+				"dhis2-life snapshot (DB stream + files + manifest into restic on MinIO)"+what,
+				"pg_dump -Fc -f FILE, same --exclude-table-data, local file only", scale, load(p+"snapshot", p+"pgdump_fc", nil))
+		}
+		if p == "" && has("snapshot.wall_s", "dst.wall_s") {
+			add("snapshot_vs_dst_practice", "s", "none (informational)", m["snapshot.wall_s"], m["dst.wall_s"], nil,
+				"dhis2-life snapshot",
+				"today's dhis2-server-tools pipeline pg_dump -O -Fp | gzip > FILE, then an S3 PUT of the file to the same MinIO (with the same --exclude-table-data as ours instead of the tool's -T aggregated_* -T analytics_* -T completeness_*, so the ratio measures the pipeline)",
+				sc, load("snapshot", "dst_dump", extraMap{"dump_gzip_s": m["dst_dump.wall_s"], "upload_s": m["dst_upload.wall_s"]}))
+		}
+		if has(p+"restore.wall_s", p+"pg_restore.wall_s") {
+			add("restore_vs_pg_restore"+suffix, "s", "<= 1.0", m[p+"restore.wall_s"], m[p+"pg_restore.wall_s"], le(1.0),
+				"dhis2-life restore latest --to-db (fresh DB, indexes built, files restored)"+what,
+				"createdb + pg_restore -j2 of the -Fc file into a fresh DB", scale, load(p+"restore", p+"pg_restore", nil))
+		}
+		if has(p+"storage.bucket_bytes", p+"storage.fc_bytes", p+"storage.days") && m[p+"storage.days"] > 0 {
+			days := m[p+"storage.days"]
+			// The measure is "bytes in the bucket vs DAYS × one compressed full dump"; the target is
+			// "≤ 2.0 × ONE full dump", i.e. ratio ≤ 2/DAYS. Both are in the row.
+			extra := extraMap{
+				"days": days, "one_full_dump_mb": round(m[p+"storage.fc_bytes"] / 1e6),
+				"ratio_vs_one_full_dump": round(m[p+"storage.bucket_bytes"] / m[p+"storage.fc_bytes"]),
+				"first_snapshot_mb":      round(m[p+"storage.first_bytes"] / 1e6),
+			}
+			if v, ok := m[p+"storage.gz_bytes"]; ok {
+				extra["one_gzip_plain_dump_mb"] = round(v / 1e6)
+			}
+			if days != 30 && days > 1 && has(p+"storage.first_bytes") {
+				// Fewer days than 30: the measured daily growth projected to 30 days.
+				extra["projected_30d_ratio_vs_one_full_dump"] = round(storage30(m, p) / m[p+"storage.fc_bytes"])
+			}
+			storageScale := scale
+			if v, ok := m[p+"storage.scale"]; ok {
+				storageScale = v
+			}
+			add("storage_30d_vs_full"+suffix, "MB", fmt.Sprintf("<= %.4g (= 2.0 x one full dump at %g days)", 2/days, days),
+				m[p+"storage.bucket_bytes"]/1e6, days*m[p+"storage.fc_bytes"]/1e6, le(2/days),
+				fmt.Sprintf("bucket bytes of the restic repository after %g daily snapshots (%g simulated days of changes)%s", m[p+"storage.snapshots"], days-1, what),
+				fmt.Sprintf("%g x one pg_dump -Fc file (today's practice keeps one compressed dump per day for 30 days)", days),
+				storageScale, extra)
+		}
 	}
-	if has("snapshot.wall_s", "dst.wall_s") {
-		add("snapshot_vs_dst_practice", "s", "none (informational)", m["snapshot.wall_s"], m["dst.wall_s"], nil,
-			"dhis2-life snapshot",
-			"today's dhis2-server-tools pipeline pg_dump -O -Fp | gzip > FILE, then an S3 PUT of the file to the same MinIO (with the same --exclude-table-data as ours instead of the tool's -T aggregated_* -T analytics_* -T completeness_*, so the ratio measures the pipeline)",
-			sc, load("snapshot", "dst_dump", extraMap{"dump_gzip_s": m["dst_dump.wall_s"], "upload_s": m["dst_upload.wall_s"]}))
-	}
-	if has("restore.wall_s", "pg_restore.wall_s") {
-		add("restore_vs_pg_restore", "s", "<= 1.15", m["restore.wall_s"], m["pg_restore.wall_s"], le(1.15),
-			"dhis2-life restore latest --to-db (fresh DB, indexes built, files restored)",
-			"createdb + pg_restore -j2 of the -Fc file into a fresh DB", sc, load("restore", "pg_restore", nil))
-	}
-	if has("storage.bucket_bytes", "storage.fc_bytes", "storage.days") && m["storage.days"] > 0 {
-		days := m["storage.days"]
-		// The measure is "bytes in the bucket vs DAYS × one compressed full dump"; the target is
-		// "≤ 2.0 × ONE full dump", i.e. ratio ≤ 2/DAYS. Both are in the row.
-		add("storage_30d_vs_full", "MB", fmt.Sprintf("<= %.4g (= 2.0 x one full dump at %g days)", 2/days, days),
-			m["storage.bucket_bytes"]/1e6, days*m["storage.fc_bytes"]/1e6, le(2/days),
-			fmt.Sprintf("bucket bytes of the restic repository after %g daily snapshots (%g simulated days of changes)", m["storage.snapshots"], days-1),
-			fmt.Sprintf("%g x one pg_dump -Fc file (today's practice keeps one compressed dump per day for 30 days)", days),
-			m["storage.scale"], extraMap{
-				"days": days, "one_full_dump_mb": round(m["storage.fc_bytes"] / 1e6),
-				"ratio_vs_one_full_dump": round(m["storage.bucket_bytes"] / m["storage.fc_bytes"]),
-				"one_gzip_plain_dump_mb": round(m["storage.gz_bytes"] / 1e6),
-				"first_snapshot_mb":      round(m["storage.first_bytes"] / 1e6),
-			})
-	}
+	setRows("", "", "", sc)
+	setRows("r244_", "_real244", fmt.Sprintf(" on the real DHIS2 2.44 schema (testdata/dhis2-core-schema) filled by the fixture at scale %g", m["r244_scale"]), m["r244_scale"])
+	setRows("s4_", "_scale4", fmt.Sprintf(" at scale %g", m["s4_scale"]), m["s4_scale"])
+	r.Notes = append(r.Notes, growthRows(m, add)...)
 	if has("clone_repeat.wall_s", "clone_first.wall_s") {
 		add("repeat_clone_vs_first", "s", "<= 0.2", m["clone_repeat.wall_s"], m["clone_first.wall_s"], le(0.2),
 			"dhis2-life clone of the same set, second time", "dhis2-life clone, first time", sc, load("clone_repeat", "clone_first", nil))
@@ -205,6 +225,13 @@ func build(m map[string]float64, s map[string]string) result {
 			fmt.Sprintf("peak RSS of dhis2-life processes (snapshot, restore) at scale %g", m["scale4"]),
 			fmt.Sprintf("the same at scale %g", sc), m["scale4"], nil)
 	}
+	// restic's children: the largest concurrent sum of restic processes' VmHWM in any step of
+	// the scale-4 run (snapshot, restore, daily snapshots), under the default memory limit.
+	if peak, step, ok := resticPeak(m, "s4_"); ok {
+		add("restic_peak_mb_scale4", "MB", "<= 1.0 (256 MB)", peak/1024, 256, le(1.0),
+			fmt.Sprintf("peak RSS of restic processes (largest concurrent sum, in %s) at scale %g with the default tuning.restic_memory_limit_mb", step, m["scale4"]),
+			"the 256 MB budget", m["scale4"], extraMap{"restic_peak_mb_scale1": round(maxOf(m, "rss_sum_kb.restic") / 1024)})
+	}
 	if has("prof_producer.wall_s", "prof_restic.wall_s", "prof.stream_bytes") {
 		mb := m["prof.stream_bytes"] / 1e6
 		r.Notes = append(r.Notes, fmt.Sprintf("profile of the snapshot (scale %g, %.0f MB DB stream): the dump producer alone "+
@@ -219,6 +246,9 @@ func build(m map[string]float64, s map[string]string) result {
 			"pg_dump's single-threaded gzip costs %.1f s of the baseline (pg_dump CPU %.1f s vs %.1f s).",
 			m["prof_pgdump_z0.wall_s"], m["pgdump_fc.wall_s"], m["pgdump_fc.wall_s"]-m["prof_pgdump_z0.wall_s"],
 			m["prof_pgdump_z0.tree_cpu_s"], m["pgdump_fc.tree_cpu_s"]))
+	}
+	if v, ok := m["bench.total_s"]; ok {
+		r.Notes = append(r.Notes, fmt.Sprintf("the whole run (services, fixtures, every step) took %.1f min.", v/60))
 	}
 	for k, v := range s {
 		if strings.HasPrefix(k, "note.") {
@@ -240,15 +270,129 @@ func peakRSS(m map[string]float64, prefix string) (float64, bool) {
 	return best, found
 }
 
+// addFunc appends one row: ok judges ours/base against the target (nil: informational).
+type addFunc func(measure, unit, target string, ours, base float64, ok func(ratio float64) bool, oursIs, baseIs string, scale float64, extra extraMap)
+
+// growthRows adds the per-GB rates of the scale-4 run against the scale-1 fixture (ratio
+// scale4/scale1: 1.0 is linear, below is better) and returns a note projecting 50 GB and
+// 200 GB databases from the scale-4 rates.
+func growthRows(m map[string]float64, add addFunc) []string {
+	has := func(keys ...string) bool {
+		for _, k := range keys {
+			if _, ok := m[k]; !ok {
+				return false
+			}
+		}
+		return true
+	}
+	if !has("db_bytes", "s4_db_bytes") || m["db_bytes"] <= 0 || m["s4_db_bytes"] <= 0 {
+		return nil
+	}
+	g1, g4 := gb(m, ""), gb(m, "s4_")
+	s1, s4 := m["scale"], m["s4_scale"]
+	linear := func(ratio float64) bool { return ratio <= 1.0 }
+	const target = "<= 1.0 (linear or better)"
+	sizes := extraMap{"db_gb_scale1": round(g1), "db_gb_scale4": round(g4)}
+	with := func(e extraMap) extraMap {
+		for k, v := range sizes {
+			e[k] = v
+		}
+		return e
+	}
+	var notes []string
+	var proj []string
+	if has("snapshot.wall_s", "s4_snapshot.wall_s", "pgdump_fc.wall_s", "s4_pgdump_fc.wall_s") {
+		add("snapshot_s_per_gb_scale4", "s/GB", target, m["s4_snapshot.wall_s"]/g4, m["snapshot.wall_s"]/g1, linear,
+			fmt.Sprintf("dhis2-life snapshot seconds per GB of database (pg_database_size) at scale %g", s4),
+			fmt.Sprintf("the same at scale %g", s1), s4, with(extraMap{
+				"pg_dump_s_per_gb_scale1": round(m["pgdump_fc.wall_s"] / g1), "pg_dump_s_per_gb_scale4": round(m["s4_pgdump_fc.wall_s"] / g4)}))
+		proj = append(proj, fmt.Sprintf("snapshot %s (pg_dump -Fc %s)", projTime(m["s4_snapshot.wall_s"]/g4), projTime(m["s4_pgdump_fc.wall_s"]/g4)))
+	}
+	if has("restore.wall_s", "s4_restore.wall_s", "pg_restore.wall_s", "s4_pg_restore.wall_s") {
+		add("restore_s_per_gb_scale4", "s/GB", target, m["s4_restore.wall_s"]/g4, m["restore.wall_s"]/g1, linear,
+			fmt.Sprintf("dhis2-life restore seconds per GB of database at scale %g", s4),
+			fmt.Sprintf("the same at scale %g", s1), s4, with(extraMap{
+				"pg_restore_s_per_gb_scale1": round(m["pg_restore.wall_s"] / g1), "pg_restore_s_per_gb_scale4": round(m["s4_pg_restore.wall_s"] / g4)}))
+		proj = append(proj, fmt.Sprintf("restore %s (pg_restore -j2 %s)", projTime(m["s4_restore.wall_s"]/g4), projTime(m["s4_pg_restore.wall_s"]/g4)))
+	}
+	if has("storage.bucket_bytes", "storage.first_bytes", "storage.days", "s4_storage.bucket_bytes", "s4_storage.first_bytes", "s4_storage.days", "storage.fc_bytes", "s4_storage.fc_bytes") &&
+		m["storage.days"] > 1 && m["s4_storage.days"] > 1 {
+		perDay := func(p string) float64 {
+			return (m[p+"storage.bucket_bytes"] - m[p+"storage.first_bytes"]) / (m[p+"storage.days"] - 1) / 1e6 / gb(m, p)
+		}
+		add("storage_mb_per_gb_scale4", "MB/GB", target, storage30(m, "s4_")/1e6/g4, storage30(m, "")/1e6/g1, linear,
+			fmt.Sprintf("stored MB per GB of database for 30 daily snapshots at scale %g (first set + 29 x the mean daily growth of %g measured days)", s4, m["s4_storage.days"]),
+			fmt.Sprintf("the same at scale %g (%g measured days)", s1, m["storage.days"]), s4, with(extraMap{
+				"days_scale1": m["storage.days"], "days_scale4": m["s4_storage.days"],
+				"first_set_mb_per_gb_scale1": round(m["storage.first_bytes"] / 1e6 / g1), "first_set_mb_per_gb_scale4": round(m["s4_storage.first_bytes"] / 1e6 / g4),
+				"per_day_mb_per_gb_scale1": round(perDay("")), "per_day_mb_per_gb_scale4": round(perDay("s4_")),
+				"one_dump_mb_per_gb_scale1": round(m["storage.fc_bytes"] / 1e6 / g1), "one_dump_mb_per_gb_scale4": round(m["s4_storage.fc_bytes"] / 1e6 / g4)}))
+		proj = append(proj, fmt.Sprintf("30-day storage %.0f MB per GB of database (one pg_dump -Fc %.0f MB per GB)",
+			storage30(m, "s4_")/1e6/g4, m["s4_storage.fc_bytes"]/1e6/g4))
+	}
+	if len(proj) > 0 {
+		notes = append(notes, fmt.Sprintf("projection from the scale-%g rates (%.2f GB database), linear: per GB %s; see bench/README.md for 50 GB and 200 GB.",
+			s4, g4, strings.Join(proj, ", ")))
+	}
+	return notes
+}
+
+// projTime formats a per-GB time as "X s/GB = 50 GB in Y min, 200 GB in Z min".
+func projTime(sPerGB float64) string {
+	return fmt.Sprintf("%.1f s/GB = 50 GB in %.0f min, 200 GB in %.0f min", sPerGB, sPerGB*50/60, sPerGB*200/60)
+}
+
+// setPrefixes are the metric prefixes of the databases measured besides the scale-1 fixture.
+var setPrefixes = []string{"s4_", "r244_"}
+
+// maxOf is the largest value of a "STEP.suffix" metric over the scale-1 fixture's steps.
 func maxOf(m map[string]float64, suffix string) float64 {
 	var best float64
 	for k, v := range m {
-		if strings.HasSuffix(k, "."+suffix) && !strings.HasPrefix(k, "s4_") {
+		if !strings.HasSuffix(k, "."+suffix) {
+			continue
+		}
+		other := false
+		for _, p := range setPrefixes {
+			other = other || strings.HasPrefix(k, p)
+		}
+		if !other {
 			best = math.Max(best, v)
 		}
 	}
 	return best
 }
+
+// resticPeak is the largest concurrent sum of restic's VmHWM over the steps named prefix*,
+// in MiB×1024 (kB), and the step where it was reached.
+func resticPeak(m map[string]float64, prefix string) (float64, string, bool) {
+	var best float64
+	step, found := "", false
+	for k, v := range m {
+		name, ok := strings.CutSuffix(k, ".rss_sum_kb.restic")
+		if !ok || !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		if !found || v > best || (v == best && name < step) {
+			best, step, found = v, strings.TrimPrefix(name, prefix), true
+		}
+	}
+	return best, step, found
+}
+
+// storage30 is the bytes a DAYS-day storage run under prefix p projects for 30 daily
+// snapshots: the first set plus 29 times the average added per day.
+func storage30(m map[string]float64, p string) float64 {
+	days := m[p+"storage.days"]
+	first := m[p+"storage.first_bytes"]
+	if days <= 1 {
+		return first
+	}
+	return first + 29*(m[p+"storage.bucket_bytes"]-first)/(days-1)
+}
+
+// gb is the database size (pg_database_size) of a run, in GB (1e9 bytes).
+func gb(m map[string]float64, p string) float64 { return m[p+"db_bytes"] / 1e9 }
 
 func round(x float64) float64 {
 	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
