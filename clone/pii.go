@@ -14,6 +14,7 @@ import (
 	"image/png"
 	"regexp"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/jackc/pgx/v5"
@@ -343,10 +344,12 @@ type piiRun struct {
 
 // add records the rows changed by a statement under an existing rule.
 func (r *piiRun) add(ctx context.Context, rule, what, q string, args ...any) error {
+	t0 := time.Now()
 	tag, err := r.tx.Exec(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("scrub rule %s: %w", rule, err)
 	}
+	r.s.log().Debug("PII statement", "rule", rule, "rows", tag.RowsAffected(), "took", time.Since(t0).Round(time.Millisecond), "sql", shortSQL(q))
 	cs := *r.changes
 	if n := len(cs); n > 0 && cs[n-1].Rule == rule {
 		cs[n-1].Rows += tag.RowsAffected()
@@ -363,6 +366,11 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change) e
 		*changes = append(*changes, Change{Rule: "pii", What: "personal data kept (pii = \"keep\")"})
 		return nil
 	}
+	if s.piiDone != nil { // during the restore, before the indexes (ApplyPII)
+		*changes = append(*changes, s.piiDone...)
+		return nil
+	}
+	t0 := time.Now()
 	cat, err := loadPIICatalog(ctx, tx)
 	if err != nil {
 		return err
@@ -443,6 +451,7 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change) e
 	if s.PII.Users {
 		steps = append(steps, r.userColumns)
 	}
+	r.s.log().Debug("PII pseudonyms loaded", "values", len(vals), "users", len(ps.users), "took", time.Since(t0).Round(time.Millisecond))
 	for _, st := range steps {
 		if err := st(ctx, f); err != nil {
 			return err
@@ -856,7 +865,8 @@ func (o PIIOptions) bigRows() int64 {
 
 func (r *piiRun) bigTables(ctx context.Context) (map[string]bool, error) {
 	rows, err := r.tx.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT c.relispartition AND c.reltuples > $1`, r.s.PII.bigRows())
+		WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT c.relispartition
+		AND CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(c.oid) / 100 END > $1`, r.s.PII.bigRows())
 	if err != nil {
 		return nil, fmt.Errorf("finding large tables: %w", err)
 	}
@@ -906,6 +916,7 @@ func (r *piiRun) rewriteUsernames(ctx context.Context, rule, what, table string,
 	if _, err := r.tx.Exec(ctx, "SAVEPOINT dhis2life_rewrite"); err != nil {
 		return err
 	}
+	t0 := time.Now()
 	if _, err := r.tx.Exec(ctx, "ALTER TABLE "+pg.QuoteIdent(table)+" "+strings.Join(alter, ", ")); err != nil {
 		if _, err := r.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dhis2life_rewrite"); err != nil {
 			return err
@@ -918,7 +929,18 @@ func (r *piiRun) rewriteUsernames(ctx context.Context, rule, what, table string,
 		}
 		return nil
 	}
+	r.s.log().Debug("PII table rewrite", "table", table, "columns", len(cols), "rows", n, "took", time.Since(t0).Round(time.Millisecond))
 	cs := *r.changes
 	cs[len(cs)-1].Rows += n
 	return nil
+}
+
+// shortSQL is the start of a statement on one line, for debug logs (statements carry no values:
+// those are parameters or the pseudonym tables).
+func shortSQL(q string) string {
+	q = strings.Join(strings.Fields(q), " ")
+	if len(q) > 90 {
+		q = q[:90] + "…"
+	}
+	return q
 }
