@@ -109,6 +109,7 @@ func (p *Prepared) piiProof(ctx context.Context, home string, rec *Record) error
 			return fmt.Errorf("collecting production's identifying values: %w", err)
 		}
 	}
+	p.sought.log = p.o.Log
 	rep, err := ScanBig(ctx, c, filesDir, p.sought, p.Scrub.PII.bigRows())
 	if err != nil {
 		return err
