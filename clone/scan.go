@@ -31,6 +31,7 @@ var ErrPIIFound = errors.New("personal data of production found in the clone")
 // never stored, logged or printed.
 type Sought struct {
 	values   map[string]struct{}
+	first    map[string]struct{} // first words of the values of several words
 	maxWords int
 	mapped   map[string]bool // every value the scrub maps (→ sought), read in the same pass
 	log      *slog.Logger    // timings of the scan per table (nil: none)
@@ -65,6 +66,9 @@ func (s *Sought) add(v string) {
 	}
 	s.values[n] = struct{}{}
 	s.maxWords = max(s.maxWords, len(toks))
+	if len(toks) > 1 {
+		s.first[toks[0]] = struct{}{}
+	}
 }
 
 func tokenRune(r rune) bool {
@@ -97,30 +101,97 @@ func tokens(s string, out []string) []string {
 	return out
 }
 
-// matcher finds sought values in text.
+// matcher finds sought values in text. It works on bytes, without allocating per value: the
+// scan reads every text value of the clone.
 type matcher struct {
-	s   *Sought
-	tok []string
-	buf strings.Builder
+	s    *Sought
+	low  []byte
+	toks [][2]int // token spans in low
+	buf  []byte
 }
 
 // hits reports whether text holds a sought value (whole words, case-insensitive).
-func (m *matcher) hits(text string) bool {
-	if text == "" {
+func (m *matcher) hits(text string) bool { return m.hitsBytes([]byte(text)) }
+
+// hitsBytes is hits on bytes: the same tokens as tokens(strings.ToLower(text)).
+func (m *matcher) hitsBytes(b []byte) bool {
+	if len(b) == 0 {
 		return false
 	}
-	m.tok = tokens(strings.ToLower(text), m.tok)
-	for i := range m.tok {
-		if _, ok := m.s.values[m.tok[i]]; ok {
+	ascii := true
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		m.low = m.low[:0]
+		for _, c := range b {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			m.low = append(m.low, c)
+		}
+	} else {
+		m.low = bytes.ToLower(b)
+	}
+	m.toks = m.toks[:0]
+	low := m.low
+	start := -1
+	flush := func(end int) {
+		if start < 0 {
+			return
+		}
+		a, z := start, end
+		for a < z && (low[a] == '.' || low[a] == '-' || low[a] == '_') {
+			a++
+		}
+		for z > a && (low[z-1] == '.' || low[z-1] == '-' || low[z-1] == '_') {
+			z--
+		}
+		if a < z {
+			m.toks = append(m.toks, [2]int{a, z})
+		}
+		start = -1
+	}
+	for i := 0; i < len(low); {
+		c := low[i]
+		var tok bool
+		size := 1
+		if c < utf8.RuneSelf {
+			tok = 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '@' || c == '.' || c == '+' || c == '-' || c == '_' || 'A' <= c && c <= 'Z'
+		} else {
+			var r rune
+			r, size = utf8.DecodeRune(low[i:])
+			tok = tokenRune(r)
+		}
+		if tok {
+			if start < 0 {
+				start = i
+			}
+		} else {
+			flush(i)
+		}
+		i += size
+	}
+	flush(len(low))
+	vals := m.s.values
+	for i, t := range m.toks {
+		w := low[t[0]:t[1]]
+		if _, ok := vals[string(w)]; ok {
 			return true
 		}
 		if m.s.maxWords > 1 {
-			m.buf.Reset()
-			m.buf.WriteString(m.tok[i])
-			for n := 1; n < m.s.maxWords && i+n < len(m.tok); n++ {
-				m.buf.WriteByte(' ')
-				m.buf.WriteString(m.tok[i+n])
-				if _, ok := m.s.values[m.buf.String()]; ok {
+			if _, ok := m.s.first[string(w)]; !ok {
+				continue
+			}
+			m.buf = append(m.buf[:0], w...)
+			for n := 1; n < m.s.maxWords && i+n < len(m.toks); n++ {
+				u := m.toks[i+n]
+				m.buf = append(m.buf, ' ')
+				m.buf = append(m.buf, low[u[0]:u[1]]...)
+				if _, ok := vals[string(m.buf)]; ok {
 					return true
 				}
 			}
@@ -143,7 +214,7 @@ func CollectPII(ctx context.Context, conn *pgx.Conn, o PIIOptions) (*Sought, err
 	if err != nil {
 		return nil, err
 	}
-	s := &Sought{values: map[string]struct{}{}}
+	s := &Sought{values: map[string]struct{}{}, first: map[string]struct{}{}}
 	vals, err := distinctValues(ctx, conn, cat, f)
 	if err != nil {
 		return nil, err
@@ -433,7 +504,7 @@ func (w *copyScanner) row(line []byte) {
 		} else {
 			f, line = line[:i], line[i+1:]
 		}
-		if !(len(f) == 2 && f[0] == '\\' && f[1] == 'N') && w.m.hits(string(w.unescape(f))) {
+		if !(len(f) == 2 && f[0] == '\\' && f[1] == 'N') && w.m.hitsBytes(w.unescape(f)) {
 			w.counts[col]++
 		}
 		if i < 0 {
