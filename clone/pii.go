@@ -597,14 +597,15 @@ func (r *piiRun) events(ctx context.Context, f *piiFields) error {
 		if !r.cat.has(t, "eventdatavalues") || id == "" {
 			continue
 		}
-		// Each event's values rebuilt by a subquery of its own (index lookups in the pseudonym
-		// tables), not one aggregate of every value of every event.
 		q := fmt.Sprintf(`UPDATE %[1]s ev SET eventdatavalues = x.j FROM (
-			SELECT e.%[2]s AS id, (SELECT jsonb_object_agg(kv.key, CASE WHEN jsonb_typeof(kv.value) <> 'object' THEN kv.value ELSE kv.value
-				|| CASE WHEN kv.key = ANY($1) THEN coalesce((SELECT jsonb_build_object('value', m.p) FROM dhis2life_pii m WHERE m.v = kv.value->>'value'), '{}'::jsonb) ELSE '{}'::jsonb END
-				|| coalesce((SELECT jsonb_build_object('storedBy', u.p) FROM dhis2life_users u WHERE u.v = kv.value->>'storedBy'), '{}'::jsonb) END)
-				FROM jsonb_each(e.eventdatavalues) kv) AS j
-			FROM %[1]s e WHERE jsonb_typeof(e.eventdatavalues) = 'object' AND e.eventdatavalues <> '{}'::jsonb) x
+			SELECT e.%[2]s AS id, jsonb_object_agg(kv.key, kv.value
+				|| CASE WHEN m.p IS NOT NULL THEN jsonb_build_object('value', m.p) ELSE '{}'::jsonb END
+				|| CASE WHEN u.p IS NOT NULL THEN jsonb_build_object('storedBy', u.p) ELSE '{}'::jsonb END) AS j
+			FROM %[1]s e CROSS JOIN LATERAL jsonb_each(e.eventdatavalues) kv
+			LEFT JOIN dhis2life_pii m ON kv.key = ANY($1) AND m.v = kv.value->>'value'
+			LEFT JOIN dhis2life_users u ON u.v = kv.value->>'storedBy'
+			WHERE e.eventdatavalues <> '{}'::jsonb AND jsonb_typeof(e.eventdatavalues) = 'object' AND jsonb_typeof(kv.value) = 'object'
+			GROUP BY e.%[2]s) x
 		WHERE ev.%[2]s = x.id AND ev.eventdatavalues IS DISTINCT FROM x.j`, pg.QuoteIdent(t), pg.QuoteIdent(id))
 		if err := r.add(ctx, rule, what, q, f.mapDEUIDs); err != nil {
 			return err
