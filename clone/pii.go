@@ -10,9 +10,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"image"
 	"image/jpeg"
 	"image/png"
+	"io"
 	"regexp"
 	"sort"
 	"strings"
@@ -278,14 +280,19 @@ type pseudonymiser struct {
 	key   []byte
 	users map[string]string // production username → anonymised username
 	used  map[string]bool   // production values and pseudonyms handed out
+	mac   hash.Hash         // HMAC-SHA256 with key, reset for each value
 }
 
 func (p *pseudonymiser) stream(v string, round int) []byte {
-	m := hmac.New(sha256.New, p.key)
+	if p.mac == nil {
+		p.mac = hmac.New(sha256.New, p.key)
+	}
+	m := p.mac
+	m.Reset()
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], uint32(round))
 	m.Write(b[:])
-	m.Write([]byte(v))
+	io.WriteString(m, v)
 	return m.Sum(nil)
 }
 
