@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"image"
@@ -350,8 +349,6 @@ type piiRun struct {
 	changes *[]Change
 	salt    int64
 	big     map[string]bool // tables whose username columns are rewritten (bigTables)
-	// pseudonyms and users are the contents of dhis2life_pii and dhis2life_users.
-	pseudonyms, users map[string]string
 }
 
 // add records the rows changed by a statement under an existing rule.
@@ -454,13 +451,9 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change) e
 		ps.used[v] = true
 	}
 	rows := make([][]any, 0, len(vals))
-	r.pseudonyms = make(map[string]string, len(vals))
 	for v := range vals {
-		p := ps.pseudonym(v)
-		rows = append(rows, []any{v, p})
-		r.pseudonyms[v] = p
+		rows = append(rows, []any{v, ps.pseudonym(v)})
 	}
-	r.users = ps.users
 	r.s.log().Debug("PII pseudonyms made", "values", len(vals), "took", time.Since(t0).Round(time.Millisecond))
 	if _, err := tx.Conn().CopyFrom(ctx, pgx.Identifier{"dhis2life_pii"}, []string{"v", "p"}, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("loading pseudonyms: %w", err)
@@ -611,128 +604,21 @@ func (r *piiRun) events(ctx context.Context, f *piiFields) error {
 		if !r.cat.has(t, "eventdatavalues") || id == "" {
 			continue
 		}
-		if err := r.eventValues(ctx, rule, what, t, id, f.mapDEUIDs); err != nil {
+		q := fmt.Sprintf(`UPDATE %[1]s ev SET eventdatavalues = x.j FROM (
+			SELECT e.%[2]s AS id, jsonb_object_agg(kv.key, kv.value
+				|| CASE WHEN m.p IS NOT NULL THEN jsonb_build_object('value', m.p) ELSE '{}'::jsonb END
+				|| CASE WHEN u.p IS NOT NULL THEN jsonb_build_object('storedBy', u.p) ELSE '{}'::jsonb END) AS j
+			FROM %[1]s e CROSS JOIN LATERAL jsonb_each(e.eventdatavalues) kv
+			LEFT JOIN dhis2life_pii m ON kv.key = ANY($1) AND m.v = kv.value->>'value'
+			LEFT JOIN dhis2life_users u ON u.v = kv.value->>'storedBy'
+			WHERE e.eventdatavalues <> '{}'::jsonb AND jsonb_typeof(e.eventdatavalues) = 'object' AND jsonb_typeof(kv.value) = 'object'
+			GROUP BY e.%[2]s) x
+		WHERE ev.%[2]s = x.id AND ev.eventdatavalues IS DISTINCT FROM x.j`, pg.QuoteIdent(t), pg.QuoteIdent(id))
+		if err := r.add(ctx, rule, what, q, f.mapDEUIDs); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// eventValues maps the event data values of table t in Go: the events are read through a
-// cursor, their values of the data elements des and every storedBy mapped with the pseudonym
-// tables' contents, the changed events copied into a temporary table and written by one
-// UPDATE (one aggregate over every value of every event in SQL took several times longer).
-func (r *piiRun) eventValues(ctx context.Context, rule, what, t, id string, des []string) error {
-	mapDE := make(map[string]bool, len(des))
-	for _, d := range des {
-		mapDE[d] = true
-	}
-	if _, err := r.tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS dhis2life_ev (id bigint, j text) ON COMMIT DROP; TRUNCATE dhis2life_ev`); err != nil {
-		return fmt.Errorf("scrub rule %s: %w", rule, err)
-	}
-	if _, err := r.tx.Exec(ctx, fmt.Sprintf(`DECLARE dhis2life_evc NO SCROLL CURSOR FOR SELECT %[2]s, eventdatavalues::text FROM %[1]s
-		WHERE jsonb_typeof(eventdatavalues) = 'object' AND eventdatavalues <> '{}'::jsonb`, pg.QuoteIdent(t), pg.QuoteIdent(id))); err != nil {
-		return fmt.Errorf("scrub rule %s: %w", rule, err)
-	}
-	for {
-		rows, err := r.tx.Query(ctx, "FETCH 20000 FROM dhis2life_evc")
-		if err != nil {
-			return fmt.Errorf("scrub rule %s: reading %s: %w", rule, t, err)
-		}
-		var out [][]any
-		n := 0
-		for rows.Next() {
-			n++
-			var ev int64
-			var j string
-			if err := rows.Scan(&ev, &j); err != nil {
-				rows.Close()
-				return fmt.Errorf("scrub rule %s: reading %s: %w", rule, t, err)
-			}
-			if nj, ok := r.mapEventValues(j, mapDE); ok {
-				out = append(out, []any{ev, nj})
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("scrub rule %s: reading %s: %w", rule, t, err)
-		}
-		if n == 0 {
-			break
-		}
-		if len(out) > 0 {
-			if _, err := r.tx.Conn().CopyFrom(ctx, pgx.Identifier{"dhis2life_ev"}, []string{"id", "j"}, pgx.CopyFromRows(out)); err != nil {
-				return fmt.Errorf("scrub rule %s: %w", rule, err)
-			}
-		}
-	}
-	if _, err := r.tx.Exec(ctx, "CLOSE dhis2life_evc; ANALYZE dhis2life_ev"); err != nil {
-		return fmt.Errorf("scrub rule %s: %w", rule, err)
-	}
-	return r.add(ctx, rule, what, fmt.Sprintf(`UPDATE %[1]s ev SET eventdatavalues = x.j::jsonb FROM dhis2life_ev x WHERE ev.%[2]s = x.id`, pg.QuoteIdent(t), pg.QuoteIdent(id)))
-}
-
-// mapEventValues returns the event data values j with the values of the data elements mapDE
-// and every storedBy mapped, and whether anything changed. Values that are not objects, and
-// text that is not a JSON object, stay.
-func (r *piiRun) mapEventValues(j string, mapDE map[string]bool) (string, bool) {
-	var top map[string]json.RawMessage
-	if json.Unmarshal([]byte(j), &top) != nil {
-		return "", false
-	}
-	text := func(raw json.RawMessage) (string, bool) {
-		if len(raw) == 0 || raw[0] == '{' || raw[0] == '[' || string(raw) == "null" {
-			return "", false
-		}
-		if raw[0] != '"' {
-			return string(raw), true // a number or boolean, as ->> gives it
-		}
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return "", false
-		}
-		return s, true
-	}
-	changed := false
-	for k, raw := range top {
-		if len(raw) == 0 || raw[0] != '{' {
-			continue
-		}
-		var kv map[string]json.RawMessage
-		if json.Unmarshal(raw, &kv) != nil {
-			continue
-		}
-		c := false
-		if mapDE[k] {
-			if v, ok := text(kv["value"]); ok {
-				if p, ok := r.pseudonyms[v]; ok {
-					kv["value"], _ = json.Marshal(p)
-					c = true
-				}
-			}
-		}
-		if v, ok := text(kv["storedBy"]); ok {
-			if p, ok := r.users[v]; ok {
-				kv["storedBy"], _ = json.Marshal(p)
-				c = true
-			}
-		}
-		if c {
-			b, err := json.Marshal(kv)
-			if err != nil {
-				continue
-			}
-			top[k] = b
-			changed = true
-		}
-	}
-	if !changed {
-		return "", false
-	}
-	b, err := json.Marshal(top)
-	if err != nil {
-		return "", false
-	}
-	return string(b), true
 }
 
 func (r *piiRun) history(ctx context.Context, f *piiFields) error {
