@@ -91,6 +91,9 @@ type Record struct {
 	CopySeconds    float64 `json:"copy_seconds,omitempty"`
 	ScrubSeconds   float64 `json:"scrub_seconds"`
 	FilesSeconds   float64 `json:"files_seconds,omitempty"`
+	// PIISeconds is the part of RestoreSeconds spent pseudonymising, between the data load and
+	// the index builds.
+	PIISeconds float64 `json:"pii_seconds,omitempty"`
 	// PII is the scan for production's personal data (pii.go, scan.go).
 	PII *ScanReport `json:"pii_scan,omitempty"`
 }
@@ -228,6 +231,8 @@ type Prepared struct {
 	Home     string
 	srv      server
 	sought   *Sought // production's identifying values, collected before the scrub
+	// piiSeconds is the time the pseudonymisation took during the restore (afterData).
+	piiSeconds float64
 }
 
 // Prepare checks the request: target and profile known, set of the target's instance, schema
@@ -248,6 +253,7 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	sc.Log = o.Log
 	p := &Prepared{o: o, Gen: gen, Scrub: sc, Target: TargetConn(t), Home: t.DHIS2Home}
 	if _, err := p.Target.Config(); err != nil {
 		return nil, err
@@ -467,6 +473,7 @@ func (p *Prepared) newCopy(ctx context.Context, rec *Record) error {
 		return err
 	}
 	rec.RestoreSeconds = time.Since(t0).Seconds()
+	rec.PIISeconds = p.piiSeconds
 	proc.KillAt("clone:restored")
 	t1 := time.Now()
 	if err := p.collectPII(ctx, p.Temp); err != nil {
@@ -522,8 +529,13 @@ func busy(ctx context.Context, admin *pgx.Conn, db string) error {
 
 func (p *Prepared) restoreOptions(db string) restore.Options {
 	o := p.o
-	return restore.Options{Config: o.Config, Repo: o.Repo, Log: o.Log, Manifest: o.Manifest,
+	ro := restore.Options{Config: o.Config, Repo: o.Repo, Log: o.Log, Manifest: o.Manifest,
 		Target: p.Target.WithDatabase(db), Admin: p.Admin, Force: true, Terminate: true, Jobs: o.Jobs, Progress: o.Progress}
+	if p.Scrub.PII.On() {
+		// Personal data is rewritten before the indexes are built (Scrubber.ApplyPII).
+		ro.AfterData = p.afterData
+	}
+	return ro
 }
 
 func (p *Prepared) scrub(ctx context.Context, db string) ([]Change, error) {
@@ -589,6 +601,7 @@ func (p *Prepared) viaTemplate(ctx context.Context, rec *Record) error {
 			return err
 		}
 		rec.RestoreSeconds = time.Since(t0).Seconds()
+		rec.PIISeconds = p.piiSeconds
 		t1 := time.Now()
 		err := p.collectPII(ctx, build)
 		var ch []Change

@@ -9,11 +9,15 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"image"
 	"image/jpeg"
 	"image/png"
+	"io"
 	"regexp"
+	"sort"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/jackc/pgx/v5"
@@ -275,14 +279,19 @@ type pseudonymiser struct {
 	key   []byte
 	users map[string]string // production username → anonymised username
 	used  map[string]bool   // production values and pseudonyms handed out
+	mac   hash.Hash         // HMAC-SHA256 with key, reset for each value
 }
 
 func (p *pseudonymiser) stream(v string, round int) []byte {
-	m := hmac.New(sha256.New, p.key)
+	if p.mac == nil {
+		p.mac = hmac.New(sha256.New, p.key)
+	}
+	m := p.mac
+	m.Reset()
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], uint32(round))
 	m.Write(b[:])
-	m.Write([]byte(v))
+	io.WriteString(m, v)
 	return m.Sum(nil)
 }
 
@@ -339,14 +348,17 @@ type piiRun struct {
 	cat     *piiCatalog
 	changes *[]Change
 	salt    int64
+	big     map[string]bool // tables whose username columns are rewritten (bigTables)
 }
 
 // add records the rows changed by a statement under an existing rule.
 func (r *piiRun) add(ctx context.Context, rule, what, q string, args ...any) error {
+	t0 := time.Now()
 	tag, err := r.tx.Exec(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("scrub rule %s: %w", rule, err)
 	}
+	r.s.log().Debug("PII statement", "rule", rule, "rows", tag.RowsAffected(), "took", time.Since(t0).Round(time.Millisecond), "sql", shortSQL(q))
 	cs := *r.changes
 	if n := len(cs); n > 0 && cs[n-1].Rule == rule {
 		cs[n-1].Rows += tag.RowsAffected()
@@ -363,6 +375,11 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change) e
 		*changes = append(*changes, Change{Rule: "pii", What: "personal data kept (pii = \"keep\")"})
 		return nil
 	}
+	if s.piiDone != nil { // during the restore, before the indexes (ApplyPII)
+		*changes = append(*changes, s.piiDone...)
+		return nil
+	}
+	t0 := time.Now()
 	cat, err := loadPIICatalog(ctx, tx)
 	if err != nil {
 		return err
@@ -415,11 +432,15 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change) e
 		CREATE TEMP TABLE dhis2life_users (v text PRIMARY KEY, p text NOT NULL, surname text) ON COMMIT DROP`); err != nil {
 		return fmt.Errorf("creating the pseudonym tables: %w", err)
 	}
+	if r.big, err = r.bigTables(ctx); err != nil {
+		return err
+	}
 	if s.PII.Users {
 		if err := r.usernames(ctx, ps); err != nil {
 			return err
 		}
 	}
+	r.s.log().Debug("PII usernames mapped", "users", len(ps.users), "took", time.Since(t0).Round(time.Millisecond))
 	vals := s.PII.values // read before the scrub by CollectPII, when it ran on this database
 	if vals == nil {
 		if vals, err = distinctValues(ctx, tx, cat, f); err != nil {
@@ -433,6 +454,7 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change) e
 	for v := range vals {
 		rows = append(rows, []any{v, ps.pseudonym(v)})
 	}
+	r.s.log().Debug("PII pseudonyms made", "values", len(vals), "took", time.Since(t0).Round(time.Millisecond))
 	if _, err := tx.Conn().CopyFrom(ctx, pgx.Identifier{"dhis2life_pii"}, []string{"v", "p"}, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("loading pseudonyms: %w", err)
 	}
@@ -443,6 +465,7 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change) e
 	if s.PII.Users {
 		steps = append(steps, r.userColumns)
 	}
+	r.s.log().Debug("PII pseudonyms loaded", "values", len(vals), "users", len(ps.users), "took", time.Since(t0).Round(time.Millisecond))
 	for _, st := range steps {
 		if err := st(ctx, f); err != nil {
 			return err
@@ -471,17 +494,26 @@ func (r *piiRun) usernames(ctx context.Context, ps *pseudonymiser) error {
 			return fmt.Errorf("mapping usernames: %w", err)
 		}
 	}
+	// Large tables are left out: their username columns are rewritten with the same formula
+	// for usernames unknown to userinfo (rewriteUsernames), so reading them twice is spared.
 	for t, cols := range r.cat.cols {
-		if t == "userinfo" {
+		if t == "userinfo" || r.big[t] {
 			continue
 		}
+		var vals []string
 		for c := range cols {
 			if dhis2.UsernameColumns[c] && r.cat.isText(t, c) {
-				if _, err := r.tx.Exec(ctx, fmt.Sprintf(`INSERT INTO dhis2life_users (v, p) SELECT DISTINCT %[1]s, 'anon-' || substr(md5($2::bigint::text || %[1]s), 1, 10)
-					FROM %[2]s WHERE %[1]s IS NOT NULL AND %[1]s <> '' AND NOT (%[1]s = ANY($1)) ON CONFLICT DO NOTHING`, pg.QuoteIdent(c), pg.QuoteIdent(t)), kept, r.salt); err != nil {
-					return fmt.Errorf("mapping usernames of %s.%s: %w", t, c, err)
-				}
+				vals = append(vals, "("+pg.QuoteIdent(c)+"::text)")
 			}
+		}
+		if len(vals) == 0 {
+			continue
+		}
+		sort.Strings(vals)
+		if _, err := r.tx.Exec(ctx, fmt.Sprintf(`INSERT INTO dhis2life_users (v, p) SELECT d.v, 'anon-' || substr(md5($2::bigint::text || d.v), 1, 10)
+			FROM (SELECT DISTINCT x.v FROM %s t, LATERAL (VALUES %s) x(v)) d WHERE d.v IS NOT NULL AND d.v <> '' AND NOT (d.v = ANY($1)) ON CONFLICT DO NOTHING`,
+			pg.QuoteIdent(t), strings.Join(vals, ", ")), kept, r.salt); err != nil {
+			return fmt.Errorf("mapping usernames of %s: %w", t, err)
 		}
 	}
 	rows, err := r.tx.Query(ctx, `SELECT v, p FROM dhis2life_users`)
@@ -658,6 +690,14 @@ func (r *piiRun) userColumns(ctx context.Context, _ *piiFields) error {
 		return fmt.Errorf("scrub rule %s: %w", rule, err)
 	}
 	done := map[[2]string]bool{}
+	if len(fks) == 0 && r.cat.has("userinfo", "username") {
+		// No foreign key (none yet: during the restore, before post-data builds them): the
+		// users get their anonymised names now, so the keys built later hold (the profile's
+		// users rule sets the same names).
+		if _, err := r.tx.Exec(ctx, `UPDATE userinfo x SET username = u.p FROM dhis2life_users u WHERE x.username = u.v`); err != nil {
+			return fmt.Errorf("scrub rule %s (userinfo.username): %w", rule, err)
+		}
+	}
 	if len(fks) > 0 {
 		ctes := []string{`u0 AS (UPDATE userinfo x SET username = u.p FROM dhis2life_users u WHERE x.username = u.v RETURNING 1)`}
 		var sum []string
@@ -673,15 +713,11 @@ func (r *piiRun) userColumns(ctx context.Context, _ *piiFields) error {
 		cs := *r.changes
 		cs[len(cs)-1].Rows += n
 	}
-	big, err := r.bigTables(ctx)
-	if err != nil {
-		return err
-	}
 	for t, cols := range r.cat.cols {
 		if t == "userinfo" {
 			continue
 		}
-		if big[t] {
+		if r.big[t] {
 			var todo []string
 			for c := range cols {
 				if !done[[2]string{t, c}] && dhis2.UsernameColumns[c] && r.cat.isText(t, c) {
@@ -856,7 +892,8 @@ func (o PIIOptions) bigRows() int64 {
 
 func (r *piiRun) bigTables(ctx context.Context) (map[string]bool, error) {
 	rows, err := r.tx.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT c.relispartition AND c.reltuples > $1`, r.s.PII.bigRows())
+		WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT c.relispartition
+		AND CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(c.oid) / 100 END > $1`, r.s.PII.bigRows())
 	if err != nil {
 		return nil, fmt.Errorf("finding large tables: %w", err)
 	}
@@ -878,12 +915,23 @@ func (r *piiRun) rewriteUsernames(ctx context.Context, rule, what, table string,
 	if len(cols) == 0 {
 		return nil
 	}
-	var m *string
-	if err := r.tx.QueryRow(ctx, `SELECT jsonb_object_agg(v, p)::text FROM dhis2life_users`).Scan(&m); err != nil {
+	var m string
+	if err := r.tx.QueryRow(ctx, `SELECT coalesce(jsonb_object_agg(v, p), '{}')::text FROM dhis2life_users`).Scan(&m); err != nil {
 		return fmt.Errorf("scrub rule %s: %w", rule, err)
 	}
-	if m == nil {
-		return nil
+	kept := "'{}'::text[]"
+	if k := r.s.PII.kept(); len(k) > 0 {
+		q := make([]string, len(k))
+		for i, v := range k {
+			q[i] = pg.QuoteLiteral(v)
+		}
+		kept = "ARRAY[" + strings.Join(q, ", ") + "]::text[]"
+	}
+	// The users of userinfo by the map; other non-empty names, not kept, by the formula of
+	// usernames (the same pseudonym wherever else they occur).
+	mapped := func(q string) string {
+		return fmt.Sprintf("CASE WHEN %[1]s IS NULL OR %[1]s = '' OR %[1]s = ANY(%[2]s) THEN %[1]s ELSE coalesce(%[3]s::jsonb ->> %[1]s, 'anon-' || substr(md5('%[4]d' || %[1]s), 1, 10)) END",
+			q, kept, pg.QuoteLiteral(m), r.salt)
 	}
 	var alter, conds []string
 	for _, c := range cols {
@@ -893,8 +941,8 @@ func (r *piiRun) rewriteUsernames(ctx context.Context, rule, what, table string,
 			return fmt.Errorf("scrub rule %s: type of %s.%s: %w", rule, table, c, err)
 		}
 		q := pg.QuoteIdent(c)
-		alter = append(alter, fmt.Sprintf("ALTER COLUMN %s TYPE %s USING coalesce(%s::jsonb ->> %s, %s)::%s", q, typ, pg.QuoteLiteral(*m), q, q, typ))
-		conds = append(conds, fmt.Sprintf("%s IN (SELECT v FROM dhis2life_users)", q))
+		alter = append(alter, fmt.Sprintf("ALTER COLUMN %s TYPE %s USING (%s)::%s", q, typ, mapped(q+"::text"), typ))
+		conds = append(conds, fmt.Sprintf("(%[1]s <> '' AND NOT (%[1]s = ANY(%[2]s)))", q, kept))
 	}
 	var n int64
 	if err := r.tx.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", pg.QuoteIdent(table), strings.Join(conds, " OR "))).Scan(&n); err != nil {
@@ -906,19 +954,31 @@ func (r *piiRun) rewriteUsernames(ctx context.Context, rule, what, table string,
 	if _, err := r.tx.Exec(ctx, "SAVEPOINT dhis2life_rewrite"); err != nil {
 		return err
 	}
+	t0 := time.Now()
 	if _, err := r.tx.Exec(ctx, "ALTER TABLE "+pg.QuoteIdent(table)+" "+strings.Join(alter, ", ")); err != nil {
 		if _, err := r.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dhis2life_rewrite"); err != nil {
 			return err
 		}
-		for _, c := range cols {
-			if err := r.add(ctx, rule, what, fmt.Sprintf(`UPDATE %[1]s x SET %[2]s = u.p FROM dhis2life_users u WHERE x.%[2]s = u.v`,
-				pg.QuoteIdent(table), pg.QuoteIdent(c))); err != nil {
+		for i, c := range cols {
+			q := pg.QuoteIdent(c)
+			if err := r.add(ctx, rule, what, fmt.Sprintf(`UPDATE %s SET %s = %s WHERE %s`, pg.QuoteIdent(table), q, mapped(q), conds[i])); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
+	r.s.log().Debug("PII table rewrite", "table", table, "columns", len(cols), "rows", n, "took", time.Since(t0).Round(time.Millisecond))
 	cs := *r.changes
 	cs[len(cs)-1].Rows += n
 	return nil
+}
+
+// shortSQL is the start of a statement on one line, for debug logs (statements carry no values:
+// those are parameters or the pseudonym tables).
+func shortSQL(q string) string {
+	q = strings.Join(strings.Fields(q), " ")
+	if len(q) > 90 {
+		q = q[:90] + "…"
+	}
+	return q
 }

@@ -18,7 +18,7 @@ import (
 
 // collectPII reads production's identifying values from the restored, not yet scrubbed copy db.
 func (p *Prepared) collectPII(ctx context.Context, db string) error {
-	if !p.Scrub.PII.On() {
+	if !p.Scrub.PII.On() || p.sought != nil {
 		return nil
 	}
 	c, err := p.srv.connFor(db).Connect(ctx)
@@ -26,13 +26,34 @@ func (p *Prepared) collectPII(ctx context.Context, db string) error {
 		return err
 	}
 	defer c.Close(context.Background())
+	t0 := time.Now()
 	s, err := CollectPII(ctx, c, p.Scrub.PII)
 	if err != nil {
 		return fmt.Errorf("collecting production's identifying values before the scrub: %w", err)
 	}
+	p.o.Log.Debug("PII values collected", "sought", s.Len(), "mapped", len(s.mapped), "took", time.Since(t0).Round(time.Millisecond))
 	p.sought = s
 	// The scrub of this database maps the same values: it need not read them again.
 	p.Scrub.PII.values = s.mapped
+	return nil
+}
+
+// afterData pseudonymises the database being restored once its data is loaded, before its
+// indexes, constraints and triggers are built (restore.Options.AfterData): production's
+// identifying values are collected, then the tables are rewritten while no index must follow.
+func (p *Prepared) afterData(ctx context.Context, conn *pgx.Conn) error {
+	t0 := time.Now()
+	s, err := CollectPII(ctx, conn, p.Scrub.PII)
+	if err != nil {
+		return fmt.Errorf("collecting production's identifying values before the scrub: %w", err)
+	}
+	p.o.Log.Debug("PII values collected", "sought", s.Len(), "mapped", len(s.mapped), "took", time.Since(t0).Round(time.Millisecond))
+	p.sought = s
+	p.Scrub.PII.values = s.mapped
+	if _, err := p.Scrub.ApplyPII(ctx, conn); err != nil {
+		return fmt.Errorf("pseudonymising personal data: %w", err)
+	}
+	p.piiSeconds = time.Since(t0).Seconds()
 	return nil
 }
 
@@ -71,6 +92,7 @@ func (p *Prepared) piiProof(ctx context.Context, home string, rec *Record) error
 			return fmt.Errorf("writing placeholders into the clone's file store: %w", err)
 		}
 		rec.Changes = append(rec.Changes, Change{Rule: "pii.files.store", Rows: int64(n), What: "files of people replaced by placeholders in the clone's file store"})
+		p.o.Log.Debug("PII placeholders written", "files", n, "took", time.Since(t0).Round(time.Millisecond))
 	}
 	if p.sought == nil {
 		// A copy of an existing template: its values were sought when it was built, but the
@@ -87,6 +109,7 @@ func (p *Prepared) piiProof(ctx context.Context, home string, rec *Record) error
 			return fmt.Errorf("collecting production's identifying values: %w", err)
 		}
 	}
+	p.sought.log = p.o.Log
 	rep, err := ScanBig(ctx, c, filesDir, p.sought, p.Scrub.PII.bigRows())
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,8 +76,13 @@ type Scrubber struct {
 	CustomSQL []SQL
 	// PII configures the pseudonymisation of personal data (pii.go).
 	PII PIIOptions
+	// Log receives the timings of the pseudonymisation's steps (nil: discarded).
+	Log *slog.Logger
 
 	keepHash, unusableHash string
+	// piiDone are the changes of the pseudonymisation when it ran already on this database
+	// during its restore (ApplyPII), before its indexes were built.
+	piiDone []Change
 }
 
 // SQL is one custom scrub entry: a statement or a file's text.
@@ -136,6 +142,13 @@ func NewScrubber(t *config.Target, configDir string, gen Generation, instance, s
 
 func isSQLFile(e string) bool {
 	return strings.HasSuffix(strings.ToLower(e), ".sql") && !strings.ContainsAny(e, " \t\n;")
+}
+
+func (s *Scrubber) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
 }
 
 // Label is the word the banner uses: STAGING or TRAINING.
@@ -223,6 +236,30 @@ func (s *Scrubber) Apply(ctx context.Context, conn *pgx.Conn) ([]Change, error) 
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("committing the scrub: %w", err)
 	}
+	return changes, nil
+}
+
+// ApplyPII pseudonymises personal data in its own transaction on a database being restored
+// (after its data, before its indexes, constraints and triggers: restore.Options.AfterData),
+// so that rewriting millions of rows maintains no index. Apply then records these changes
+// instead of pseudonymising again.
+func (s *Scrubber) ApplyPII(ctx context.Context, conn *pgx.Conn) ([]Change, error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
+		return nil, err
+	}
+	changes := []Change{}
+	if err := s.applyPII(ctx, tx, &changes); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("committing the pseudonymisation: %w", err)
+	}
+	s.piiDone = changes
 	return changes, nil
 }
 

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -29,8 +31,10 @@ var ErrPIIFound = errors.New("personal data of production found in the clone")
 // never stored, logged or printed.
 type Sought struct {
 	values   map[string]struct{}
+	first    map[string]struct{} // first words of the values of several words
 	maxWords int
 	mapped   map[string]bool // every value the scrub maps (→ sought), read in the same pass
+	log      *slog.Logger    // timings of the scan per table (nil: none)
 }
 
 // Len is the number of values sought.
@@ -62,6 +66,9 @@ func (s *Sought) add(v string) {
 	}
 	s.values[n] = struct{}{}
 	s.maxWords = max(s.maxWords, len(toks))
+	if len(toks) > 1 {
+		s.first[toks[0]] = struct{}{}
+	}
 }
 
 func tokenRune(r rune) bool {
@@ -94,30 +101,97 @@ func tokens(s string, out []string) []string {
 	return out
 }
 
-// matcher finds sought values in text.
+// matcher finds sought values in text. It works on bytes, without allocating per value: the
+// scan reads every text value of the clone.
 type matcher struct {
-	s   *Sought
-	tok []string
-	buf strings.Builder
+	s    *Sought
+	low  []byte
+	toks [][2]int // token spans in low
+	buf  []byte
 }
 
 // hits reports whether text holds a sought value (whole words, case-insensitive).
-func (m *matcher) hits(text string) bool {
-	if text == "" {
+func (m *matcher) hits(text string) bool { return m.hitsBytes([]byte(text)) }
+
+// hitsBytes is hits on bytes: the same tokens as tokens(strings.ToLower(text)).
+func (m *matcher) hitsBytes(b []byte) bool {
+	if len(b) == 0 {
 		return false
 	}
-	m.tok = tokens(strings.ToLower(text), m.tok)
-	for i := range m.tok {
-		if _, ok := m.s.values[m.tok[i]]; ok {
+	ascii := true
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		m.low = m.low[:0]
+		for _, c := range b {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			m.low = append(m.low, c)
+		}
+	} else {
+		m.low = bytes.ToLower(b)
+	}
+	m.toks = m.toks[:0]
+	low := m.low
+	start := -1
+	flush := func(end int) {
+		if start < 0 {
+			return
+		}
+		a, z := start, end
+		for a < z && (low[a] == '.' || low[a] == '-' || low[a] == '_') {
+			a++
+		}
+		for z > a && (low[z-1] == '.' || low[z-1] == '-' || low[z-1] == '_') {
+			z--
+		}
+		if a < z {
+			m.toks = append(m.toks, [2]int{a, z})
+		}
+		start = -1
+	}
+	for i := 0; i < len(low); {
+		c := low[i]
+		var tok bool
+		size := 1
+		if c < utf8.RuneSelf {
+			tok = 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '@' || c == '.' || c == '+' || c == '-' || c == '_' || 'A' <= c && c <= 'Z'
+		} else {
+			var r rune
+			r, size = utf8.DecodeRune(low[i:])
+			tok = tokenRune(r)
+		}
+		if tok {
+			if start < 0 {
+				start = i
+			}
+		} else {
+			flush(i)
+		}
+		i += size
+	}
+	flush(len(low))
+	vals := m.s.values
+	for i, t := range m.toks {
+		w := low[t[0]:t[1]]
+		if _, ok := vals[string(w)]; ok {
 			return true
 		}
 		if m.s.maxWords > 1 {
-			m.buf.Reset()
-			m.buf.WriteString(m.tok[i])
-			for n := 1; n < m.s.maxWords && i+n < len(m.tok); n++ {
-				m.buf.WriteByte(' ')
-				m.buf.WriteString(m.tok[i+n])
-				if _, ok := m.s.values[m.buf.String()]; ok {
+			if _, ok := m.s.first[string(w)]; !ok {
+				continue
+			}
+			m.buf = append(m.buf[:0], w...)
+			for n := 1; n < m.s.maxWords && i+n < len(m.toks); n++ {
+				u := m.toks[i+n]
+				m.buf = append(m.buf, ' ')
+				m.buf = append(m.buf, low[u[0]:u[1]]...)
+				if _, ok := vals[string(m.buf)]; ok {
 					return true
 				}
 			}
@@ -140,7 +214,7 @@ func CollectPII(ctx context.Context, conn *pgx.Conn, o PIIOptions) (*Sought, err
 	if err != nil {
 		return nil, err
 	}
-	s := &Sought{values: map[string]struct{}{}}
+	s := &Sought{values: map[string]struct{}{}, first: map[string]struct{}{}}
 	vals, err := distinctValues(ctx, conn, cat, f)
 	if err != nil {
 		return nil, err
@@ -251,7 +325,13 @@ func ScanBig(ctx context.Context, conn *pgx.Conn, filesDir string, s *Sought, bi
 		return nil, fmt.Errorf("listing text columns: %w", err)
 	}
 	rep.Columns = len(cols)
-	m := &matcher{s: s}
+	// Work items: every table (all its columns in one pass), and every column of large tables
+	// (its distinct values); run on scanConns connections, results kept in item order.
+	type item struct {
+		cols []scanCol
+		big  bool
+	}
+	var items []item
 	for i := 0; i < len(cols); {
 		j := i
 		for j < len(cols) && cols[j].schema == cols[i].schema && cols[j].table == cols[i].table {
@@ -259,14 +339,80 @@ func ScanBig(ctx context.Context, conn *pgx.Conn, filesDir string, s *Sought, bi
 		}
 		rep.Tables++
 		if s.Len() > 0 && !(cols[i].schema == "public" && dhis2.ScanSkipTables[cols[i].table]) {
-			if err := scanTable(ctx, conn, cols[i:j], m, rep, big); err != nil {
-				return nil, err
+			var est float64
+			table := pg.QualifiedName(cols[i].schema, cols[i].table)
+			if err := conn.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)`, table).Scan(&est); err != nil {
+				return nil, fmt.Errorf("scanning %s: %w", table, err)
+			}
+			if est > float64(big) {
+				for k := i; k < j; k++ {
+					items = append(items, item{cols: cols[k : k+1], big: true})
+				}
+			} else {
+				items = append(items, item{cols: cols[i:j]})
 			}
 		}
 		i = j
 	}
+	type result struct {
+		rows int64
+		hits []ScanHit
+		err  error
+	}
+	results := make([]result, len(items))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	worker := func(c *pgx.Conn) {
+		defer wg.Done()
+		m := &matcher{s: s}
+		for k := range next {
+			t0 := time.Now()
+			r := &results[k]
+			r.rows, r.hits, r.err = scanTable(ctx, c, items[k].cols, m, items[k].big)
+			if s.log != nil {
+				s.log.Debug("PII scan of a table", "table", scanName(items[k].cols[0]), "columns", len(items[k].cols), "distinct", items[k].big, "rows", r.rows, "took", time.Since(t0).Round(time.Millisecond))
+			}
+		}
+	}
+	// Extra connections like the given one; without them the scan runs on conn alone.
+	var extra []*pgx.Conn
+	defer func() {
+		for _, c := range extra {
+			c.Close(context.Background())
+		}
+	}()
+	for n := 1; n < scanConns && n < len(items); n++ {
+		c, err := pgx.ConnectConfig(ctx, conn.Config())
+		if err != nil {
+			break
+		}
+		extra = append(extra, c)
+	}
+	for _, c := range append([]*pgx.Conn{conn}, extra...) {
+		wg.Add(1)
+		go worker(c)
+	}
+	failed := false
+	for k := range items {
+		if failed = ctx.Err() != nil; failed {
+			break
+		}
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, r := range results {
+		if r.err != nil {
+			return nil, r.err
+		}
+		rep.Rows += r.rows
+		rep.Hits = append(rep.Hits, r.hits...)
+	}
 	if filesDir != "" {
-		if err := scanFiles(ctx, filesDir, m, rep); err != nil {
+		if err := scanFiles(ctx, filesDir, &matcher{s: s}, rep); err != nil {
 			return nil, err
 		}
 	}
@@ -274,43 +420,34 @@ func ScanBig(ctx context.Context, conn *pgx.Conn, filesDir string, s *Sought, bi
 	return rep, nil
 }
 
-func scanTable(ctx context.Context, conn *pgx.Conn, cols []scanCol, m *matcher, rep *ScanReport, big int64) error {
+// scanConns is the number of connections a scan reads tables on.
+const scanConns = 2
+
+// scanTable reads the columns cols of one table (big: the distinct values of its one column)
+// and returns the rows read and the columns holding sought values.
+func scanTable(ctx context.Context, conn *pgx.Conn, cols []scanCol, m *matcher, big bool) (int64, []ScanHit, error) {
 	table := pg.QualifiedName(cols[0].schema, cols[0].table)
-	var est float64
-	if err := conn.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)`, table).Scan(&est); err != nil {
-		return fmt.Errorf("scanning %s: %w", table, err)
-	}
-	if est > float64(big) {
-		// Large tables (datavalue, audit): each column's distinct values, counted as such.
-		for _, c := range cols {
-			w := &copyScanner{m: m, counts: make([]int64, 1)}
-			if _, err := conn.PgConn().CopyTo(ctx, w, "COPY (SELECT DISTINCT "+pg.QuoteIdent(c.col)+"::text FROM ONLY "+table+") TO STDOUT"); err != nil {
-				return fmt.Errorf("scanning %s: %w", table, err)
-			}
-			w.flush()
-			rep.Rows += w.rows
-			if w.counts[0] > 0 {
-				rep.Hits = append(rep.Hits, ScanHit{Table: scanName(c), Column: c.col, Count: w.counts[0]})
-			}
-		}
-		return nil
-	}
 	sel := make([]string, len(cols))
 	for i, c := range cols {
 		sel[i] = pg.QuoteIdent(c.col) + "::text"
 	}
+	q := "COPY (SELECT " + strings.Join(sel, ", ") + " FROM ONLY " + table + ") TO STDOUT"
+	if big {
+		// Large tables (datavalue, audit): each column's distinct values, counted as such.
+		q = "COPY (SELECT DISTINCT " + sel[0] + " FROM ONLY " + table + ") TO STDOUT"
+	}
 	w := &copyScanner{m: m, counts: make([]int64, len(cols))}
-	if _, err := conn.PgConn().CopyTo(ctx, w, "COPY (SELECT "+strings.Join(sel, ", ")+" FROM ONLY "+table+") TO STDOUT"); err != nil {
-		return fmt.Errorf("scanning %s: %w", table, err)
+	if _, err := conn.PgConn().CopyTo(ctx, w, q); err != nil {
+		return 0, nil, fmt.Errorf("scanning %s: %w", table, err)
 	}
 	w.flush()
-	rep.Rows += w.rows
+	var hits []ScanHit
 	for i, n := range w.counts {
 		if n > 0 {
-			rep.Hits = append(rep.Hits, ScanHit{Table: scanName(cols[i]), Column: cols[i].col, Count: n})
+			hits = append(hits, ScanHit{Table: scanName(cols[i]), Column: cols[i].col, Count: n})
 		}
 	}
-	return nil
+	return w.rows, hits, nil
 }
 
 func scanName(c scanCol) string {
@@ -367,7 +504,7 @@ func (w *copyScanner) row(line []byte) {
 		} else {
 			f, line = line[:i], line[i+1:]
 		}
-		if !(len(f) == 2 && f[0] == '\\' && f[1] == 'N') && w.m.hits(string(w.unescape(f))) {
+		if !(len(f) == 2 && f[0] == '\\' && f[1] == 'N') && w.m.hitsBytes(w.unescape(f)) {
 			w.counts[col]++
 		}
 		if i < 0 {

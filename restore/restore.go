@@ -60,6 +60,11 @@ type Options struct {
 	// FilesFrom, when set, opens the file store part as a tar stream (as `restic dump` writes
 	// it) that is extracted into FilesTo instead of `restic restore`.
 	FilesFrom func(ctx context.Context) (io.ReadCloser, error)
+	// AfterData, when set, runs on the load's connection (as the owner) once every table is
+	// loaded and the sequences are set, before post-data: the tables have no indexes,
+	// constraints or triggers yet (clones rewrite personal data there). Its error fails the
+	// restore.
+	AfterData func(ctx context.Context, conn *pgx.Conn) error
 }
 
 // Result describes a finished restore.
@@ -515,6 +520,11 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 		return err
 	}
 	res.DataSeconds = time.Since(t).Seconds()
+	if o.AfterData != nil {
+		if err := o.AfterData(ctx, dc); err != nil {
+			return err
+		}
+	}
 
 	// Indexes, constraints, triggers in parallel.
 	t = time.Now()
