@@ -193,7 +193,8 @@ type Row struct {
 // attribute maps the new chunks (those not in known) to the sources whose bytes they hold.
 // known gains the stream's chunks.
 // digests and prev are each source's content hash in this and the previous stream.
-func attribute(chunks []chunk, spans []span, known map[string]bool, digests, prev map[string]string) []Row {
+// Each new chunk's offset, length and sources go to verbose when it is not nil.
+func attribute(chunks []chunk, spans []span, known map[string]bool, digests, prev map[string]string, verbose io.Writer) []Row {
 	rows := map[string]*Row{}
 	var order []string
 	row := func(src string) *Row {
@@ -220,10 +221,16 @@ func attribute(chunks []chunk, spans []span, known map[string]bool, digests, pre
 			si++
 		}
 		touched := map[string]bool{}
+		if verbose != nil {
+			fmt.Fprintf(verbose, "new chunk %s at %d, %d bytes:", c.ID[:8], c.Start, c.Len)
+		}
 		for j := si; j < len(spans) && spans[j].Start < end; j++ {
 			lo, hi := max(c.Start, spans[j].Start), min(end, spans[j].End)
 			if hi <= lo {
 				continue
+			}
+			if verbose != nil {
+				fmt.Fprintf(verbose, " %s %d", spans[j].Source, hi-lo)
 			}
 			r := row(spans[j].Source)
 			r.NewBytes += hi - lo
@@ -231,6 +238,9 @@ func attribute(chunks []chunk, spans []span, known map[string]bool, digests, pre
 				touched[r.Source] = true
 				r.NewChunks++
 			}
+		}
+		if verbose != nil {
+			fmt.Fprintln(verbose)
 		}
 	}
 	out := make([]Row, 0, len(order))

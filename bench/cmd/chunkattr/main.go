@@ -62,6 +62,7 @@ func main() {
 	top := flag.Int("top", 10, "sources listed per day in the table (the rest are summed)")
 	asJSON := flag.Bool("json", false, "print JSON")
 	bin := flag.String("restic", "restic", "restic binary")
+	verbose := flag.Bool("v", false, "list every new chunk with its sources on stderr")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: RESTIC_REPOSITORY=… RESTIC_PASSWORD_FILE=… chunkattr [-last N] [-top K] [-json]")
 		flag.PrintDefaults()
@@ -71,7 +72,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "chunkattr: set RESTIC_REPOSITORY and RESTIC_PASSWORD_FILE")
 		os.Exit(2)
 	}
-	days, err := run(context.Background(), *bin, *last)
+	var vw io.Writer
+	if *verbose {
+		vw = os.Stderr
+	}
+	days, err := run(context.Background(), *bin, *last, vw)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chunkattr:", err)
 		os.Exit(1)
@@ -123,7 +128,7 @@ func treeContent(ctx context.Context, bin, tree string) (string, []string, error
 	return "", nil, fmt.Errorf("tree %s holds no file", tree)
 }
 
-func run(ctx context.Context, bin string, last int) ([]Day, error) {
+func run(ctx context.Context, bin string, last int, verbose io.Writer) ([]Day, error) {
 	out, err := restic(ctx, bin, "cat", "config")
 	if err != nil {
 		return nil, err
@@ -180,13 +185,13 @@ func run(ctx context.Context, bin string, last int) ([]Day, error) {
 		}
 		if i == from-1 {
 			// The previous stream: only its sources' digests, to tell changes from spill-over.
-			if _, prev, err = attributeSnapshot(ctx, bin, cfg.Pol, s, name, content, known, nil); err != nil {
+			if _, prev, err = attributeSnapshot(ctx, bin, cfg.Pol, s, name, content, known, nil, nil); err != nil {
 				return nil, err
 			}
 			continue
 		}
 		var d *Day
-		d, prev, err = attributeSnapshot(ctx, bin, cfg.Pol, s, name, content, known, prev)
+		d, prev, err = attributeSnapshot(ctx, bin, cfg.Pol, s, name, content, known, prev, verbose)
 		if err != nil {
 			return nil, err
 		}
@@ -202,7 +207,7 @@ func run(ctx context.Context, bin string, last int) ([]Day, error) {
 
 // attributeSnapshot dumps one database part, re-cuts it and attributes its new chunks.
 // prev are the previous stream's source digests; the stream's own are returned.
-func attributeSnapshot(ctx context.Context, bin string, pol chunker.Pol, s snapshot, name string, content []string, known map[string]bool, prev map[string]string) (*Day, map[string]string, error) {
+func attributeSnapshot(ctx context.Context, bin string, pol chunker.Pol, s snapshot, name string, content []string, known map[string]bool, prev map[string]string, verbose io.Writer) (*Day, map[string]string, error) {
 	cmd := exec.CommandContext(ctx, bin, "--no-lock", "-q", "dump", s.ID, "/"+name)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -244,7 +249,7 @@ func attributeSnapshot(ctx context.Context, bin string, pol chunker.Pol, s snaps
 			d.NewBytes += c.Len
 		}
 	}
-	d.Rows = attribute(chunks, spans, known, digests, prev)
+	d.Rows = attribute(chunks, spans, known, digests, prev, verbose)
 	rows := d.Rows
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].NewBytes > rows[j].NewBytes })
 	return d, digests, nil
