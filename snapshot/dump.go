@@ -47,7 +47,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // trailer. Any error leaves the stream without its end marker, so it can never be restored
 // as if complete.
 func Dump(ctx context.Context, o DumpOptions, out io.Writer) (*manifest.Trailer, error) {
-	conn, err := o.Conn.Connect(ctx)
+	conn, err := o.Conn.ConnectBulk(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -223,3 +223,38 @@ func TestApplyTrailer(t *testing.T) {
 		t.Errorf("back-dated set got time %v", m.Time)
 	}
 }
+
+// TestStreamOrder: small tables come first, smallest size class first, then name; tables of
+// 2 MiB and more follow by schema and name; sizes within a class do not reorder.
+func TestStreamOrder(t *testing.T) {
+	tb := func(schema, name string, bytes int64) pg.Table {
+		return pg.Table{Schema: schema, Name: name, Bytes: bytes}
+	}
+	in := []pg.Table{
+		tb("public", "audit", 1_400_000), tb("public", "datavalue", 390<<20), tb("public", "period", 8192),
+		tb("public", "event", 180<<20), tb("public", "userinfo", 221_184), tb("public", "categorycombo", 16384),
+		tb("public", "api_token", 16384), tb("public", "enrollment", 17<<20), tb("audit", "log", 100<<20),
+		tb("public", "fileresource", 81920), tb("public", "empty", 0), tb("public", "message", 974_848),
+	}
+	var got []string
+	for _, x := range streamOrder(in) {
+		got = append(got, x.Name)
+	}
+	want := []string{"empty", "period", "api_token", "categorycombo", "fileresource", "userinfo", "message", "audit",
+		"log", "datavalue", "enrollment", "event"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("order %v, want %v", got, want)
+	}
+	if in[0].Name != "audit" {
+		t.Errorf("streamOrder changed its argument")
+	}
+	// A table growing within its size class keeps its place.
+	in[9].Bytes = 90000 // fileresource: 80 KiB -> 88 KiB, class of 64..128 KiB
+	var again []string
+	for _, x := range streamOrder(in) {
+		again = append(again, x.Name)
+	}
+	if strings.Join(again, " ") != strings.Join(want, " ") {
+		t.Errorf("order after growth %v, want %v", again, want)
+	}
+}
