@@ -24,7 +24,9 @@
 //     --schema-only --snapshot=…` of the database, i.e. every definition (pre-data:
 //     extensions, types, tables, functions, views; post-data: indexes, constraints,
 //     triggers), no data. `pg_restore --list`, `--section=pre-data` and `-f -` read it.
-//  2. kind "table", once per dumped table, in the producer's order: the body is the
+//  2. kind "table", once per dumped table, in the producer's order (since issue 16: tables
+//     under 2 MiB first, smallest size class first, then the others by schema and name;
+//     before, all by schema and name — readers must accept any order): the body is the
 //     output of COPY (SELECT columns FROM ONLY schema.name ORDER BY order_by) TO STDOUT,
 //     the COPY text format, which is exactly what `COPY schema.name (columns) FROM stdin`
 //     reads. Columns lists the table's non-generated columns in order. Tables whose data
