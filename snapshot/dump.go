@@ -182,18 +182,19 @@ func writeStream(ctx context.Context, tx pgx.Tx, o DumpOptions, tr *manifest.Tra
 	return nil
 }
 
-// smallTableBytes is the size below which a table is dumped right after the schema archive.
+// smallTableBytes is the size below which a table is dumped last, next to the trailer.
 const smallTableBytes = 2 << 20
 
-// streamOrder returns the order of the table sections: tables under smallTableBytes first,
-// smallest first (by power-of-two size class, then name), then the others by name.
+// streamOrder returns the order of the table sections: tables of smallTableBytes and more
+// by schema and name, then the smaller ones, largest size class first (then by schema and
+// name), so the smallest sit right before the trailer.
 //
-// Every day's stream starts with a new restic chunk anyway (pg_dump's archive header holds
-// its creation time), and restic cuts no chunk before 512 KiB: small tables that change
-// every day (periods, file resources, users' last logins, job times, settings) then sit
-// in that chunk or the next few instead of each costing a chunk of its own wherever its
-// name puts it (chunkattr measured 1.9 MB a day for the period table's chunk alone). A
-// size class changes rarely, so the order is stable from day to day.
+// The trailer (row counts, sequences, time) makes the stream's last restic chunk new every
+// day, and restic cuts no chunk before 512 KiB: the small tables that change every day
+// (periods, file resources, users' last logins, job times, settings) then share that chunk
+// or the few before it instead of each costing a chunk of its own wherever its name puts it
+// (bench/cmd/chunkattr measured 1.9 MB a day for the period table's chunk alone). A size
+// class (a power of two) changes rarely, so the order is stable from day to day.
 func streamOrder(tables []pg.Table) []pg.Table {
 	out := append([]pg.Table(nil), tables...)
 	class := func(t pg.Table) int {
@@ -205,7 +206,7 @@ func streamOrder(tables []pg.Table) []pg.Table {
 	sort.SliceStable(out, func(i, j int) bool {
 		ci, cj := class(out[i]), class(out[j])
 		if ci != cj {
-			return ci < cj
+			return ci > cj
 		}
 		if out[i].Schema != out[j].Schema {
 			return out[i].Schema < out[j].Schema
@@ -230,10 +231,14 @@ func dumpSchema(ctx context.Context, o DumpOptions, major int, snapshot string, 
 	}
 	cmd := tool.Command(ctx, "--format=custom", "--compress=0", "--schema-only", "--snapshot="+snapshot, "--no-sync")
 	var stderr bytes.Buffer
-	cmd.Stdout = sw
+	head := &stableHead{w: sw}
+	cmd.Stdout = head
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("pg_dump --schema-only failed: %v: %s", err, strings.TrimSpace(lastLine(stderr.String())))
+	}
+	if err := head.Close(); err != nil {
+		return err
 	}
 	return sw.End()
 }
