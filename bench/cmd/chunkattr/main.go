@@ -63,6 +63,8 @@ func main() {
 	asJSON := flag.Bool("json", false, "print JSON")
 	bin := flag.String("restic", "restic", "restic binary")
 	verbose := flag.Bool("v", false, "list every new chunk with its sources on stderr")
+	polHex := flag.String("pol", "", "cut with this chunker polynomial (hex, e.g. another repository's) instead of the repository's: compares two stream layouts without the polynomial's luck; every stream is then re-cut and not checked against the stored blobs")
+	days := flag.Int("days", 0, "with -pol: only the first N days after the first set (0: all)")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: RESTIC_REPOSITORY=… RESTIC_PASSWORD_FILE=… chunkattr [-last N] [-top K] [-json]")
 		flag.PrintDefaults()
@@ -76,7 +78,14 @@ func main() {
 	if *verbose {
 		vw = os.Stderr
 	}
-	days, err := run(context.Background(), *bin, *last, vw)
+	var pol chunker.Pol
+	if *polHex != "" {
+		if err := pol.UnmarshalJSON([]byte(`"` + *polHex + `"`)); err != nil || pol == 0 {
+			fmt.Fprintln(os.Stderr, "chunkattr: -pol: not a hex polynomial:", *polHex)
+			os.Exit(2)
+		}
+	}
+	result, err := run(context.Background(), *bin, *last, vw, pol, *days)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chunkattr:", err)
 		os.Exit(1)
@@ -84,12 +93,12 @@ func main() {
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(days); err != nil {
+		if err := enc.Encode(result); err != nil {
 			os.Exit(1)
 		}
 		return
 	}
-	printTable(os.Stdout, days, *top)
+	printTable(os.Stdout, result, *top)
 }
 
 func restic(ctx context.Context, bin string, args ...string) ([]byte, error) {
@@ -128,7 +137,7 @@ func treeContent(ctx context.Context, bin, tree string) (string, []string, error
 	return "", nil, fmt.Errorf("tree %s holds no file", tree)
 }
 
-func run(ctx context.Context, bin string, last int, verbose io.Writer) ([]Day, error) {
+func run(ctx context.Context, bin string, last int, verbose io.Writer, polOverride chunker.Pol, maxDays int) ([]Day, error) {
 	out, err := restic(ctx, bin, "cat", "config")
 	if err != nil {
 		return nil, err
@@ -169,6 +178,14 @@ func run(ctx context.Context, bin string, last int, verbose io.Writer) ([]Day, e
 	if last > 0 && len(dbs)-last > from {
 		from = len(dbs) - last
 	}
+	check := true
+	if polOverride != 0 {
+		// Another polynomial: every stream is re-cut, none can be checked against its blobs.
+		cfg.Pol, check, from = polOverride, false, 1
+		if maxDays > 0 && len(dbs) > maxDays+1 {
+			dbs = dbs[:maxDays+1]
+		}
+	}
 	known := map[string]bool{}
 	var days []Day
 	var prev map[string]string
@@ -182,6 +199,9 @@ func run(ctx context.Context, bin string, last int, verbose io.Writer) ([]Day, e
 				known[id] = true
 			}
 			continue
+		}
+		if !check {
+			content = nil
 		}
 		if i == from-1 {
 			// The previous stream: only its sources' digests, to tell changes from spill-over.
@@ -229,11 +249,13 @@ func attributeSnapshot(ctx context.Context, bin string, pol chunker.Pol, s snaps
 	if werr != nil {
 		return nil, nil, fmt.Errorf("restic dump %s: %v: %s", s.ID, werr, strings.TrimSpace(stderr.String()))
 	}
-	if len(chunks) != len(content) {
+	if content == nil {
+		// Re-cut with another polynomial: nothing to check against.
+	} else if len(chunks) != len(content) {
 		return nil, nil, fmt.Errorf("snapshot %s: re-cut into %d chunks but restic stored %d (different chunker?)", s.ID, len(chunks), len(content))
 	}
 	for i, c := range chunks {
-		if c.ID != content[i] {
+		if content != nil && c.ID != content[i] {
 			return nil, nil, fmt.Errorf("snapshot %s: chunk %d is %s but restic stored %s (different chunker?)", s.ID, i, c.ID[:12], content[i][:12])
 		}
 	}
