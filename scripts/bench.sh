@@ -19,6 +19,8 @@
 #   BENCH_DIR=/var/tmp/dhis2-life-bench   work directory (dumps, config, DHIS2_HOME, logs)
 #   BENCH_OUT=bench/results               where latest.json and latest.md go
 #   BENCH_PITR=1        point-in-time recovery measures (scripts/bench-pitr.sh; 0 skips them)
+#   BENCH_ATTRIBUTION=1 attribute each day's new restic bytes to their source (tables, pg_dump
+#                       header, trailer, files, manifest) into $BENCH_OUT/latest-attribution.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -50,7 +52,7 @@ wall() { awk -v k="$1.wall_s" '$1 == k { v = $2 } END { print v }' "$M"; }
 
 [ -x "$BIN" ] || go build -o "$BIN" ./cmd/dhis2-life
 mkdir -p "$T"
-for c in benchrun s3put s3du report; do go build -o "$T/$c" "./bench/cmd/$c"; done
+for c in benchrun s3put s3du report chunkattr; do go build -o "$T/$c" "./bench/cmd/$c"; done
 
 step "services: private PostgreSQL + MinIO (scripts/services.sh)"
 scripts/services.sh start
@@ -203,6 +205,12 @@ done
 read -r bucket_bytes objects < <("$T/s3du" -endpoint "$S3" -bucket "$BUCKET" -prefix hmis/)
 metric storage.bucket_bytes "$bucket_bytes"; metric storage.objects "$objects"; metric storage.snapshots "$DAYS"
 metric storage.restic_raw_bytes "$(RESTIC_PASSWORD_FILE=$W/repository.pass restic -r "s3:http://$S3/$BUCKET/hmis" stats --mode raw-data --json 2>/dev/null | sed -n 's/.*"total_size":\([0-9]*\).*/\1/p')"
+if [ "${BENCH_ATTRIBUTION:-1}" = 1 ]; then
+  step "storage attribution: the sources of each day's new restic bytes (bench/cmd/chunkattr)"
+  mkdir -p "$OUT"
+  RESTIC_REPOSITORY="s3:http://$S3/$BUCKET/hmis" RESTIC_PASSWORD_FILE=$W/repository.pass "$T/chunkattr" -top 8 > "$OUT/latest-attribution.md" \
+    && tail -n 25 "$OUT/latest-attribution.md" || echo "chunkattr failed: no storage attribution this run" >&2
+fi
 drop_dbs $SRC
 rm -f "$W/full.dump" "$W/full.sql.gz"
 

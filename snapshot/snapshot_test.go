@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,9 +88,19 @@ func TestDumpStream(t *testing.T) {
 		kinds = append(kinds, h.Kind)
 		switch h.Kind {
 		case dumpfmt.KindSchema:
-			head := make([]byte, 5)
-			if _, err := io.ReadFull(sr, head); err != nil || string(head) != "PGDMP" {
-				t.Errorf("schema section is not a pg_dump custom archive: %q %v", head, err)
+			archive, err := io.ReadAll(sr)
+			if err != nil || !bytes.HasPrefix(archive, []byte("PGDMP")) {
+				t.Fatalf("schema section is not a pg_dump custom archive: %.10q %v", archive, err)
+			}
+			// The creation time is fixed so the stream's first chunk does not change daily,
+			// and pg_restore still reads the archive.
+			f := filepath.Join(t.TempDir(), "schema.dump")
+			if err := os.WriteFile(f, archive, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(filepath.Join(testenv.PGBinDir(), "pg_restore"), "--list", f).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "Archive created at 2000-01-01 00:00:00") || !strings.Contains(string(out), "TABLE public datavalue") {
+				t.Errorf("pg_restore --list of the schema archive: %v\n%.600s", err, out)
 			}
 		case dumpfmt.KindTable:
 			sections++
@@ -221,5 +232,89 @@ func TestApplyTrailer(t *testing.T) {
 	applyTrailer(m, tr, back)
 	if !m.Time.Equal(back) {
 		t.Errorf("back-dated set got time %v", m.Time)
+	}
+}
+
+// TestStreamOrder: tables of 2 MiB and more come first by schema and name, then the small
+// ones, largest size class first, then name; sizes within a class do not reorder.
+func TestStreamOrder(t *testing.T) {
+	tb := func(schema, name string, bytes int64) pg.Table {
+		return pg.Table{Schema: schema, Name: name, Bytes: bytes}
+	}
+	in := []pg.Table{
+		tb("public", "audit", 1_400_000), tb("public", "datavalue", 390<<20), tb("public", "period", 8192),
+		tb("public", "event", 180<<20), tb("public", "userinfo", 221_184), tb("public", "categorycombo", 16384),
+		tb("public", "api_token", 16384), tb("public", "enrollment", 17<<20), tb("audit", "log", 100<<20),
+		tb("public", "fileresource", 81920), tb("public", "empty", 0), tb("public", "message", 974_848),
+	}
+	var got []string
+	for _, x := range streamOrder(in) {
+		got = append(got, x.Name)
+	}
+	want := []string{"log", "datavalue", "enrollment", "event", "audit", "message", "userinfo", "fileresource",
+		"api_token", "categorycombo", "period", "empty"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("order %v, want %v", got, want)
+	}
+	if in[0].Name != "audit" {
+		t.Errorf("streamOrder changed its argument")
+	}
+	// A table growing within its size class keeps its place.
+	in[9].Bytes = 90000 // fileresource: 80 KiB -> 88 KiB, class of 64..128 KiB
+	var again []string
+	for _, x := range streamOrder(in) {
+		again = append(again, x.Name)
+	}
+	if strings.Join(again, " ") != strings.Join(want, " ") {
+		t.Errorf("order after growth %v, want %v", again, want)
+	}
+}
+
+// TestStableHead: the creation time of a custom archive header becomes 2000-01-01 for
+// archive versions before and from 1.15, whatever the write sizes; other bytes pass as they
+// are, and a header that is not a custom archive is left alone.
+func TestStableHead(t *testing.T) {
+	le := func(v int64) []byte { return []byte{0, byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
+	head := func(minor byte, tm [7]int64) []byte {
+		b := []byte("PGDMP")
+		b = append(b, 1, minor, 0, 4, 8, 1)
+		if minor >= 15 {
+			b = append(b, 0)
+		} else {
+			b = append(b, le(0)...)
+		}
+		for _, v := range tm {
+			b = append(b, le(v)...)
+		}
+		return append(b, []byte("\x00\x00\x00\x00\x07dbname and the TOC that follows...")...)
+	}
+	now := [7]int64{59, 30, 13, 3, 11, 126, 0}
+	for _, minor := range []byte{14, 15, 16} {
+		in, want := head(minor, now), head(minor, fixedTime)
+		for _, step := range []int{1, 7, len(in)} {
+			var out bytes.Buffer
+			s := &stableHead{w: &out}
+			for i := 0; i < len(in); i += step {
+				if _, err := s.Write(in[i:min(i+step, len(in))]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out.Bytes(), want) {
+				t.Errorf("version 1.%d, writes of %d: got %q, want %q", minor, step, out.Bytes(), want)
+			}
+		}
+	}
+	for _, in := range [][]byte{[]byte("PGDMP\x01\x0e\x00\x04\x08\x03 not custom format, tar" + strings.Repeat(".", 100)), []byte("short")} {
+		var out bytes.Buffer
+		s := &stableHead{w: &out}
+		if _, err := s.Write(in); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil || !bytes.Equal(out.Bytes(), in) {
+			t.Errorf("%q changed to %q (%v)", in, out.Bytes(), err)
+		}
 	}
 }

@@ -104,6 +104,9 @@ type taker struct {
 	m      *manifest.Manifest
 	host   string
 	stored []string // restic snapshot IDs to forget if the set fails
+	// compression is --compression of this set's parts: tuning.compression for the first
+	// set of an instance, tuning.incremental_compression once the catalogue holds one.
+	compression string
 }
 
 func newTaker(ctx context.Context, o Options) *taker {
@@ -120,7 +123,13 @@ func newTaker(ctx context.Context, o Options) *taker {
 	if v, err := o.Repo.Version(ctx); err == nil {
 		m.Restic = v
 	}
-	return &taker{o: o, m: m, host: host}
+	t := &taker{o: o, m: m, host: host}
+	if prev, err := o.Catalog.Snapshots(o.Instance.Name); err == nil && len(prev) > 0 {
+		// restic compresses only the blobs it adds: on a set whose data is mostly stored
+		// already, the stronger level costs little time and shrinks what the day adds.
+		t.compression = o.Config.Tuning.EffectiveIncrementalCompression()
+	}
+	return t
 }
 
 // fail forgets the parts already stored (best effort) and returns err.
@@ -145,7 +154,8 @@ func (t *taker) keep(s *restic.Summary) {
 }
 
 func (t *taker) backupOptions(part string, progress restic.ProgressFunc) restic.BackupOptions {
-	return restic.BackupOptions{Tags: manifest.Tags(t.m.ID, t.o.Instance.Name, part), Host: t.host, Time: t.o.Time, Progress: progress}
+	return restic.BackupOptions{Tags: manifest.Tags(t.m.ID, t.o.Instance.Name, part), Host: t.host, Time: t.o.Time, Progress: progress,
+		Compression: t.compression}
 }
 
 // dbPart stores the database stream that the producer writes and takes the dump's trailer
@@ -186,7 +196,7 @@ func (t *taker) dbPart(ctx context.Context) error {
 	}
 	t.stored = append(t.stored, sum.SnapshotID)
 	proc.KillAt("snapshot:db-stored")
-	m.Parts["db"] = partOf(sum, time.Since(t0))
+	m.Parts["db"] = partOf(sum, time.Since(t0), t.compression)
 	tr, err := readTrailer(resFile.Name())
 	if err != nil {
 		return err
@@ -242,7 +252,7 @@ func (t *taker) filesPart(ctx context.Context) error {
 	}
 	t.stored = append(t.stored, sum.SnapshotID)
 	proc.KillAt("snapshot:files-stored")
-	p := partOf(sum, time.Since(t1))
+	p := partOf(sum, time.Since(t1), t.compression)
 	p.FilesProcessed = sum.TotalFilesProcessed
 	m.Parts["files"] = p
 	return nil
@@ -273,9 +283,9 @@ func keepIncomplete(stored *[]string, s *restic.Summary) {
 	}
 }
 
-func partOf(s *restic.Summary, d time.Duration) manifest.Part {
+func partOf(s *restic.Summary, d time.Duration, compression string) manifest.Part {
 	return manifest.Part{Snapshot: s.SnapshotID, Bytes: s.TotalBytesProcessed, Added: s.DataAdded,
-		AddedPacked: s.DataAddedPacked, Seconds: d.Seconds()}
+		AddedPacked: s.DataAddedPacked, Seconds: d.Seconds(), Compression: compression}
 }
 
 func progressFor(o Options, part string, estimate int64) restic.ProgressFunc {

@@ -8,6 +8,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/app"
 	"github.com/dhis2-life/dhis2-life/internal/proc"
 	"github.com/dhis2-life/dhis2-life/lifecycle"
+	"github.com/dhis2-life/dhis2-life/snapshot"
 )
 
 // cmdInternal holds subcommands dhis2-life runs itself (not for users).
@@ -22,6 +23,7 @@ func cmdInternal() *cli.Command {
 			Flags: []cli.Flag{instanceFlag, &cli.StringFlag{Name: "result", Usage: "write the trailer JSON to `FILE`"}},
 			Action: withApp(func(c *cli.Context, a *app.App) error {
 				proc.DieWithParent() // restic starts it; a killed restic must not leave it dumping
+				snapshot.WidenPipe(os.Stdout)
 				return lifecycle.DumpStream(c.Context, a, c.String("instance"), os.Stdout, c.String("result"))
 			}),
 		}},

@@ -26,6 +26,11 @@ func TestSnapshotDedup(t *testing.T) {
 	}
 	third := e.snapshot()
 	f, s, d := first.Parts["db"], second.Parts["db"], third.Parts["db"]
+	// The first set of the instance uses tuning.compression (restic's default here); the
+	// next ones tuning.incremental_compression, "max" by default.
+	if f.Compression != "" || s.Compression != "max" || d.Compression != "max" || third.Parts["files"].Compression != "max" {
+		t.Errorf("db part compression: first %q, second %q, third %q (files %q); want \"\" then max", f.Compression, s.Compression, d.Compression, third.Parts["files"].Compression)
+	}
 	pct := func(n int64) float64 { return 100 * float64(n) / float64(f.AddedPacked) }
 	t.Logf("FIGURES db stream %d bytes (%d rows, %d tables); first set added %d packed (%.1fs); unchanged: %d packed (%.1f%%, %.1fs); after a simulated day (stream %d bytes): %d packed (%.1f%%, %.1fs); files part first %d packed, after the day %d packed",
 		f.Bytes, first.TotalRows(), len(first.Tables), f.AddedPacked, f.Seconds, s.AddedPacked, pct(s.AddedPacked), s.Seconds,

@@ -315,6 +315,19 @@ type Telegram struct {
 	APIURL    string `toml:"api_url"`
 }
 
+// EffectiveIncrementalCompression is the --compression of a set taken when the instance
+// already has one: IncrementalCompression, else "max" when Compression is unset or "auto",
+// else Compression.
+func (t Tuning) EffectiveIncrementalCompression() string {
+	switch {
+	case t.IncrementalCompression != "":
+		return t.IncrementalCompression
+	case t.Compression == "" || t.Compression == "auto":
+		return "max"
+	}
+	return t.Compression
+}
+
 // Tuning holds performance knobs proven by `make bench`.
 type Tuning struct {
 	// RestoreJobs is the parallelism of post-data (index/constraint) builds (default 2).
@@ -323,6 +336,11 @@ type Tuning struct {
 	OrderedTables []string `toml:"ordered_tables"`
 	// Compression is restic's --compression (auto|fastest|better|max|off; default auto).
 	Compression string `toml:"compression"`
+	// IncrementalCompression is restic's --compression for a set taken when the catalogue
+	// already holds a set of the instance: restic compresses only the blobs it adds, so a
+	// daily set pays the stronger level on a few MB ("" = "max" when Compression is unset
+	// or "auto", else Compression).
+	IncrementalCompression string `toml:"incremental_compression"`
 	// PackSizeMB is restic's --pack-size (default restic's).
 	PackSizeMB int `toml:"pack_size_mb"`
 	// RestoreSpoolMB bounds the temporary file a restore may spool one table to so that a

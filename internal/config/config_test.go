@@ -112,6 +112,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad restore_jobs", minimal + "[tuning]\nrestore_jobs = 100\n", 10, "tuning.restore_jobs", "out of range"},
 		{"bad compression", minimal + "[tuning]\ncompression = \"zstd\"\n", 10, "tuning.compression", `unknown value "zstd"`},
 		{"bad restic memory limit", minimal + "[tuning]\nrestic_memory_limit_mb = -2\n", 10, "tuning.restic_memory_limit_mb", "out of range"},
+		{"bad incremental compression", minimal + "[tuning]\nincremental_compression = \"zstd\"\n", 10, "tuning.incremental_compression", `unknown value "zstd"`},
 		{"bad cluster kind", minimal + "[instances.hmis.cluster]\nkind = \"systemd\"\n", 10, "instances.hmis.cluster.kind", `unknown kind "systemd"`},
 		{"pgctl cluster without data_dir", minimal + "[instances.hmis.cluster]\nkind = \"pgctl\"\nbin_dir = \"/usr/lib/postgresql/13/bin\"\n", 0, "instances.hmis.cluster.data_dir", "missing"},
 		{"debian cluster without name", minimal + "[instances.hmis.cluster]\nkind = \"debian\"\nversion = \"13\"\n", 0, "instances.hmis.cluster.version", "version and name"},
@@ -252,6 +253,17 @@ func TestInstanceSelection(t *testing.T) {
 				t.Fatalf("got %v, %v; want %s", in, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestIncrementalCompression(t *testing.T) {
+	for _, c := range []struct{ compression, incremental, want string }{
+		{"", "", "max"}, {"auto", "", "max"}, {"off", "", "off"}, {"better", "", "better"},
+		{"", "auto", "auto"}, {"off", "max", "max"}, {"max", "", "max"},
+	} {
+		if got := (Tuning{Compression: c.compression, IncrementalCompression: c.incremental}).EffectiveIncrementalCompression(); got != c.want {
+			t.Errorf("compression %q, incremental_compression %q: %q, want %q", c.compression, c.incremental, got, c.want)
+		}
 	}
 }
 

@@ -339,6 +339,12 @@ metrics_listen = "127.0.0.1:9469"
 # better 3.2 s, 66.6 MB; max 6.1 s, 61.9 MB; daily changes shrink in the same proportions.
 # "better" suits slow uplinks or metered storage; "max" doubles the snapshot's CPU time.
 # compression = "auto"
+# restic --compression of a set taken when the catalogue already holds one of the instance
+# (every set after the first). restic compresses only what it adds, so a daily set pays the
+# stronger level on a few MB: measured on a daily DHIS2 set (27 MB of new chunks), max
+# stored 15% less than auto (4.0 vs 4.7 MB) for +1 CPU-second. Default: "max" when
+# compression is unset or "auto", else the value of compression.
+# incremental_compression = "max"
 # restic --pack-size in MiB. Default: restic's.
 # pack_size_mb = 16
 # Temporary disk (MiB) for loading two tables at once during a restore: when a second

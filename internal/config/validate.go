@@ -244,6 +244,11 @@ func (c *Config) validate() error {
 	default:
 		return c.errAt("tuning.compression", fmt.Sprintf("unknown value %q", c.Tuning.Compression), `use "auto", "fastest", "better", "max" or "off"`)
 	}
+	switch c.Tuning.IncrementalCompression {
+	case "", "auto", "off", "fastest", "better", "max":
+	default:
+		return c.errAt("tuning.incremental_compression", fmt.Sprintf("unknown value %q", c.Tuning.IncrementalCompression), `use "auto", "fastest", "better", "max" or "off"`)
+	}
 	if c.Tuning.RestoreJobs < 1 || c.Tuning.RestoreJobs > 64 {
 		return c.errAt("tuning.restore_jobs", fmt.Sprintf("%d is out of range", c.Tuning.RestoreJobs), "use 1 to 64")
 	}

@@ -23,8 +23,13 @@
 //  1. kind "schema", once: the body is `pg_dump --format=custom --compress=0
 //     --schema-only --snapshot=…` of the database, i.e. every definition (pre-data:
 //     extensions, types, tables, functions, views; post-data: indexes, constraints,
-//     triggers), no data. `pg_restore --list`, `--section=pre-data` and `-f -` read it.
-//  2. kind "table", once per dumped table, in the producer's order: the body is the
+//     triggers), no data. Since issue 16 the archive header's creation time is fixed at
+//     2000-01-01 00:00:00 (the stream's trailer holds the real time), so the stream's first
+//     restic chunk no longer changes every day. `pg_restore --list`, `--section=pre-data` and `-f -` read it.
+//  2. kind "table", once per dumped table, in the producer's order (since issue 16: tables
+//     of 2 MiB and more by schema and name, then the smaller ones, largest size class first,
+//     so the smallest sit next to the trailer; before, all by schema and name — readers must
+//     accept any order): the body is the
 //     output of COPY (SELECT columns FROM ONLY schema.name ORDER BY order_by) TO STDOUT,
 //     the COPY text format, which is exactly what `COPY schema.name (columns) FROM stdin`
 //     reads. Columns lists the table's non-generated columns in order. Tables whose data

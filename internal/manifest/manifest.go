@@ -94,6 +94,8 @@ type Part struct {
 	Seconds        float64 `json:"seconds"`           // wall time
 	FilesProcessed int64   `json:"files,omitempty"`   // files part
 	Skipped        string  `json:"skipped,omitempty"` // why a part is absent
+	// Compression is restic's --compression of the part ("" = the repository's setting).
+	Compression string `json:"compression,omitempty"`
 }
 
 // Files describes the file store part.

@@ -24,3 +24,20 @@ func TestSnapshotIDsNeverBecomeOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupCompression: a backup's own --compression wins over the repository's.
+func TestBackupCompression(t *testing.T) {
+	for _, c := range []struct{ repo, backup, want string }{
+		{"", "", ""}, {"auto", "", "auto"}, {"", "max", "max"}, {"auto", "max", "max"}, {"off", "better", "better"},
+	} {
+		r := &Repo{Compression: c.repo}
+		args := strings.Join(r.backupArgs(BackupOptions{Compression: c.backup}), " ")
+		got := ""
+		if _, v, ok := strings.Cut(args, "--compression "); ok {
+			got, _, _ = strings.Cut(v, " ")
+		}
+		if got != c.want || strings.Count(args, "--compression") > 1 {
+			t.Errorf("repo %q, backup %q: args %q, want --compression %q once", c.repo, c.backup, args, c.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package restic
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -100,6 +101,8 @@ type BackupOptions struct {
 	Host     string
 	Time     time.Time // zero = now (restic --time, used for back-dated test histories)
 	Progress ProgressFunc
+	// Compression overrides the repository's --compression for this backup ("" = the Repo's).
+	Compression string
 }
 
 func (r *Repo) backupArgs(o BackupOptions) []string {
@@ -113,8 +116,8 @@ func (r *Repo) backupArgs(o BackupOptions) []string {
 	if !o.Time.IsZero() {
 		args = append(args, "--time", o.Time.Local().Format("2006-01-02 15:04:05"))
 	}
-	if r.Compression != "" {
-		args = append(args, "--compression", r.Compression)
+	if c := cmp.Or(o.Compression, r.Compression); c != "" {
+		args = append(args, "--compression", c)
 	}
 	if r.PackSizeMB > 0 {
 		args = append(args, "--pack-size", strconv.Itoa(r.PackSizeMB))
