@@ -30,6 +30,8 @@ type loader struct {
 	size   map[string]int64 // stream bytes per table (manifest)
 	direct *pgx.Conn
 	budget int64
+	// loaded, when set, is called with "schema.name" once a table's rows are all in.
+	loaded func(table string)
 
 	idle chan struct{} // one token per idle worker
 	jobs chan spoolJob
@@ -111,6 +113,9 @@ func (l *loader) load(c *pgx.Conn, h *dumpfmt.Header, r io.Reader) error {
 	l.tables++
 	l.rows += tag.RowsAffected()
 	l.mu.Unlock()
+	if l.loaded != nil {
+		l.loaded(key)
+	}
 	return nil
 }
 

@@ -500,30 +500,125 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 	}
 	res.PreDataSeconds = time.Since(t).Seconds()
 
+	// The post-data entries (indexes, constraints, triggers, …) as SQL, one item each.
+	script, err := postDataScript(ctx, tool, base, schemaFile)
+	if err != nil {
+		return err
+	}
+	preamble, items := parsePostData(script)
+
 	// Section 2..n: table data, two tables at a time (see loader), then the sequences.
+	// Meanwhile each loaded table's indexes and unique keys are built, and the table
+	// analyzed, on connections of their own (see postBuilder).
 	t = time.Now()
 	ld, err := newStreamLoader(ctx, o, conn, work)
 	if err != nil {
 		return err
 	}
 	defer ld.close()
+	pb, err := newPostBuilder(ctx, conn, postSetup(o), preamble, o.Jobs)
+	if err != nil {
+		return err
+	}
+	defer pb.close()
+	late := schedulePostData(o, pb, items)
+	ld.loaded = pb.loaded
 	if err := loadTables(ctx, o, res, sr, ld); err != nil {
+		pb.fail(err)
 		return err
 	}
 	dc := ld.direct
 	if err := setSequences(ctx, dc, o.Manifest, res); err != nil {
+		pb.fail(err)
 		return err
 	}
 	res.DataSeconds = time.Since(t).Seconds()
 
-	// Indexes, constraints, triggers in parallel.
+	// What is still building, then foreign keys, triggers and the rest.
 	t = time.Now()
-	if err := runTool(ctx, tool, append(base, "--section=post-data", fmt.Sprintf("--jobs=%d", o.Jobs), schemaFile)...); err != nil {
+	pb.setLimit(o.Jobs)
+	pb.add(pb.unloaded()...)
+	if err := pb.drain(); err != nil {
+		return fmt.Errorf("building indexes and constraints: %w", err)
+	}
+	if err := runLate(pb, late); err != nil {
 		return fmt.Errorf("building indexes and constraints (post-data): %w", err)
 	}
 	res.PostDataSeconds = time.Since(t).Seconds()
 	finishLoad(ctx, o, dc)
 	return nil
+}
+
+// postDataScript is the SQL of the archive's post-data section as pg_restore prints it
+// (with the same list, owner and privilege options as the pre-data restore).
+func postDataScript(ctx context.Context, tool *pg.Tool, base []string, schemaFile string) (string, error) {
+	args := append(append([]string{"-f", "-"}, base...), "--section=post-data", schemaFile)
+	cmd := tool.Command(ctx, args...)
+	cmd.Args = append([]string{tool.Path}, args...) // no connection arguments
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("reading the schema archive's indexes and constraints: %w", exitDetail(err))
+	}
+	return string(out), nil
+}
+
+// postSetup is the session of the index and constraint builds.
+func postSetup(o *Options) []string {
+	setup := []string{"SET synchronous_commit = off", "SET statement_timeout = 0"}
+	if o.Admin != nil {
+		setup = append(setup, "SET ROLE "+pg.QuoteIdent(o.owner()))
+	}
+	return setup
+}
+
+// schedulePostData hands the builder what runs as soon as a table is loaded (its indexes,
+// primary and unique keys and checks, then ANALYZE) and returns the rest, which runs after
+// all the data (foreign keys, triggers, attachments, comments, what no table is known for).
+func schedulePostData(o *Options, pb *postBuilder, items []*postItem) []*postItem {
+	inStream := map[string]bool{}
+	for _, tb := range o.Manifest.Tables {
+		inStream[tb.Schema+"."+tb.Name] = true
+	}
+	var late []*postItem
+	for _, it := range items {
+		switch {
+		case inStream[it.table] && (it.kind == "INDEX" || it.kind == "CONSTRAINT" || it.kind == "CHECK CONSTRAINT"):
+			pb.wait(it.table, it)
+		default:
+			late = append(late, it)
+		}
+	}
+	if !o.SkipAnalyze {
+		for _, tb := range o.Manifest.Tables {
+			key := tb.Schema + "." + tb.Name
+			pb.wait(key, &postItem{name: tb.Name, kind: "ANALYZE", table: key, sql: "ANALYZE " + pg.QualifiedName(tb.Schema, tb.Name)})
+		}
+	}
+	return late
+}
+
+// runLate runs the items left for after the data: in archive order, except that foreign
+// keys (each a scan of its table) run in parallel after the rest, and comments after them.
+func runLate(pb *postBuilder, late []*postItem) error {
+	var first, fks, last []*postItem
+	for _, it := range late {
+		switch {
+		case it.kind == "FK CONSTRAINT":
+			fks = append(fks, it)
+		case strings.HasPrefix(it.kind, "COMMENT") || strings.HasPrefix(it.kind, "SECURITY LABEL"):
+			last = append(last, it)
+		default:
+			first = append(first, it)
+		}
+	}
+	if err := pb.runInOrder(first); err != nil {
+		return err
+	}
+	pb.add(fks...)
+	if err := pb.drain(); err != nil {
+		return err
+	}
+	return pb.runInOrder(last)
 }
 
 // targetMajor is the target server's major version (the dumped server's when the target
@@ -632,15 +727,10 @@ func setSequences(ctx context.Context, dc *pgx.Conn, m *manifest.Manifest, res *
 }
 
 // finishLoad fills the materialized views, which pg_dump --schema-only creates WITH NO
-// DATA, and runs ANALYZE (unless skipped); failures are warnings.
+// DATA (the tables were analyzed as they were built); failures are warnings.
 func finishLoad(ctx context.Context, o *Options, dc *pgx.Conn) {
 	if err := refreshMatviews(ctx, dc); err != nil {
 		o.Log.Warn("could not refresh materialized views", "err", err)
-	}
-	if !o.SkipAnalyze {
-		if _, err := dc.Exec(ctx, "ANALYZE"); err != nil {
-			o.Log.Warn("ANALYZE after restore failed", "err", err)
-		}
 	}
 }
 
