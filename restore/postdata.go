@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -149,7 +151,7 @@ type postBuilder struct {
 	cancel context.CancelCauseFunc
 	conns  []*pgx.Conn
 	wg     sync.WaitGroup
-	note   func(it *postItem)
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -318,9 +320,10 @@ func (b *postBuilder) work(i int, c *pgx.Conn) {
 		b.running++
 		b.mu.Unlock()
 
+		start := time.Now()
 		err := execScript(b.ctx, c, it.sql)
-		if b.note != nil && err == nil {
-			b.note(it)
+		if b.log != nil && err == nil {
+			b.log.Debug("built", "what", it.what(), "seconds", time.Since(start).Seconds(), "worker", i)
 		}
 
 		b.mu.Lock()

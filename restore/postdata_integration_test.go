@@ -85,13 +85,20 @@ INSERT INTO public.part SELECT g, DATE '2026-01-01' + g % 300 FROM generate_seri
 	cfg := &config.Config{Tuning: config.Tuning{TempDir: t.TempDir(), RestoreJobs: 2, RestoreSpoolMB: 1024}}
 	admin := pg.Conn{DSN: p.AdminDSN}
 	opts := func(db string, s []byte) restore.Options {
-		return restore.Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Manifest: m, Admin: &admin, Target: admin.WithDatabase(db), Jobs: 2,
+		// Tables of 16 KiB and more load on two connections at once (see TestRestoreStream
+		// for the default).
+		return restore.Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Manifest: m, Admin: &admin, Target: admin.WithDatabase(db), Jobs: 2, SplitMinBytes: 16 << 10,
 			DBStream: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(s)), nil }}
 	}
 	db := fmt.Sprintf("post_dst_%d", time.Now().UnixNano()%1000000)
 	t.Cleanup(func() { p.AdminExec(t, "postgres", fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, db)) })
-	if _, err := restore.Restore(ctx, opts(db, stream.Bytes())); err != nil {
+	res, err := restore.Restore(ctx, opts(db, stream.Bytes()))
+	if err != nil {
 		t.Fatal(err)
+	}
+	compare(t, "restored stream", sourceState(t, p, src, tr), state(t, p, db, tr))
+	if res.Tables != len(tr.Tables) {
+		t.Errorf("restored %d tables, stream holds %d", res.Tables, len(tr.Tables))
 	}
 	got := schemaObjects(t, p, db)
 	for k, v := range want {

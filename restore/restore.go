@@ -50,6 +50,9 @@ type Options struct {
 	Jobs int
 	// SkipDatabase restores only the files.
 	SkipDatabase bool
+	// SplitMinBytes is the stream size from which a table is loaded by Jobs connections at
+	// once (0 = 64 MiB).
+	SplitMinBytes int64
 	// SkipAnalyze leaves out the ANALYZE after the load (drills: nobody queries the copy).
 	SkipAnalyze bool
 	// Progress receives bytes read of the database stream.
@@ -522,7 +525,7 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 	}
 	defer pb.close()
 	late := schedulePostData(o, pb, items)
-	ld.loaded = pb.loaded
+	ld.loaded, ld.log, pb.log = pb.loaded, o.Log, o.Log
 	if err := loadTables(ctx, o, res, sr, ld); err != nil {
 		pb.fail(err)
 		return err
@@ -533,6 +536,7 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 		return err
 	}
 	res.DataSeconds = time.Since(t).Seconds()
+	o.Log.Debug("data loaded", "seconds", res.DataSeconds)
 
 	// What is still building, then foreign keys, triggers and the rest.
 	t = time.Now()
@@ -541,6 +545,7 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 	if err := pb.drain(); err != nil {
 		return fmt.Errorf("building indexes and constraints: %w", err)
 	}
+	o.Log.Debug("indexes and keys built", "seconds", time.Since(t).Seconds())
 	if err := runLate(pb, late); err != nil {
 		return fmt.Errorf("building indexes and constraints (post-data): %w", err)
 	}
@@ -669,7 +674,14 @@ func newStreamLoader(ctx context.Context, o *Options, conn pg.Conn, work string)
 		want[tb.Schema+"."+tb.Name] = tb.Rows
 		size[tb.Schema+"."+tb.Name] = tb.StreamBytes
 	}
-	return newLoader(ctx, conn, setup, work, o.Jobs-1, int64(o.Config.Tuning.RestoreSpoolMB)<<20, want, size)
+	l, err := newLoader(ctx, conn, setup, work, o.Jobs-1, int64(o.Config.Tuning.RestoreSpoolMB)<<20, want, size)
+	if l != nil {
+		l.parts, l.splitMin = o.Jobs, o.SplitMinBytes
+		if l.splitMin <= 0 {
+			l.splitMin = splitMinBytes
+		}
+	}
+	return l, err
 }
 
 // loadTables hands every table section to the loader, waits for it, and checks that the
