@@ -159,6 +159,7 @@ type postBuilder struct {
 	ready   []*postItem
 	running int
 	held    map[string]int // tables in use: >0 shared holders, -1 held alone
+	pending map[string]int // a table's items (indexes, keys, ANALYZE) not yet built
 	limit   int            // workers allowed to take items
 	done    bool
 	err     error
@@ -168,7 +169,7 @@ type postBuilder struct {
 // newPostBuilder opens n connections prepared with setup and the archive's preamble.
 func newPostBuilder(ctx context.Context, conn pg.Conn, setup []string, preamble string, n int) (*postBuilder, error) {
 	bctx, cancel := context.WithCancelCause(ctx)
-	b := &postBuilder{ctx: bctx, cancel: cancel, waiting: map[string][]*postItem{}, held: map[string]int{}, limit: n}
+	b := &postBuilder{ctx: bctx, cancel: cancel, waiting: map[string][]*postItem{}, held: map[string]int{}, pending: map[string]int{}, limit: n}
 	b.cond = sync.NewCond(&b.mu)
 	for i := 0; i < n; i++ {
 		c, err := conn.Connect(bctx)
@@ -216,6 +217,7 @@ func execScript(ctx context.Context, c *pgx.Conn, sql string) error {
 func (b *postBuilder) wait(table string, items ...*postItem) {
 	b.mu.Lock()
 	b.waiting[table] = append(b.waiting[table], items...)
+	b.pending[table] += len(items)
 	b.mu.Unlock()
 }
 
@@ -274,12 +276,13 @@ func (b *postBuilder) tables(it *postItem) []string {
 	return append([]string{it.table}, it.refs...)
 }
 
-// pick takes the first ready item whose tables are free (under b.mu).
+// pick takes the first ready item whose tables are free (under b.mu); a foreign key
+// also waits until its tables' keys and indexes are all built.
 func (b *postBuilder) pick() *postItem {
 	for i, it := range b.ready {
 		ok := true
 		for _, t := range b.tables(it) {
-			if h := b.held[t]; h < 0 || (h > 0 && !(it.shared && t == it.table)) {
+			if h := b.held[t]; h < 0 || (h > 0 && !(it.shared && t == it.table)) || (it.kind == "FK CONSTRAINT" && b.pending[t] > 0) {
 				ok = false
 				break
 			}
@@ -328,6 +331,9 @@ func (b *postBuilder) work(i int, c *pgx.Conn) {
 
 		b.mu.Lock()
 		b.running--
+		if it.kind != "FK CONSTRAINT" && it.table != "" {
+			b.pending[it.table]--
+		}
 		for _, t := range b.tables(it) {
 			if b.held[t] > 0 {
 				b.held[t]--

@@ -542,16 +542,21 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 	t = time.Now()
 	pb.setLimit(o.Jobs)
 	pb.add(pb.unloaded()...)
-	if err := pb.drain(); err != nil {
-		return fmt.Errorf("building indexes and constraints: %w", err)
-	}
-	o.Log.Debug("indexes and keys built", "seconds", time.Since(t).Seconds())
-	if err := runLate(pb, late); err != nil {
+	if err := runLate(pb, late, inStream(o.Manifest)); err != nil {
 		return fmt.Errorf("building indexes and constraints (post-data): %w", err)
 	}
 	res.PostDataSeconds = time.Since(t).Seconds()
 	finishLoad(ctx, o, dc)
 	return nil
+}
+
+func allIn(set map[string]bool, keys []string) bool {
+	for _, k := range keys {
+		if !set[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // postDataScript is the SQL of the archive's post-data section as pg_restore prints it
@@ -567,9 +572,16 @@ func postDataScript(ctx context.Context, tool *pg.Tool, base []string, schemaFil
 	return string(out), nil
 }
 
+// restoreMaintenanceMB is maintenance_work_mem of each index-building connection.
+const restoreMaintenanceMB = 256
+
 // postSetup is the session of the index and constraint builds.
 func postSetup(o *Options) []string {
-	setup := []string{"SET synchronous_commit = off", "SET statement_timeout = 0"}
+	setup := []string{"SET synchronous_commit = off", "SET statement_timeout = 0",
+		// Index builds sort in memory and GIN indexes flush less often with more than the
+		// default 64 MB (a server configured higher keeps its own).
+		fmt.Sprintf(`SELECT pg_catalog.set_config('maintenance_work_mem', '%dMB', false)
+  FROM pg_catalog.pg_settings WHERE name = 'maintenance_work_mem' AND setting::bigint < %d`, restoreMaintenanceMB, restoreMaintenanceMB*1024)}
 	if o.Admin != nil {
 		setup = append(setup, "SET ROLE "+pg.QuoteIdent(o.owner()))
 	}
@@ -580,10 +592,7 @@ func postSetup(o *Options) []string {
 // primary and unique keys and checks, then ANALYZE) and returns the rest, which runs after
 // all the data (foreign keys, triggers, attachments, comments, what no table is known for).
 func schedulePostData(o *Options, pb *postBuilder, items []*postItem) []*postItem {
-	inStream := map[string]bool{}
-	for _, tb := range o.Manifest.Tables {
-		inStream[tb.Schema+"."+tb.Name] = true
-	}
+	inStream := inStream(o.Manifest)
 	var late []*postItem
 	for _, it := range items {
 		switch {
@@ -602,12 +611,26 @@ func schedulePostData(o *Options, pb *postBuilder, items []*postItem) []*postIte
 	return late
 }
 
-// runLate runs the items left for after the data: in archive order, except that foreign
-// keys (each a scan of its table) run in parallel after the rest, and comments after them.
-func runLate(pb *postBuilder, late []*postItem) error {
-	var first, fks, last []*postItem
+// inStream is the set of tables ("schema.name") whose rows the stream holds.
+func inStream(m *manifest.Manifest) map[string]bool {
+	in := map[string]bool{}
+	for _, tb := range m.Tables {
+		in[tb.Schema+"."+tb.Name] = true
+	}
+	return in
+}
+
+// runLate runs the items left for after the data. Foreign keys between loaded tables (each
+// a scan of its table) run in parallel as soon as both tables' keys are built, beside what
+// is still building; then the rest in archive order (triggers, attachments, what belongs to
+// tables without data such as partitioned parents), the foreign keys that involve those,
+// and the comments last.
+func runLate(pb *postBuilder, late []*postItem, inStream map[string]bool) error {
+	var early, first, fks, last []*postItem
 	for _, it := range late {
 		switch {
+		case it.kind == "FK CONSTRAINT" && it.table != "" && allIn(inStream, pb.tables(it)):
+			early = append(early, it)
 		case it.kind == "FK CONSTRAINT":
 			fks = append(fks, it)
 		case strings.HasPrefix(it.kind, "COMMENT") || strings.HasPrefix(it.kind, "SECURITY LABEL"):
@@ -615,6 +638,10 @@ func runLate(pb *postBuilder, late []*postItem) error {
 		default:
 			first = append(first, it)
 		}
+	}
+	pb.add(early...)
+	if err := pb.drain(); err != nil {
+		return err
 	}
 	if err := pb.runInOrder(first); err != nil {
 		return err
