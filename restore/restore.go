@@ -768,7 +768,7 @@ func setSequences(ctx context.Context, dc *pgx.Conn, m *manifest.Manifest, res *
 // finishLoad fills the materialized views, which pg_dump --schema-only creates WITH NO
 // DATA (the tables were analyzed as they were built); failures are warnings.
 func finishLoad(ctx context.Context, o *Options, dc *pgx.Conn) {
-	if err := refreshMatviews(ctx, dc); err != nil {
+	if err := refreshMatviews(ctx, dc, !o.SkipAnalyze); err != nil {
 		o.Log.Warn("could not refresh materialized views", "err", err)
 	}
 }
@@ -886,8 +886,9 @@ func restoreFiles(ctx context.Context, o *Options) error {
 	return nil
 }
 
-// refreshMatviews populates every materialized view left unpopulated by the restore.
-func refreshMatviews(ctx context.Context, c *pgx.Conn) error {
+// refreshMatviews populates every materialized view left unpopulated by the restore (and
+// analyzes it).
+func refreshMatviews(ctx context.Context, c *pgx.Conn, analyze bool) error {
 	rows, err := c.Query(ctx, `SELECT schemaname, matviewname FROM pg_matviews WHERE NOT ispopulated ORDER BY 1, 2`)
 	if err != nil {
 		return err
@@ -904,6 +905,10 @@ func refreshMatviews(ctx context.Context, c *pgx.Conn) error {
 	for _, n := range names {
 		if _, err := c.Exec(ctx, "REFRESH MATERIALIZED VIEW "+n); err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", n, err))
+		} else if analyze {
+			if _, err := c.Exec(ctx, "ANALYZE "+n); err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", n, err))
+			}
 		}
 	}
 	if len(failed) > 0 {
