@@ -524,7 +524,7 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 		return err
 	}
 	defer pb.close()
-	late := schedulePostData(o, pb, items)
+	late := schedulePostData(o, pb, items, autovacuumOn(ctx, ld.direct))
 	ld.loaded, ld.log, pb.log = pb.loaded, o.Log, o.Log
 	if err := loadTables(ctx, o, res, sr, ld); err != nil {
 		pb.fail(err)
@@ -591,7 +591,12 @@ func postSetup(o *Options) []string {
 // schedulePostData hands the builder what runs as soon as a table is loaded (its indexes,
 // primary and unique keys and checks, then ANALYZE) and returns the rest, which runs after
 // all the data (foreign keys, triggers, attachments, comments, what no table is known for).
-func schedulePostData(o *Options, pb *postBuilder, items []*postItem) []*postItem {
+//
+// The big tables (those loaded on several connections) are left to autovacuum's ANALYZE,
+// which follows within a minute or two, when it is on: their index builds have already set
+// their row and page counts, and their ANALYZE would sit at the end of the restore, where
+// nothing else runs beside it.
+func schedulePostData(o *Options, pb *postBuilder, items []*postItem, autovacuum bool) []*postItem {
 	inStream := inStream(o.Manifest)
 	var late []*postItem
 	for _, it := range items {
@@ -605,10 +610,29 @@ func schedulePostData(o *Options, pb *postBuilder, items []*postItem) []*postIte
 	if !o.SkipAnalyze {
 		for _, tb := range o.Manifest.Tables {
 			key := tb.Schema + "." + tb.Name
+			if autovacuum && o.Jobs > 1 && tb.StreamBytes >= splitMin(o) {
+				continue
+			}
 			pb.wait(key, &postItem{name: tb.Name, kind: "ANALYZE", table: key, sql: "ANALYZE " + pg.QualifiedName(tb.Schema, tb.Name)})
 		}
 	}
 	return late
+}
+
+// splitMin is the stream size from which a table loads on several connections.
+func splitMin(o *Options) int64 {
+	if o.SplitMinBytes > 0 {
+		return o.SplitMinBytes
+	}
+	return splitMinBytes
+}
+
+// autovacuumOn reports whether the target server's autovacuum will analyze the restored
+// tables (autovacuum and track_counts on).
+func autovacuumOn(ctx context.Context, c *pgx.Conn) bool {
+	var on bool
+	err := c.QueryRow(ctx, "SELECT current_setting('autovacuum')::bool AND current_setting('track_counts')::bool").Scan(&on)
+	return err == nil && on
 }
 
 // inStream is the set of tables ("schema.name") whose rows the stream holds.
@@ -703,10 +727,7 @@ func newStreamLoader(ctx context.Context, o *Options, conn pg.Conn, work string)
 	}
 	l, err := newLoader(ctx, conn, setup, work, o.Jobs-1, int64(o.Config.Tuning.RestoreSpoolMB)<<20, want, size)
 	if l != nil {
-		l.parts, l.splitMin = o.Jobs, o.SplitMinBytes
-		if l.splitMin <= 0 {
-			l.splitMin = splitMinBytes
-		}
+		l.parts, l.splitMin = o.Jobs, splitMin(o)
 	}
 	return l, err
 }
