@@ -152,6 +152,8 @@ type postBuilder struct {
 	conns  []*pgx.Conn
 	wg     sync.WaitGroup
 	log    *slog.Logger
+	// onFail, when set, hears the first failed build (to stop the data load).
+	onFail func(error)
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -349,6 +351,9 @@ func (b *postBuilder) work(i int, c *pgx.Conn) {
 			}
 			b.err = err
 			b.cancel(err)
+			if b.onFail != nil {
+				b.onFail(err)
+			}
 		}
 		if err == nil {
 			b.built++

@@ -526,6 +526,7 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 	defer pb.close()
 	late := schedulePostData(o, pb, items, autovacuumOn(ctx, ld.direct))
 	ld.loaded, ld.log, pb.log = pb.loaded, o.Log, o.Log
+	pb.onFail = ld.cancel // a failed build stops the load: the restore has failed
 	if err := loadTables(ctx, o, res, sr, ld); err != nil {
 		pb.fail(err)
 		return err
