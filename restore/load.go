@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -30,6 +32,13 @@ type loader struct {
 	size   map[string]int64 // stream bytes per table (manifest)
 	direct *pgx.Conn
 	budget int64
+	// parts is how many connections load a table of splitMinBytes or more at once.
+	parts    int
+	splitMin int64
+	extra    []*pgx.Conn // the split loads' connections beside direct
+	// loaded, when set, is called with "schema.name" once a table's rows are all in.
+	loaded func(table string)
+	log    *slog.Logger
 
 	idle chan struct{} // one token per idle worker
 	jobs chan spoolJob
@@ -100,6 +109,7 @@ func copyQuery(h *dumpfmt.Header) string {
 // load copies rows from r into the table of h on c and checks the row count.
 func (l *loader) load(c *pgx.Conn, h *dumpfmt.Header, r io.Reader) error {
 	key := h.Schema + "." + h.Name
+	start := time.Now()
 	tag, err := c.PgConn().CopyFrom(l.ctx, r, copyQuery(h))
 	if err != nil {
 		return fmt.Errorf("loading table %s: %w%s", key, err, diskHint(err.Error()))
@@ -107,11 +117,26 @@ func (l *loader) load(c *pgx.Conn, h *dumpfmt.Header, r io.Reader) error {
 	if exp, ok := l.want[key]; ok && exp != tag.RowsAffected() {
 		return fmt.Errorf("loading table %s: %d rows loaded, manifest says %d", key, tag.RowsAffected(), exp)
 	}
+	how := "spooled"
+	if c == l.direct {
+		how = "streamed"
+	}
+	l.done(key, tag.RowsAffected(), start, how)
+	return nil
+}
+
+// done counts a loaded table and says so.
+func (l *loader) done(key string, rows int64, start time.Time, how string) {
 	l.mu.Lock()
 	l.tables++
-	l.rows += tag.RowsAffected()
+	l.rows += rows
 	l.mu.Unlock()
-	return nil
+	if l.log != nil {
+		l.log.Debug("loaded", "table", key, "rows", rows, "seconds", time.Since(start).Seconds(), "how", how)
+	}
+	if l.loaded != nil {
+		l.loaded(key)
+	}
 }
 
 // Table loads one table section read from sr.
@@ -119,7 +144,11 @@ func (l *loader) Table(h *dumpfmt.Header, sr io.Reader) error {
 	if err := context.Cause(l.ctx); err != nil {
 		return err
 	}
-	if size, ok := l.size[h.Schema+"."+h.Name]; ok && size <= l.budget {
+	size, ok := l.size[h.Schema+"."+h.Name]
+	if ok && l.parts > 1 && size >= l.splitMin {
+		return l.loadSplit(h, sr, l.parts)
+	}
+	if ok && size <= l.budget {
 		select {
 		case <-l.idle:
 			f, err := os.CreateTemp(l.dir, "table-*.copy")
@@ -185,4 +214,7 @@ func (l *loader) close() {
 	l.wg.Wait()
 	l.cancel(context.Canceled)
 	l.direct.Close(context.Background())
+	for _, c := range l.extra {
+		c.Close(context.Background())
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,6 +51,9 @@ type Options struct {
 	Jobs int
 	// SkipDatabase restores only the files.
 	SkipDatabase bool
+	// SplitMinBytes is the stream size from which a table is loaded by Jobs connections at
+	// once (0 = 64 MiB).
+	SplitMinBytes int64
 	// SkipAnalyze leaves out the ANALYZE after the load (drills: nobody queries the copy).
 	SkipAnalyze bool
 	// Progress receives bytes read of the database stream.
@@ -505,35 +509,196 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 	}
 	res.PreDataSeconds = time.Since(t).Seconds()
 
+	// The post-data entries (indexes, constraints, triggers, …) as SQL, one item each.
+	script, err := postDataScript(ctx, tool, base, schemaFile)
+	if err != nil {
+		return err
+	}
+	preamble, items := parsePostData(script)
+
 	// Section 2..n: table data, two tables at a time (see loader), then the sequences.
+	// Meanwhile each loaded table's indexes and unique keys are built, and the table
+	// analyzed, on connections of their own (see postBuilder).
 	t = time.Now()
 	ld, err := newStreamLoader(ctx, o, conn, work)
 	if err != nil {
 		return err
 	}
 	defer ld.close()
+	pb, err := newPostBuilder(ctx, conn, postSetup(o), preamble, o.Jobs)
+	if err != nil {
+		return err
+	}
+	defer pb.close()
+	late := schedulePostData(o, pb, items, autovacuumOn(ctx, ld.direct))
+	ld.loaded, ld.log, pb.log = pb.loaded, o.Log, o.Log
+	held := &heldTables{}
+	if o.AfterData != nil {
+		// The hook rewrites tables while they have no indexes, keys or triggers: every
+		// table's builds wait for it (the big tables still load on several connections).
+		ld.loaded = held.add
+	}
+	pb.onFail = ld.cancel // a failed build stops the load: the restore has failed
 	if err := loadTables(ctx, o, res, sr, ld); err != nil {
+		pb.fail(err)
 		return err
 	}
 	dc := ld.direct
 	if err := setSequences(ctx, dc, o.Manifest, res); err != nil {
+		pb.fail(err)
 		return err
 	}
 	res.DataSeconds = time.Since(t).Seconds()
+	o.Log.Debug("data loaded", "seconds", res.DataSeconds)
 	if o.AfterData != nil {
+		t := time.Now()
 		if err := o.AfterData(ctx, dc); err != nil {
+			pb.fail(err)
 			return err
+		}
+		o.Log.Debug("after-data hook done", "seconds", time.Since(t).Seconds())
+		for _, table := range held.take() {
+			pb.loaded(table)
 		}
 	}
 
-	// Indexes, constraints, triggers in parallel.
+	// What is still building, then foreign keys, triggers and the rest.
 	t = time.Now()
-	if err := runTool(ctx, tool, append(base, "--section=post-data", fmt.Sprintf("--jobs=%d", o.Jobs), schemaFile)...); err != nil {
+	pb.setLimit(o.Jobs)
+	pb.add(pb.unloaded()...)
+	if err := runLate(pb, late, inStream(o.Manifest)); err != nil {
 		return fmt.Errorf("building indexes and constraints (post-data): %w", err)
 	}
 	res.PostDataSeconds = time.Since(t).Seconds()
 	finishLoad(ctx, o, dc)
 	return nil
+}
+
+func allIn(set map[string]bool, keys []string) bool {
+	for _, k := range keys {
+		if !set[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// postDataScript is the SQL of the archive's post-data section as pg_restore prints it
+// (with the same list, owner and privilege options as the pre-data restore).
+func postDataScript(ctx context.Context, tool *pg.Tool, base []string, schemaFile string) (string, error) {
+	args := append(append([]string{"-f", "-"}, base...), "--section=post-data", schemaFile)
+	cmd := tool.Command(ctx, args...)
+	cmd.Args = append([]string{tool.Path}, args...) // no connection arguments
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("reading the schema archive's indexes and constraints: %w", exitDetail(err))
+	}
+	return string(out), nil
+}
+
+// restoreMaintenanceMB is maintenance_work_mem of each index-building connection.
+const restoreMaintenanceMB = 256
+
+// postSetup is the session of the index and constraint builds.
+func postSetup(o *Options) []string {
+	setup := []string{"SET synchronous_commit = off", "SET statement_timeout = 0",
+		// Index builds sort in memory and GIN indexes flush less often with more than the
+		// default 64 MB (a server configured higher keeps its own).
+		fmt.Sprintf(`SELECT pg_catalog.set_config('maintenance_work_mem', '%dMB', false)
+  FROM pg_catalog.pg_settings WHERE name = 'maintenance_work_mem' AND setting::bigint < %d`, restoreMaintenanceMB, restoreMaintenanceMB*1024)}
+	if o.Admin != nil {
+		setup = append(setup, "SET ROLE "+pg.QuoteIdent(o.owner()))
+	}
+	return setup
+}
+
+// schedulePostData hands the builder what runs as soon as a table is loaded (its indexes,
+// primary and unique keys and checks, then ANALYZE) and returns the rest, which runs after
+// all the data (foreign keys, triggers, attachments, comments, what no table is known for).
+//
+// The big tables (those loaded on several connections) are left to autovacuum's ANALYZE,
+// which follows within a minute or two, when it is on: their index builds have already set
+// their row and page counts, and their ANALYZE would sit at the end of the restore, where
+// nothing else runs beside it.
+func schedulePostData(o *Options, pb *postBuilder, items []*postItem, autovacuum bool) []*postItem {
+	inStream := inStream(o.Manifest)
+	var late []*postItem
+	for _, it := range items {
+		switch {
+		case inStream[it.table] && (it.kind == "INDEX" || it.kind == "CONSTRAINT" || it.kind == "CHECK CONSTRAINT"):
+			pb.wait(it.table, it)
+		default:
+			late = append(late, it)
+		}
+	}
+	if !o.SkipAnalyze {
+		for _, tb := range o.Manifest.Tables {
+			key := tb.Schema + "." + tb.Name
+			if autovacuum && o.Jobs > 1 && tb.StreamBytes >= splitMin(o) {
+				continue
+			}
+			pb.wait(key, &postItem{name: tb.Name, kind: "ANALYZE", table: key, sql: "ANALYZE " + pg.QualifiedName(tb.Schema, tb.Name)})
+		}
+	}
+	return late
+}
+
+// splitMin is the stream size from which a table loads on several connections.
+func splitMin(o *Options) int64 {
+	if o.SplitMinBytes > 0 {
+		return o.SplitMinBytes
+	}
+	return splitMinBytes
+}
+
+// autovacuumOn reports whether the target server's autovacuum will analyze the restored
+// tables (autovacuum and track_counts on).
+func autovacuumOn(ctx context.Context, c *pgx.Conn) bool {
+	var on bool
+	err := c.QueryRow(ctx, "SELECT current_setting('autovacuum')::bool AND current_setting('track_counts')::bool").Scan(&on)
+	return err == nil && on
+}
+
+// inStream is the set of tables ("schema.name") whose rows the stream holds.
+func inStream(m *manifest.Manifest) map[string]bool {
+	in := map[string]bool{}
+	for _, tb := range m.Tables {
+		in[tb.Schema+"."+tb.Name] = true
+	}
+	return in
+}
+
+// runLate runs the items left for after the data. Foreign keys between loaded tables (each
+// a scan of its table) run in parallel as soon as both tables' keys are built, beside what
+// is still building; then the rest in archive order (triggers, attachments, what belongs to
+// tables without data such as partitioned parents), the foreign keys that involve those,
+// and the comments last.
+func runLate(pb *postBuilder, late []*postItem, inStream map[string]bool) error {
+	var early, first, fks, last []*postItem
+	for _, it := range late {
+		switch {
+		case it.kind == "FK CONSTRAINT" && it.table != "" && allIn(inStream, pb.tables(it)):
+			early = append(early, it)
+		case it.kind == "FK CONSTRAINT":
+			fks = append(fks, it)
+		case strings.HasPrefix(it.kind, "COMMENT") || strings.HasPrefix(it.kind, "SECURITY LABEL"):
+			last = append(last, it)
+		default:
+			first = append(first, it)
+		}
+	}
+	pb.add(early...)
+	if err := pb.drain(); err != nil {
+		return err
+	}
+	if err := pb.runInOrder(first); err != nil {
+		return err
+	}
+	pb.add(fks...)
+	if err := pb.drain(); err != nil {
+		return err
+	}
+	return pb.runInOrder(last)
 }
 
 // targetMajor is the target server's major version (the dumped server's when the target
@@ -584,7 +749,11 @@ func newStreamLoader(ctx context.Context, o *Options, conn pg.Conn, work string)
 		want[tb.Schema+"."+tb.Name] = tb.Rows
 		size[tb.Schema+"."+tb.Name] = tb.StreamBytes
 	}
-	return newLoader(ctx, conn, setup, work, o.Jobs-1, int64(o.Config.Tuning.RestoreSpoolMB)<<20, want, size)
+	l, err := newLoader(ctx, conn, setup, work, o.Jobs-1, int64(o.Config.Tuning.RestoreSpoolMB)<<20, want, size)
+	if l != nil {
+		l.parts, l.splitMin = o.Jobs, splitMin(o)
+	}
+	return l, err
 }
 
 // loadTables hands every table section to the loader, waits for it, and checks that the
@@ -642,15 +811,10 @@ func setSequences(ctx context.Context, dc *pgx.Conn, m *manifest.Manifest, res *
 }
 
 // finishLoad fills the materialized views, which pg_dump --schema-only creates WITH NO
-// DATA, and runs ANALYZE (unless skipped); failures are warnings.
+// DATA (the tables were analyzed as they were built); failures are warnings.
 func finishLoad(ctx context.Context, o *Options, dc *pgx.Conn) {
-	if err := refreshMatviews(ctx, dc); err != nil {
+	if err := refreshMatviews(ctx, dc, !o.SkipAnalyze); err != nil {
 		o.Log.Warn("could not refresh materialized views", "err", err)
-	}
-	if !o.SkipAnalyze {
-		if _, err := dc.Exec(ctx, "ANALYZE"); err != nil {
-			o.Log.Warn("ANALYZE after restore failed", "err", err)
-		}
 	}
 }
 
@@ -767,8 +931,9 @@ func restoreFiles(ctx context.Context, o *Options) error {
 	return nil
 }
 
-// refreshMatviews populates every materialized view left unpopulated by the restore.
-func refreshMatviews(ctx context.Context, c *pgx.Conn) error {
+// refreshMatviews populates every materialized view left unpopulated by the restore (and
+// analyzes it).
+func refreshMatviews(ctx context.Context, c *pgx.Conn, analyze bool) error {
 	rows, err := c.Query(ctx, `SELECT schemaname, matviewname FROM pg_matviews WHERE NOT ispopulated ORDER BY 1, 2`)
 	if err != nil {
 		return err
@@ -785,6 +950,10 @@ func refreshMatviews(ctx context.Context, c *pgx.Conn) error {
 	for _, n := range names {
 		if _, err := c.Exec(ctx, "REFRESH MATERIALIZED VIEW "+n); err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", n, err))
+		} else if analyze {
+			if _, err := c.Exec(ctx, "ANALYZE "+n); err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", n, err))
+			}
 		}
 	}
 	if len(failed) > 0 {
@@ -800,4 +969,25 @@ func diskHint(msg string) string {
 		return " (the target server is out of disk space)"
 	}
 	return ""
+}
+
+// heldTables collects the tables whose builds wait for Options.AfterData (the loader
+// reports loaded tables from several goroutines).
+type heldTables struct {
+	mu     sync.Mutex
+	tables []string
+}
+
+func (h *heldTables) add(table string) {
+	h.mu.Lock()
+	h.tables = append(h.tables, table)
+	h.mu.Unlock()
+}
+
+func (h *heldTables) take() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.tables
+	h.tables = nil
+	return t
 }

@@ -329,7 +329,8 @@ metrics_listen = "127.0.0.1:9469"
 
 # Performance knobs; the defaults are what ` + "`make bench`" + ` measured best.
 [tuning]
-# Parallel index and constraint builds when restoring (1-64). Default: 2.
+# Restore parallelism (1-64): connections that load a table of 64 MiB or more at once, and
+# connections that build indexes and constraints while the data loads. Default: 2.
 # restore_jobs = 2
 # Extra "table=col1,col2" dump ordering rules on top of the built-in DHIS2 ones; ordering
 # large tables by period keeps day-to-day changes local, so deduplication works.
