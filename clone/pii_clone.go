@@ -26,14 +26,19 @@ func (p *Prepared) collectPII(ctx context.Context, db string) error {
 		return err
 	}
 	defer c.Close(context.Background())
+	return p.collect(ctx, c)
+}
+
+// collect reads production's identifying values from conn's database, for the scan; the
+// scrub of this database maps the same values, so it need not read them again.
+func (p *Prepared) collect(ctx context.Context, conn *pgx.Conn) error {
 	t0 := time.Now()
-	s, err := CollectPII(ctx, c, p.Scrub.PII)
+	s, err := CollectPII(ctx, conn, p.Scrub.PII)
 	if err != nil {
 		return fmt.Errorf("collecting production's identifying values before the scrub: %w", err)
 	}
 	p.o.Log.Debug("PII values collected", "sought", s.Len(), "mapped", len(s.mapped), "took", time.Since(t0).Round(time.Millisecond))
 	p.sought = s
-	// The scrub of this database maps the same values: it need not read them again.
 	p.Scrub.PII.values = s.mapped
 	return nil
 }
@@ -43,13 +48,9 @@ func (p *Prepared) collectPII(ctx context.Context, db string) error {
 // identifying values are collected, then the tables are rewritten while no index must follow.
 func (p *Prepared) afterData(ctx context.Context, conn *pgx.Conn) error {
 	t0 := time.Now()
-	s, err := CollectPII(ctx, conn, p.Scrub.PII)
-	if err != nil {
-		return fmt.Errorf("collecting production's identifying values before the scrub: %w", err)
+	if err := p.collect(ctx, conn); err != nil {
+		return err
 	}
-	p.o.Log.Debug("PII values collected", "sought", s.Len(), "mapped", len(s.mapped), "took", time.Since(t0).Round(time.Millisecond))
-	p.sought = s
-	p.Scrub.PII.values = s.mapped
 	if _, err := p.Scrub.ApplyPII(ctx, conn); err != nil {
 		return fmt.Errorf("pseudonymising personal data: %w", err)
 	}

@@ -201,14 +201,11 @@ func (s *Scrubber) Apply(ctx context.Context, conn *pgx.Conn) ([]Change, error) 
 	if err := s.hashes(); err != nil {
 		return nil, err
 	}
-	tx, err := conn.Begin(ctx)
+	tx, err := beginUnlimited(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
-		return nil, err
-	}
 	sc, err := dhis2.Inspect(ctx, tx)
 	if err != nil {
 		return nil, err
@@ -244,14 +241,11 @@ func (s *Scrubber) Apply(ctx context.Context, conn *pgx.Conn) ([]Change, error) 
 // so that rewriting millions of rows maintains no index. Apply then records these changes
 // instead of pseudonymising again.
 func (s *Scrubber) ApplyPII(ctx context.Context, conn *pgx.Conn) ([]Change, error) {
-	tx, err := conn.Begin(ctx)
+	tx, err := beginUnlimited(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
-		return nil, err
-	}
 	changes := []Change{}
 	if err := s.applyPII(ctx, tx, &changes); err != nil {
 		return nil, err
@@ -295,4 +289,18 @@ func Failed(checks []Check) []Check {
 		}
 	}
 	return out
+}
+
+// beginUnlimited opens a transaction without a statement time limit (a scrub rewrites whole
+// tables).
+func beginUnlimited(ctx context.Context, conn *pgx.Conn) (pgx.Tx, error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return tx, nil
 }
