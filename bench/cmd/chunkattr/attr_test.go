@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand"
 	"testing"
 
@@ -162,5 +163,26 @@ func TestSchemaArchiveHeaderIsItsOwnSource(t *testing.T) {
 		if names[i] != want[i] {
 			t.Fatalf("sources %q, want %q", names, want)
 		}
+	}
+}
+
+// TestSnapshotListing decodes `restic snapshots --json` as chunkattr reads it: the root tree,
+// the set and part tags, the time order and the summary's added bytes.
+func TestSnapshotListing(t *testing.T) {
+	in := `[{"time":"2026-12-03T11:50:43.1+00:00","tree":"bb","id":"2","tags":["set:S2","part:db"],"summary":{"data_added":7,"data_added_packed":3}},
+	        {"time":"2026-12-03T11:50:29.9+00:00","tree":"aa","id":"1","tags":["set:S1","part:files"]}]`
+	var all []snapshot
+	if err := json.Unmarshal([]byte(in), &all); err != nil {
+		t.Fatal(err)
+	}
+	if !all[1].Time.Before(all[0].Time) {
+		t.Errorf("times not parsed: %v, %v", all[0].Time, all[1].Time)
+	}
+	s := all[0]
+	if s.Tree != "bb" || s.Tag("set") != "S2" || s.Tag("part") != "db" || s.Summary == nil || s.Summary.DataAdded != 7 || s.Summary.DataAddedPacked != 3 {
+		t.Errorf("snapshot decoded as %+v (tree %q)", s.Snapshot, s.Tree)
+	}
+	if all[1].Summary != nil || all[1].Tag("part") != "files" {
+		t.Errorf("second snapshot decoded as %+v", all[1].Snapshot)
 	}
 }

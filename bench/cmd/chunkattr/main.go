@@ -23,26 +23,14 @@ import (
 	"strings"
 
 	"github.com/restic/chunker"
+
+	"github.com/dhis2-life/dhis2-life/internal/restic"
 )
 
+// snapshot is restic's snapshot listing plus the root tree the stream is read from.
 type snapshot struct {
-	ID      string   `json:"id"`
-	Tree    string   `json:"tree"`
-	Tags    []string `json:"tags"`
-	Time    string   `json:"time"`
-	Summary *struct {
-		DataAdded       int64 `json:"data_added"`
-		DataAddedPacked int64 `json:"data_added_packed"`
-	} `json:"summary"`
-}
-
-func (s snapshot) tag(prefix string) string {
-	for _, t := range s.Tags {
-		if v, ok := strings.CutPrefix(t, prefix); ok {
-			return v
-		}
-	}
-	return ""
+	restic.Snapshot
+	Tree string `json:"tree"`
 }
 
 // Day is the attribution of one set's new bytes.
@@ -101,7 +89,7 @@ func main() {
 	printTable(os.Stdout, result, *top)
 }
 
-func restic(ctx context.Context, bin string, args ...string) ([]byte, error) {
+func runRestic(ctx context.Context, bin string, args ...string) ([]byte, error) {
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--no-lock", "-q"}, args...)...)
 	cmd.Stderr = &stderr
@@ -115,7 +103,7 @@ func restic(ctx context.Context, bin string, args ...string) ([]byte, error) {
 // treeContent returns the content blob IDs of the only file of a snapshot's root tree
 // (the database stream) and its name.
 func treeContent(ctx context.Context, bin, tree string) (string, []string, error) {
-	out, err := restic(ctx, bin, "cat", "blob", tree)
+	out, err := runRestic(ctx, bin, "cat", "blob", tree)
 	if err != nil {
 		return "", nil, err
 	}
@@ -138,7 +126,7 @@ func treeContent(ctx context.Context, bin, tree string) (string, []string, error
 }
 
 func run(ctx context.Context, bin string, last int, verbose io.Writer, polOverride chunker.Pol, maxDays int) ([]Day, error) {
-	out, err := restic(ctx, bin, "cat", "config")
+	out, err := runRestic(ctx, bin, "cat", "config")
 	if err != nil {
 		return nil, err
 	}
@@ -148,18 +136,18 @@ func run(ctx context.Context, bin string, last int, verbose io.Writer, polOverri
 	if err := json.Unmarshal(out, &cfg); err != nil {
 		return nil, fmt.Errorf("reading the repository config: %w", err)
 	}
-	if out, err = restic(ctx, bin, "snapshots", "--json"); err != nil {
+	if out, err = runRestic(ctx, bin, "snapshots", "--json"); err != nil {
 		return nil, err
 	}
 	var all []snapshot
 	if err := json.Unmarshal(out, &all); err != nil {
 		return nil, fmt.Errorf("reading snapshots: %w", err)
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].Time < all[j].Time })
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Time.Before(all[j].Time) })
 	parts := map[string]map[string]snapshot{} // set -> part -> snapshot
 	var dbs []snapshot
 	for _, s := range all {
-		set, part := s.tag("set:"), s.tag("part:")
+		set, part := s.Tag("set"), s.Tag("part")
 		if set == "" || part == "" {
 			continue
 		}
@@ -216,7 +204,7 @@ func run(ctx context.Context, bin string, last int, verbose io.Writer, polOverri
 			return nil, err
 		}
 		for _, p := range []string{"files", "manifest"} {
-			if ps, ok := parts[s.tag("set:")][p]; ok && ps.Summary != nil {
+			if ps, ok := parts[s.Tag("set")][p]; ok && ps.Summary != nil {
 				d.Rows = append(d.Rows, Row{Source: "part " + p, NewBytes: ps.Summary.DataAdded, AddedPacked: ps.Summary.DataAddedPacked})
 			}
 		}
@@ -259,7 +247,7 @@ func attributeSnapshot(ctx context.Context, bin string, pol chunker.Pol, s snaps
 			return nil, nil, fmt.Errorf("snapshot %s: chunk %d is %s but restic stored %s (different chunker?)", s.ID, i, c.ID[:12], content[i][:12])
 		}
 	}
-	d := &Day{Set: s.tag("set:"), StreamBytes: n, Chunks: len(chunks)}
+	d := &Day{Set: s.Tag("set"), StreamBytes: n, Chunks: len(chunks)}
 	if s.Summary != nil {
 		d.DBAdded, d.DBAddedPack = s.Summary.DataAdded, s.Summary.DataAddedPacked
 	}
