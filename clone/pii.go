@@ -14,6 +14,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"log/slog"
 	"regexp"
 	"sort"
 	"strings"
@@ -349,6 +350,12 @@ type piiRun struct {
 	changes *[]Change
 	salt    int64
 	big     map[string]bool // tables whose username columns are rewritten (bigTables)
+	// side opens a second connection to the database (ApplyPII, during a restore): the large
+	// tables that only hold usernames are rewritten on it while the other steps run.
+	side func(context.Context) (*pgx.Conn, error)
+	// sideDone are the tables the second connection rewrites (userColumns leaves them).
+	sideDone map[string]bool
+	umap     string // dhis2life_users as a JSON object (usernameMap)
 }
 
 // add records the rows changed by a statement under an existing rule.
@@ -370,7 +377,7 @@ func (r *piiRun) add(ctx context.Context, rule, what, q string, args ...any) err
 
 // applyPII pseudonymises personal data in the scrub's transaction (called by Apply before the
 // users are anonymised, so usernames can still be mapped).
-func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change) error {
+func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change, side func(context.Context) (*pgx.Conn, error)) error {
 	if !s.PII.On() {
 		*changes = append(*changes, Change{Rule: "pii", What: "personal data kept (pii = \"keep\")"})
 		return nil
@@ -398,7 +405,7 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change) e
 	if _, err := randRead(key); err != nil {
 		return err
 	}
-	r := &piiRun{s: s, tx: tx, cat: cat, changes: changes, salt: int64(binary.BigEndian.Uint64(key[:8]) >> 1)}
+	r := &piiRun{s: s, tx: tx, cat: cat, changes: changes, salt: int64(binary.BigEndian.Uint64(key[:8]) >> 1), side: side}
 	// The key of the value map is never stored: the salt for dates and unknown usernames is
 	// derived from it and only passed as a statement parameter.
 	ps := &pseudonymiser{key: key, users: map[string]string{}, used: map[string]bool{}}
@@ -441,6 +448,11 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change) e
 		}
 	}
 	r.s.log().Debug("PII usernames mapped", "users", len(ps.users), "took", time.Since(t0).Round(time.Millisecond))
+	sr, err := r.startSide(ctx, len(triggers) == 0)
+	if err != nil {
+		return err
+	}
+	defer sr.stop()
 	vals := s.PII.values // read before the scrub by CollectPII, when it ran on this database
 	if vals == nil {
 		if vals, err = distinctValues(ctx, tx, cat, f); err != nil {
@@ -471,6 +483,12 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change) e
 			return err
 		}
 	}
+	users, texts, err := sr.wait()
+	if err != nil {
+		return err
+	}
+	r.addRows("pii.usernames", "", users)
+	r.addRows("pii.free_text", "", texts)
 	for _, t := range triggers {
 		if _, err := tx.Exec(ctx, "ALTER TABLE "+t[0]+" ENABLE TRIGGER "+t[1]); err != nil {
 			return fmt.Errorf("enabling trigger %s on %s again: %w", t[1], t[0], err)
@@ -657,7 +675,7 @@ func (r *piiRun) freeText(ctx context.Context, _ *piiFields) error {
 	const rule, what = "pii.free_text", "messages, conversations, program messages, SMS, interpretations, comments and notes replaced"
 	*r.changes = append(*r.changes, Change{Rule: rule, What: what})
 	for _, c := range dhis2.FreeTextColumns {
-		if !r.cat.isText(c.Table, c.Col) {
+		if !r.cat.isText(c.Table, c.Col) || r.sideDone[c.Table] {
 			continue
 		}
 		if err := r.add(ctx, rule, what, fmt.Sprintf(`UPDATE %[1]s SET %[2]s = $1 WHERE %[2]s IS NOT NULL AND %[2]s <> $1`,
@@ -714,7 +732,7 @@ func (r *piiRun) userColumns(ctx context.Context, _ *piiFields) error {
 		cs[len(cs)-1].Rows += n
 	}
 	for t, cols := range r.cat.cols {
-		if t == "userinfo" {
+		if t == "userinfo" || r.sideDone[t] {
 			continue
 		}
 		if r.big[t] {
@@ -909,68 +927,129 @@ func (r *piiRun) bigTables(ctx context.Context) (map[string]bool, error) {
 }
 
 // rewriteUsernames maps the username columns cols of a large table in one table rewrite
-// (ALTER TABLE … TYPE … USING), falling back to an UPDATE when the table cannot be rewritten
-// (a view depends on the column). Rows are counted as the rows holding a mapped username.
+// (rewriteUsernamesTx) in the run's transaction.
 func (r *piiRun) rewriteUsernames(ctx context.Context, rule, what, table string, cols []string) error {
 	if len(cols) == 0 {
 		return nil
 	}
-	var m string
-	if err := r.tx.QueryRow(ctx, `SELECT coalesce(jsonb_object_agg(v, p), '{}')::text FROM dhis2life_users`).Scan(&m); err != nil {
+	m, err := r.usernameMap(ctx)
+	if err != nil {
 		return fmt.Errorf("scrub rule %s: %w", rule, err)
 	}
-	kept := "'{}'::text[]"
-	if k := r.s.PII.kept(); len(k) > 0 {
-		q := make([]string, len(k))
-		for i, v := range k {
+	n, err := rewriteUsernamesTx(ctx, r.tx, r.s.log(), m, r.s.PII.kept(), r.salt, table, cols)
+	if err != nil {
+		return fmt.Errorf("scrub rule %s: %w", rule, err)
+	}
+	r.addRows(rule, what, n)
+	return nil
+}
+
+// usernameMap is dhis2life_users as a JSON object: production username → anonymised one.
+func (r *piiRun) usernameMap(ctx context.Context) (string, error) {
+	if r.umap != "" {
+		return r.umap, nil
+	}
+	if err := r.tx.QueryRow(ctx, `SELECT coalesce(jsonb_object_agg(v, p), '{}')::text FROM dhis2life_users`).Scan(&r.umap); err != nil {
+		return "", fmt.Errorf("reading the username map: %w", err)
+	}
+	return r.umap, nil
+}
+
+// addRows adds n rows to the change of rule (appending it with what when it is not there yet).
+func (r *piiRun) addRows(rule, what string, n int64) {
+	cs := *r.changes
+	for i := len(cs) - 1; i >= 0; i-- {
+		if cs[i].Rule == rule {
+			cs[i].Rows += n
+			return
+		}
+	}
+	*r.changes = append(cs, Change{Rule: rule, Rows: n, What: what})
+}
+
+// rewriteUsernamesTx maps the username columns cols of table on tx in one table rewrite
+// (rewriteTableTx). It returns the rows holding a mapped username.
+func rewriteUsernamesTx(ctx context.Context, tx pgx.Tx, log *slog.Logger, m string, kept []string, salt int64, table string, cols []string) (int64, error) {
+	n, _, err := rewriteTableTx(ctx, tx, log, m, kept, salt, table, cols, nil)
+	return n, err
+}
+
+// rewriteTableTx maps the username columns userCols of table and replaces its free-text
+// columns textCols by PIIText on tx, in one table rewrite (ALTER TABLE … TYPE … USING), falling
+// back to UPDATEs when the table cannot be rewritten (a view depends on a column): the users
+// of the map m (a JSON object) by it, other non-empty names not kept by the formula of
+// usernames (the same pseudonym wherever else they occur). It returns the rows holding a mapped
+// username and the rows holding a replaced text.
+func rewriteTableTx(ctx context.Context, tx pgx.Tx, log *slog.Logger, m string, kept []string, salt int64, table string, userCols, textCols []string) (users, texts int64, err error) {
+	keptSQL := "'{}'::text[]"
+	if len(kept) > 0 {
+		q := make([]string, len(kept))
+		for i, v := range kept {
 			q[i] = pg.QuoteLiteral(v)
 		}
-		kept = "ARRAY[" + strings.Join(q, ", ") + "]::text[]"
+		keptSQL = "ARRAY[" + strings.Join(q, ", ") + "]::text[]"
 	}
-	// The users of userinfo by the map; other non-empty names, not kept, by the formula of
-	// usernames (the same pseudonym wherever else they occur).
 	mapped := func(q string) string {
 		return fmt.Sprintf("CASE WHEN %[1]s IS NULL OR %[1]s = '' OR %[1]s = ANY(%[2]s) THEN %[1]s ELSE coalesce(%[3]s::jsonb ->> %[1]s, 'anon-' || substr(md5('%[4]d' || %[1]s), 1, 10)) END",
-			q, kept, pg.QuoteLiteral(m), r.salt)
+			q, keptSQL, pg.QuoteLiteral(m), salt)
 	}
-	var alter, conds []string
-	for _, c := range cols {
+	text := pg.QuoteLiteral(PIIText)
+	replaced := func(q string) string {
+		return fmt.Sprintf("CASE WHEN %[1]s IS NULL THEN NULL ELSE %[2]s END", q, text)
+	}
+	var alter, userConds, textConds []string
+	var sets []string // column = expression, for the UPDATE fallback
+	col := func(c string, expr func(string) string) error {
 		var typ string
-		if err := r.tx.QueryRow(ctx, `SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2`,
+		if err := tx.QueryRow(ctx, `SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2`,
 			"public."+pg.QuoteIdent(table), c).Scan(&typ); err != nil {
-			return fmt.Errorf("scrub rule %s: type of %s.%s: %w", rule, table, c, err)
+			return fmt.Errorf("type of %s.%s: %w", table, c, err)
 		}
 		q := pg.QuoteIdent(c)
-		alter = append(alter, fmt.Sprintf("ALTER COLUMN %s TYPE %s USING (%s)::%s", q, typ, mapped(q+"::text"), typ))
-		conds = append(conds, fmt.Sprintf("(%[1]s <> '' AND NOT (%[1]s = ANY(%[2]s)))", q, kept))
-	}
-	var n int64
-	if err := r.tx.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", pg.QuoteIdent(table), strings.Join(conds, " OR "))).Scan(&n); err != nil {
-		return fmt.Errorf("scrub rule %s: %w", rule, err)
-	}
-	if n == 0 {
+		alter = append(alter, fmt.Sprintf("ALTER COLUMN %s TYPE %s USING (%s)::%s", q, typ, expr(q+"::text"), typ))
+		sets = append(sets, fmt.Sprintf("%s = %s", q, expr(q)))
 		return nil
 	}
-	if _, err := r.tx.Exec(ctx, "SAVEPOINT dhis2life_rewrite"); err != nil {
-		return err
+	for _, c := range userCols {
+		if err := col(c, mapped); err != nil {
+			return 0, 0, err
+		}
+		userConds = append(userConds, fmt.Sprintf("(%[1]s <> '' AND NOT (%[1]s = ANY(%[2]s)))", pg.QuoteIdent(c), keptSQL))
+	}
+	for _, c := range textCols {
+		if err := col(c, replaced); err != nil {
+			return 0, 0, err
+		}
+		textConds = append(textConds, fmt.Sprintf("(%[1]s IS NOT NULL AND %[1]s <> %[2]s)", pg.QuoteIdent(c), text))
+	}
+	count := func(conds []string) string {
+		if len(conds) == 0 {
+			return "0"
+		}
+		return "count(*) FILTER (WHERE " + strings.Join(conds, " OR ") + ")"
+	}
+	if err := tx.QueryRow(ctx, fmt.Sprintf("SELECT %s, %s FROM %s", count(userConds), count(textConds), pg.QuoteIdent(table))).Scan(&users, &texts); err != nil {
+		return 0, 0, fmt.Errorf("counting usernames and texts of %s: %w", table, err)
+	}
+	if users+texts == 0 {
+		return 0, 0, nil
+	}
+	if _, err := tx.Exec(ctx, "SAVEPOINT dhis2life_rewrite"); err != nil {
+		return 0, 0, err
 	}
 	t0 := time.Now()
-	if _, err := r.tx.Exec(ctx, "ALTER TABLE "+pg.QuoteIdent(table)+" "+strings.Join(alter, ", ")); err != nil {
-		if _, err := r.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dhis2life_rewrite"); err != nil {
-			return err
+	if _, err := tx.Exec(ctx, "ALTER TABLE "+pg.QuoteIdent(table)+" "+strings.Join(alter, ", ")); err != nil {
+		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT dhis2life_rewrite"); err != nil {
+			return 0, 0, err
 		}
-		for i, c := range cols {
-			q := pg.QuoteIdent(c)
-			if err := r.add(ctx, rule, what, fmt.Sprintf(`UPDATE %s SET %s = %s WHERE %s`, pg.QuoteIdent(table), q, mapped(q), conds[i])); err != nil {
-				return err
-			}
+		conds := append(append([]string{}, userConds...), textConds...)
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE %s SET %s WHERE %s`, pg.QuoteIdent(table), strings.Join(sets, ", "), strings.Join(conds, " OR "))); err != nil {
+			return 0, 0, fmt.Errorf("mapping usernames and texts of %s: %w", table, err)
 		}
-		return nil
+		return users, texts, nil
 	}
-	r.s.log().Debug("PII table rewrite", "table", table, "columns", len(cols), "rows", n, "took", time.Since(t0).Round(time.Millisecond))
-	cs := *r.changes
-	cs[len(cs)-1].Rows += n
-	return nil
+	log.Debug("PII table rewrite", "table", table, "user_columns", len(userCols), "text_columns", len(textCols), "rows", users+texts, "took", time.Since(t0).Round(time.Millisecond))
+	return users, texts, nil
 }
 
 // shortSQL is the start of a statement on one line, for debug logs (statements carry no values:

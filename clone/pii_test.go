@@ -3,10 +3,12 @@ package clone_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,4 +255,102 @@ func emptyRegenerable(t *testing.T, conn *pgx.Conn) {
 		END LOOP; END$$`); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestApplyPIISideRewrite: during a restore (data in, no keys or triggers yet), ApplyPII
+// rewrites the large username-only tables (datavalue) on a second connection while the other
+// steps run; the usernames there map to the same anonymised users as everywhere else.
+func TestApplyPIISideRewrite(t *testing.T) {
+	p := testenv.StartPostgres(t)
+	ctx := context.Background()
+	db := "pii_side_" + fmt.Sprint(time.Now().UnixNano()%100000)
+	res, err := fixture.Create(ctx, p.AdminDSN, db, fixture.Options{Generation: fixture.Gen242, Scale: 0.002, Owner: "dhis", Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.AdminExec(t, "postgres", fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, db)) })
+	g, _ := clone.ParseGeneration(res.Flyway)
+	conn := p.AdminConn(t, db)
+	emptyRegenerable(t, conn)
+	// The state of a restore at AfterData: no foreign key and no trigger yet.
+	if _, err := conn.Exec(ctx, `DO $$DECLARE r record; BEGIN
+		FOR r IN SELECT conrelid::regclass AS t, conname FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace LOOP
+			EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.t, r.conname);
+		END LOOP;
+		FOR r IN SELECT tgrelid::regclass AS t, tgname FROM pg_trigger WHERE NOT tgisinternal LOOP
+			EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.t);
+		END LOOP; END$$`); err != nil {
+		t.Fatal(err)
+	}
+	prodUsers := scalar[int64](t, conn, `SELECT count(DISTINCT storedby) FROM datavalue WHERE storedby IN (SELECT username FROM userinfo) AND storedby <> 'admin'`)
+	rowsDV := scalar[int64](t, conn, `SELECT count(*) FROM datavalue WHERE storedby <> '' AND storedby <> 'admin'`)
+	comments := scalar[int64](t, conn, `SELECT count(*) FROM datavalue WHERE comment IS NOT NULL AND comment <> $1`, clone.PIIText)
+	sum0 := scalar[string](t, conn, dvChecksum)
+	if prodUsers == 0 || rowsDV == 0 || comments == 0 {
+		t.Fatalf("fixture: %d users in datavalue.storedby, %d rows, %d comments", prodUsers, rowsDV, comments)
+	}
+
+	var logs lockedBuffer
+	pwFile := filepath.Join(t.TempDir(), "keep.pass")
+	os.WriteFile(pwFile, []byte("Training-2026!\n"), 0o600)
+	tg := &config.Target{Name: "t", Profile: "training", KeepAccounts: []string{"admin"}, KeepPasswordFile: pwFile}
+	sc, err := clone.NewScrubber(tg, "", g, "hmis", "S1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.PII.BigRows = 1000
+	sc.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ch, err := sc.ApplyPII(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`PII side rewrite started.*datavalue`).MatchString(logs.String()) {
+		t.Errorf("datavalue was not rewritten on the second connection; log:\n%s", logs.String())
+	}
+	var usernames, texts int64
+	for _, c := range ch {
+		switch c.Rule {
+		case "pii.usernames":
+			usernames = c.Rows
+		case "pii.free_text":
+			texts = c.Rows
+		}
+	}
+	if texts < comments {
+		t.Errorf("pii.free_text counts %d rows, datavalue alone has %d comments", texts, comments)
+	}
+	if n := scalar[int64](t, conn, `SELECT count(*) FROM datavalue WHERE comment IS NOT NULL AND comment <> $1`, clone.PIIText); n != 0 {
+		t.Errorf("%d datavalue comments not replaced", n)
+	}
+	if usernames < rowsDV {
+		t.Errorf("pii.usernames counts %d rows, datavalue alone has %d mapped (changes %+v)", usernames, rowsDV, ch)
+	}
+	if n := scalar[int64](t, conn, `SELECT count(*) FROM datavalue WHERE storedby NOT LIKE 'anon-%' AND storedby <> 'admin' AND storedby <> ''`); n != 0 {
+		t.Errorf("%d datavalue.storedby not mapped", n)
+	}
+	// The users of datavalue are the anonymised userinfo rows (one user, one pseudonym).
+	if n := scalar[int64](t, conn, `SELECT count(DISTINCT d.storedby) FROM datavalue d JOIN userinfo u ON u.username = d.storedby WHERE d.storedby <> 'admin'`); n != prodUsers {
+		t.Errorf("datavalue names %d anonymised users, production %d", n, prodUsers)
+	}
+	if s := scalar[string](t, conn, dvChecksum); s != sum0 {
+		t.Error("datavalue checksum changed")
+	}
+}
+
+// lockedBuffer is a log sink written by several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -213,7 +213,7 @@ func (s *Scrubber) Apply(ctx context.Context, conn *pgx.Conn) ([]Change, error) 
 	in := s.scrub()
 	var changes []Change
 	// Personal data first, before the profile's rules change users.
-	if err := s.applyPII(ctx, tx, &changes); err != nil {
+	if err := s.applyPII(ctx, tx, &changes, nil); err != nil {
 		return nil, err
 	}
 	for _, r := range dhis2.ScrubRules(s.Profile) {
@@ -241,13 +241,17 @@ func (s *Scrubber) Apply(ctx context.Context, conn *pgx.Conn) ([]Change, error) 
 // so that rewriting millions of rows maintains no index. Apply then records these changes
 // instead of pseudonymising again.
 func (s *Scrubber) ApplyPII(ctx context.Context, conn *pgx.Conn) ([]Change, error) {
+	side, err := sideConnector(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
 	tx, err := beginUnlimited(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	changes := []Change{}
-	if err := s.applyPII(ctx, tx, &changes); err != nil {
+	if err := s.applyPII(ctx, tx, &changes, side); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {

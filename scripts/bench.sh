@@ -75,7 +75,7 @@ RUNID=$(date +%s)
 BUCKET=bench-$RUNID
 SRC=bench_src
 drop_dbs() { for d in "$@"; do psql_admin -c "DROP DATABASE IF EXISTS $d WITH (FORCE)"; done; }
-drop_dbs $SRC bench_restored bench_pg_restore bench_clone bench_s4 bench_s4_restored bench_s4_pg_restore \
+drop_dbs $SRC bench_restored bench_pg_restore bench_clone bench_clone_train bench_s4 bench_s4_restored bench_s4_pg_restore \
   bench_r244 bench_r244_restored bench_r244_pg_restore
 rm -rf "$DIR/work"; mkdir -p "$DIR/work"; chmod 700 "$DIR" "$DIR/work"
 W=$DIR/work
@@ -115,6 +115,23 @@ database_password_file = "$W/db.pass"
 dhis2_home = "$W/clone-home"
 profile = "staging"
 template = true   # repeat clones of a set copy a scrubbed template database
+
+# The same training clone twice: personal data kept, then pseudonymised (issue 13's +20 %).
+[targets.train_keep]
+instance = "hmis"
+database = "$(dbdsn bench_clone_train)"
+database_password_file = "$W/db.pass"
+dhis2_home = "$W/train-home"
+profile = "training"
+pii = "keep"
+
+[targets.training]
+instance = "hmis"
+database = "$(dbdsn bench_clone_train)"
+database_password_file = "$W/db.pass"
+dhis2_home = "$W/train-home"
+profile = "training"
+pii = "pseudonymise"
 TOML
   fi
   echo "$cfg"
@@ -180,6 +197,27 @@ if [ -n "$CLONE" ]; then
   fi
   "$BIN" clone destroy staging --yes >/dev/null || true
   drop_dbs bench_clone
+
+  step "dhis2-life clone: training clone with personal data kept, then pseudonymised (and scanned)"
+  for t in train_keep training; do
+    settle
+    if ! timed "clone_$t" "$BIN" clone --to "$t" --from latest --json > "$W/clone-$t.json"; then
+      echo "clone --to $t failed: clone_pii_vs_keep left out" >&2
+      cat "$W/clone-$t.json" >&2 || true
+      sed -i '/^clone_train_keep\./d; /^clone_training\./d' "$M"
+      break
+    fi
+    "$BIN" clone destroy "$t" --yes >/dev/null || true
+    drop_dbs bench_clone_train
+  done
+  if [ -s "$W/clone-training.json" ]; then
+    for k in restore_seconds scrub_seconds pii_seconds; do
+      v=$(sed -n "s/^  \"$k\": \([0-9.]*\),*$/\1/p" "$W/clone-training.json" | head -1)
+      if [ -n "$v" ]; then metric "clone_training.$k" "$v"; fi
+    done
+    v=$(awk '/"pii_scan"/ { s = 1 } s && /"seconds":/ { gsub(/[^0-9.]/, "", $2); print $2; exit }' "$W/clone-training.json")
+    if [ -n "$v" ]; then metric clone_training.scan_seconds "$v"; fi
+  fi
 fi
 
 if [ "$PROFILE" = 1 ]; then

@@ -195,6 +195,17 @@ func build(m map[string]float64, s map[string]string) result {
 		add("repeat_clone_vs_first", "s", "<= 0.2", m["clone_repeat.wall_s"], m["clone_first.wall_s"], le(0.2),
 			"dhis2-life clone of the same set, second time", "dhis2-life clone, first time", sc, load("clone_repeat", "clone_first", nil))
 	}
+	if has("clone_training.wall_s", "clone_train_keep.wall_s") {
+		extra := extraMap{}
+		for _, k := range []string{"restore_seconds", "pii_seconds", "scrub_seconds", "scan_seconds"} {
+			if v, ok := m["clone_training."+k]; ok {
+				extra["pii_clone_"+k] = round(v)
+			}
+		}
+		add("clone_pii_vs_keep", "s", "<= 1.2", m["clone_training.wall_s"], m["clone_train_keep.wall_s"], le(1.2),
+			"dhis2-life clone --to training with pii = \"pseudonymise\" (personal data pseudonymised during the restore, then the scan of the whole clone)",
+			"the same training clone with pii = \"keep\"", sc, load("clone_training", "clone_train_keep", extra))
+	}
 	if has("verify.wall_s", "restore.wall_s") {
 		add("drill_vs_restore", "s", "<= 1.1", m["verify.wall_s"], m["restore.wall_s"], le(1.1),
 			"dhis2-life verify latest (restore into scratch DB + checks + restic check 2%)",

@@ -73,6 +73,10 @@ s4_storage.first_bytes 280000000
 s4_storage.bucket_bytes 352000000
 s4_storage.days 10
 s4_storage.snapshots 10
+clone_train_keep.wall_s 20
+clone_training.wall_s 23
+clone_training.pii_seconds 1.5
+clone_training.scan_seconds 1.25
 `
 
 func rowsByName(r result) map[string]Row {
@@ -106,6 +110,7 @@ func TestBuildSetRowsAndTargets(t *testing.T) {
 		{"snapshot_vs_pg_dump_scale4", 28, 40, 0.7, "<= 0.7", true, 4, "at scale 4"},
 		{"restore_vs_pg_restore_scale4", 38, 40, 0.95, "<= 1.0", true, 4, "at scale 4"},
 		{"storage_30d_vs_full_scale4", 352, 2400, 0.147, "<= 0.2 (= 2.0 x one full dump at 10 days)", true, 4, "10 daily snapshots"},
+		{"clone_pii_vs_keep", 23, 20, 1.15, "<= 1.2", true, 1, "pseudonymise"},
 	}
 	for _, c := range cases {
 		row, ok := rows[c.name]
@@ -129,6 +134,9 @@ func TestBuildSetRowsAndTargets(t *testing.T) {
 	}
 	if _, ok := rows["storage_30d_vs_full"].Extra["projected_30d_ratio_vs_one_full_dump"]; ok {
 		t.Error("a 30-day run got a projection")
+	}
+	if e := rows["clone_pii_vs_keep"].Extra; !near(e["pii_clone_pii_seconds"], 1.5) || !near(e["pii_clone_scan_seconds"], 1.25) {
+		t.Errorf("clone_pii_vs_keep extras: %v", e)
 	}
 	// The dst row stays a scale-1-only row.
 	for name := range rows {

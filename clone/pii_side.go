@@ -1,0 +1,173 @@
+package clone
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dhis2-life/dhis2-life/internal/dhis2"
+	"github.com/dhis2-life/dhis2-life/internal/pg"
+)
+
+// sideConnector returns how to open a second connection like conn: same server, database and
+// user, and the same role when conn has SET ROLE to the owner.
+func sideConnector(ctx context.Context, conn *pgx.Conn) (func(context.Context) (*pgx.Conn, error), error) {
+	var role, session string
+	if err := conn.QueryRow(ctx, `SELECT current_user, session_user`).Scan(&role, &session); err != nil {
+		return nil, fmt.Errorf("reading the role of the restore's connection: %w", err)
+	}
+	cfg := conn.Config()
+	return func(ctx context.Context) (*pgx.Conn, error) {
+		c, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if role != session {
+			if _, err := c.Exec(ctx, "SET ROLE "+pg.QuoteIdent(role)); err != nil {
+				c.Close(context.WithoutCancel(ctx))
+				return nil, err
+			}
+		}
+		return c, nil
+	}, nil
+}
+
+// sideRun is the rewrite of the large username-only tables on a second connection.
+type sideRun struct {
+	cancel       context.CancelFunc
+	done         chan struct{}
+	users, texts int64 // rows with a mapped username, with a replaced text
+	err          error
+}
+
+// wait waits for the side rewrite and returns the rows whose username it mapped, whose text it
+// replaced, and its error (0, 0 and nil when none ran).
+func (s *sideRun) wait() (users, texts int64, err error) {
+	if s == nil || s.done == nil {
+		return 0, 0, nil
+	}
+	<-s.done
+	return s.users, s.texts, s.err
+}
+
+// stop cancels the side rewrite (when the run failed) and waits for it.
+func (s *sideRun) stop() {
+	if s == nil || s.done == nil {
+		return
+	}
+	s.cancel()
+	<-s.done
+}
+
+// sideTable is a large table rewritten on the second connection: its username text columns
+// mapped, its free-text columns replaced.
+type sideTable struct{ users, texts []string }
+
+// sideTables are the large tables whose only personal data are username text columns and
+// free-text columns, and that no other step writes (not the tables of events, attributes,
+// audits, contacts, files or users): datavalue (storedby, comment).
+func (r *piiRun) sideTables() map[string]sideTable {
+	touched := map[string]bool{"userinfo": true, "fileresource": true}
+	for _, t := range dhis2.EventTables {
+		touched[t] = true
+	}
+	for _, t := range dhis2.AttrValueTables {
+		touched[t.Table] = true
+	}
+	for _, t := range dhis2.DataValueHistoryTables {
+		touched[t.Table] = true
+	}
+	for _, c := range dhis2.ContactColumns {
+		touched[c.Table] = true
+	}
+	text := map[string][]string{}
+	for _, c := range dhis2.FreeTextColumns {
+		if r.cat.isText(c.Table, c.Col) {
+			text[c.Table] = append(text[c.Table], c.Col)
+		}
+	}
+	out := map[string]sideTable{}
+	for t := range r.big {
+		if touched[t] {
+			continue
+		}
+		var users []string
+		only := true
+		for c, typ := range r.cat.cols[t] {
+			switch {
+			case dhis2.UsernameColumns[c] && r.cat.isText(t, c):
+				users = append(users, c)
+			case (dhis2.UserJSONColumns[c] || dhis2.MentionColumns[c]) && typ == "jsonb":
+				only = false
+			}
+		}
+		if only && len(users) > 0 {
+			sort.Strings(users)
+			out[t] = sideTable{users: users, texts: text[t]}
+		}
+	}
+	return out
+}
+
+// startSide starts the rewrite of sideTables on a second connection, in a transaction of its
+// own, when the run has one and the database has no trigger and no foreign key yet (during a
+// restore, before post-data): then no lock of one connection waits for the other.
+func (r *piiRun) startSide(ctx context.Context, noTriggers bool) (*sideRun, error) {
+	if r.side == nil || !noTriggers || !r.s.PII.Users {
+		return nil, nil
+	}
+	var fks int
+	if err := r.tx.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace`).Scan(&fks); err != nil {
+		return nil, fmt.Errorf("counting foreign keys: %w", err)
+	}
+	tables := r.sideTables()
+	if fks > 0 || len(tables) == 0 {
+		return nil, nil
+	}
+	m, err := r.usernameMap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.sideDone = map[string]bool{}
+	names := make([]string, 0, len(tables))
+	for t := range tables {
+		names = append(names, t)
+		r.sideDone[t] = true
+	}
+	sort.Strings(names)
+	sctx, cancel := context.WithCancel(ctx)
+	s := &sideRun{cancel: cancel, done: make(chan struct{})}
+	kept, salt, log := r.s.PII.kept(), r.salt, r.s.log()
+	go func() {
+		defer close(s.done)
+		defer cancel()
+		s.err = func() error {
+			c, err := r.side(sctx)
+			if err != nil {
+				return fmt.Errorf("scrub rule pii.usernames: opening a second connection: %w", err)
+			}
+			defer c.Close(context.WithoutCancel(sctx))
+			tx, err := beginUnlimited(sctx, c)
+			if err != nil {
+				return fmt.Errorf("scrub rule pii.usernames: %w", err)
+			}
+			defer tx.Rollback(context.WithoutCancel(sctx))
+			for _, t := range names {
+				u, x, err := rewriteTableTx(sctx, tx, log, m, kept, salt, t, tables[t].users, tables[t].texts)
+				if err != nil {
+					return fmt.Errorf("scrub rule pii.usernames: %w", err)
+				}
+				s.users += u
+				s.texts += x
+			}
+			if err := tx.Commit(sctx); err != nil {
+				return fmt.Errorf("scrub rule pii.usernames: committing the rewrite of %v: %w", names, err)
+			}
+			return nil
+		}()
+	}()
+	log.Debug("PII side rewrite started", "tables", names)
+	return s, nil
+}
