@@ -355,7 +355,7 @@ type piiRun struct {
 	side func(context.Context) (*pgx.Conn, error)
 	// sideDone are the tables the second connection rewrites (userColumns leaves them).
 	sideDone map[string]bool
-	umap     string // dhis2life_users as a JSON object (usernameMap)
+	umap     userMaps // dhis2life_users as JSON objects (userMaps)
 }
 
 // add records the rows changed by a statement under an existing rule.
@@ -513,7 +513,7 @@ func (r *piiRun) usernames(ctx context.Context, ps *pseudonymiser) error {
 		}
 	}
 	// Large tables are left out: their username columns are rewritten with the same formula
-	// for usernames unknown to userinfo (rewriteUsernames), so reading them twice is spared.
+	// for usernames unknown to userinfo (rewriteTableTx), so reading them twice is spared.
 	for t, cols := range r.cat.cols {
 		if t == "userinfo" || r.big[t] {
 			continue
@@ -736,14 +736,21 @@ func (r *piiRun) userColumns(ctx context.Context, _ *piiFields) error {
 			continue
 		}
 		if r.big[t] {
-			var todo []string
+			var spec rewriteSpec
 			for c := range cols {
-				if !done[[2]string{t, c}] && dhis2.UsernameColumns[c] && r.cat.isText(t, c) {
-					todo = append(todo, c)
-					done[[2]string{t, c}] = true
+				switch {
+				case done[[2]string{t, c}]:
+					continue
+				case dhis2.UsernameColumns[c] && r.cat.isText(t, c):
+					spec.users = append(spec.users, c)
+				case dhis2.UserJSONColumns[c] && cols[c] == "jsonb":
+					spec.jsons = append(spec.jsons, c)
+				default:
+					continue
 				}
+				done[[2]string{t, c}] = true
 			}
-			if err := r.rewriteUsernames(ctx, rule, what, t, todo); err != nil {
+			if err := r.rewrite(ctx, rule, what, t, spec); err != nil {
 				return err
 			}
 		}
@@ -926,31 +933,35 @@ func (r *piiRun) bigTables(ctx context.Context) (map[string]bool, error) {
 	return out, nil
 }
 
-// rewriteUsernames maps the username columns cols of a large table in one table rewrite
-// (rewriteUsernamesTx) in the run's transaction.
-func (r *piiRun) rewriteUsernames(ctx context.Context, rule, what, table string, cols []string) error {
-	if len(cols) == 0 {
+// rewrite maps the username columns of a large table in one table rewrite (rewriteTableTx)
+// in the run's transaction.
+func (r *piiRun) rewrite(ctx context.Context, rule, what, table string, spec rewriteSpec) error {
+	if len(spec.users)+len(spec.jsons)+len(spec.texts) == 0 {
 		return nil
 	}
-	m, err := r.usernameMap(ctx)
+	maps, err := r.userMaps(ctx)
 	if err != nil {
 		return fmt.Errorf("scrub rule %s: %w", rule, err)
 	}
-	n, err := rewriteUsernamesTx(ctx, r.tx, r.s.log(), m, r.s.PII.kept(), r.salt, table, cols)
+	users, _, err := rewriteTableTx(ctx, r.tx, r.s.log(), maps, r.s.PII.kept(), r.salt, table, spec)
 	if err != nil {
 		return fmt.Errorf("scrub rule %s: %w", rule, err)
 	}
-	r.addRows(rule, what, n)
+	r.addRows(rule, what, users)
 	return nil
 }
 
-// usernameMap is dhis2life_users as a JSON object: production username → anonymised one.
-func (r *piiRun) usernameMap(ctx context.Context) (string, error) {
-	if r.umap != "" {
+// userMaps are dhis2life_users as JSON objects: production username → anonymised one, and →
+// surname.
+type userMaps struct{ names, surnames string }
+
+func (r *piiRun) userMaps(ctx context.Context) (userMaps, error) {
+	if r.umap.names != "" {
 		return r.umap, nil
 	}
-	if err := r.tx.QueryRow(ctx, `SELECT coalesce(jsonb_object_agg(v, p), '{}')::text FROM dhis2life_users`).Scan(&r.umap); err != nil {
-		return "", fmt.Errorf("reading the username map: %w", err)
+	if err := r.tx.QueryRow(ctx, `SELECT coalesce(jsonb_object_agg(v, p), '{}')::text,
+		coalesce(jsonb_object_agg(v, surname) FILTER (WHERE surname IS NOT NULL), '{}')::text FROM dhis2life_users`).Scan(&r.umap.names, &r.umap.surnames); err != nil {
+		return userMaps{}, fmt.Errorf("reading the username map: %w", err)
 	}
 	return r.umap, nil
 }
@@ -967,20 +978,17 @@ func (r *piiRun) addRows(rule, what string, n int64) {
 	*r.changes = append(cs, Change{Rule: rule, Rows: n, What: what})
 }
 
-// rewriteUsernamesTx maps the username columns cols of table on tx in one table rewrite
-// (rewriteTableTx). It returns the rows holding a mapped username.
-func rewriteUsernamesTx(ctx context.Context, tx pgx.Tx, log *slog.Logger, m string, kept []string, salt int64, table string, cols []string) (int64, error) {
-	n, _, err := rewriteTableTx(ctx, tx, log, m, kept, salt, table, cols, nil)
-	return n, err
-}
+// rewriteSpec are the columns of one table rewrite: username text columns (mapped), user
+// jsonb columns ({"username", "firstName", "surname"}: mapped and anonymised) and free-text
+// columns (replaced by PIIText).
+type rewriteSpec struct{ users, jsons, texts []string }
 
-// rewriteTableTx maps the username columns userCols of table and replaces its free-text
-// columns textCols by PIIText on tx, in one table rewrite (ALTER TABLE … TYPE … USING), falling
-// back to UPDATEs when the table cannot be rewritten (a view depends on a column): the users
-// of the map m (a JSON object) by it, other non-empty names not kept by the formula of
-// usernames (the same pseudonym wherever else they occur). It returns the rows holding a mapped
-// username and the rows holding a replaced text.
-func rewriteTableTx(ctx context.Context, tx pgx.Tx, log *slog.Logger, m string, kept []string, salt int64, table string, userCols, textCols []string) (users, texts int64, err error) {
+// rewriteTableTx pseudonymises the columns of spec of table on tx in one table rewrite (ALTER
+// TABLE … TYPE … USING), falling back to one UPDATE when the table cannot be rewritten (a view
+// depends on a column). The users of maps by them; other non-empty names in text columns, not
+// kept, by the formula of usernames (the same pseudonym wherever else they occur). It returns
+// the rows holding a mapped username and the rows holding a replaced text.
+func rewriteTableTx(ctx context.Context, tx pgx.Tx, log *slog.Logger, maps userMaps, kept []string, salt int64, table string, spec rewriteSpec) (users, texts int64, err error) {
 	keptSQL := "'{}'::text[]"
 	if len(kept) > 0 {
 		q := make([]string, len(kept))
@@ -989,35 +997,50 @@ func rewriteTableTx(ctx context.Context, tx pgx.Tx, log *slog.Logger, m string, 
 		}
 		keptSQL = "ARRAY[" + strings.Join(q, ", ") + "]::text[]"
 	}
+	names, surnames := pg.QuoteLiteral(maps.names)+"::jsonb", pg.QuoteLiteral(maps.surnames)+"::jsonb"
 	mapped := func(q string) string {
-		return fmt.Sprintf("CASE WHEN %[1]s IS NULL OR %[1]s = '' OR %[1]s = ANY(%[2]s) THEN %[1]s ELSE coalesce(%[3]s::jsonb ->> %[1]s, 'anon-' || substr(md5('%[4]d' || %[1]s), 1, 10)) END",
-			q, keptSQL, pg.QuoteLiteral(m), salt)
+		return fmt.Sprintf("CASE WHEN %[1]s IS NULL OR %[1]s = '' OR %[1]s = ANY(%[2]s) THEN %[1]s ELSE coalesce(%[3]s ->> %[1]s, 'anon-' || substr(md5('%[4]d' || %[1]s), 1, 10)) END",
+			q, keptSQL, names, salt)
+	}
+	jsonMapped := func(q string) string {
+		return fmt.Sprintf(`CASE WHEN %[2]s ? (%[1]s ->> 'username') THEN %[1]s || jsonb_strip_nulls(jsonb_build_object('username', %[2]s ->> (%[1]s ->> 'username'),
+			'firstName', CASE WHEN %[1]s ? 'firstName' THEN 'Anonymous' END, 'surname', CASE WHEN %[1]s ? 'surname' THEN coalesce(%[3]s ->> (%[1]s ->> 'username'), 'User') END)) ELSE %[1]s END`,
+			q, names, surnames)
 	}
 	text := pg.QuoteLiteral(PIIText)
 	replaced := func(q string) string {
 		return fmt.Sprintf("CASE WHEN %[1]s IS NULL THEN NULL ELSE %[2]s END", q, text)
 	}
-	var alter, userConds, textConds []string
-	var sets []string // column = expression, for the UPDATE fallback
-	col := func(c string, expr func(string) string) error {
+	var alter, sets, userConds, textConds []string
+	col := func(c string, expr func(string) string, text bool) error {
 		var typ string
 		if err := tx.QueryRow(ctx, `SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2`,
 			"public."+pg.QuoteIdent(table), c).Scan(&typ); err != nil {
 			return fmt.Errorf("type of %s.%s: %w", table, c, err)
 		}
 		q := pg.QuoteIdent(c)
-		alter = append(alter, fmt.Sprintf("ALTER COLUMN %s TYPE %s USING (%s)::%s", q, typ, expr(q+"::text"), typ))
+		if text {
+			alter = append(alter, fmt.Sprintf("ALTER COLUMN %s TYPE %s USING (%s)::%s", q, typ, expr(q+"::text"), typ))
+		} else {
+			alter = append(alter, fmt.Sprintf("ALTER COLUMN %s TYPE %s USING %s", q, typ, expr(q)))
+		}
 		sets = append(sets, fmt.Sprintf("%s = %s", q, expr(q)))
 		return nil
 	}
-	for _, c := range userCols {
-		if err := col(c, mapped); err != nil {
+	for _, c := range spec.users {
+		if err := col(c, mapped, true); err != nil {
 			return 0, 0, err
 		}
 		userConds = append(userConds, fmt.Sprintf("(%[1]s <> '' AND NOT (%[1]s = ANY(%[2]s)))", pg.QuoteIdent(c), keptSQL))
 	}
-	for _, c := range textCols {
-		if err := col(c, replaced); err != nil {
+	for _, c := range spec.jsons {
+		if err := col(c, jsonMapped, false); err != nil {
+			return 0, 0, err
+		}
+		userConds = append(userConds, fmt.Sprintf("(%s ? (%s ->> 'username'))", names, pg.QuoteIdent(c)))
+	}
+	for _, c := range spec.texts {
+		if err := col(c, replaced, true); err != nil {
 			return 0, 0, err
 		}
 		textConds = append(textConds, fmt.Sprintf("(%[1]s IS NOT NULL AND %[1]s <> %[2]s)", pg.QuoteIdent(c), text))
@@ -1044,11 +1067,12 @@ func rewriteTableTx(ctx context.Context, tx pgx.Tx, log *slog.Logger, m string, 
 		}
 		conds := append(append([]string{}, userConds...), textConds...)
 		if _, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE %s SET %s WHERE %s`, pg.QuoteIdent(table), strings.Join(sets, ", "), strings.Join(conds, " OR "))); err != nil {
-			return 0, 0, fmt.Errorf("mapping usernames and texts of %s: %w", table, err)
+			return 0, 0, fmt.Errorf("pseudonymising %s: %w", table, err)
 		}
 		return users, texts, nil
 	}
-	log.Debug("PII table rewrite", "table", table, "user_columns", len(userCols), "text_columns", len(textCols), "rows", users+texts, "took", time.Since(t0).Round(time.Millisecond))
+	log.Debug("PII table rewrite", "table", table, "user_columns", len(spec.users)+len(spec.jsons), "text_columns", len(spec.texts),
+		"rows", users+texts, "took", time.Since(t0).Round(time.Millisecond))
 	return users, texts, nil
 }
 

@@ -61,14 +61,11 @@ func (s *sideRun) stop() {
 	<-s.done
 }
 
-// sideTable is a large table rewritten on the second connection: its username text columns
-// mapped, its free-text columns replaced.
-type sideTable struct{ users, texts []string }
-
-// sideTables are the large tables whose only personal data are username text columns and
-// free-text columns, and that no other step writes (not the tables of events, attributes,
-// audits, contacts, files or users): datavalue (storedby, comment).
-func (r *piiRun) sideTables() map[string]sideTable {
+// sideTables are the large tables whose only personal data are usernames (text and user
+// jsonb columns) and free text, and that no other step writes (not the tables of events,
+// attributes, audits, contacts, files or users): datavalue (storedby, comment), and at scale
+// trackedentity and enrollment.
+func (r *piiRun) sideTables() map[string]rewriteSpec {
 	touched := map[string]bool{"userinfo": true, "fileresource": true}
 	for _, t := range dhis2.EventTables {
 		touched[t] = true
@@ -88,24 +85,27 @@ func (r *piiRun) sideTables() map[string]sideTable {
 			text[c.Table] = append(text[c.Table], c.Col)
 		}
 	}
-	out := map[string]sideTable{}
+	out := map[string]rewriteSpec{}
 	for t := range r.big {
 		if touched[t] {
 			continue
 		}
-		var users []string
+		spec := rewriteSpec{texts: text[t]}
 		only := true
 		for c, typ := range r.cat.cols[t] {
 			switch {
 			case dhis2.UsernameColumns[c] && r.cat.isText(t, c):
-				users = append(users, c)
-			case (dhis2.UserJSONColumns[c] || dhis2.MentionColumns[c]) && typ == "jsonb":
+				spec.users = append(spec.users, c)
+			case dhis2.UserJSONColumns[c] && typ == "jsonb":
+				spec.jsons = append(spec.jsons, c)
+			case dhis2.MentionColumns[c] && typ == "jsonb":
 				only = false
 			}
 		}
-		if only && len(users) > 0 {
-			sort.Strings(users)
-			out[t] = sideTable{users: users, texts: text[t]}
+		if only && len(spec.users)+len(spec.jsons) > 0 {
+			sort.Strings(spec.users)
+			sort.Strings(spec.jsons)
+			out[t] = spec
 		}
 	}
 	return out
@@ -126,7 +126,7 @@ func (r *piiRun) startSide(ctx context.Context, noTriggers bool) (*sideRun, erro
 	if fks > 0 || len(tables) == 0 {
 		return nil, nil
 	}
-	m, err := r.usernameMap(ctx)
+	maps, err := r.userMaps(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +155,7 @@ func (r *piiRun) startSide(ctx context.Context, noTriggers bool) (*sideRun, erro
 			}
 			defer tx.Rollback(context.WithoutCancel(sctx))
 			for _, t := range names {
-				u, x, err := rewriteTableTx(sctx, tx, log, m, kept, salt, t, tables[t].users, tables[t].texts)
+				u, x, err := rewriteTableTx(sctx, tx, log, maps, kept, salt, t, tables[t])
 				if err != nil {
 					return fmt.Errorf("scrub rule pii.usernames: %w", err)
 				}

@@ -298,13 +298,13 @@ func TestApplyPIISideRewrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc.PII.BigRows = 1000
+	sc.PII.BigRows = 100 // datavalue, and trackedentity and enrollment with their user jsonb columns
 	sc.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ch, err := sc.ApplyPII(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`PII side rewrite started.*datavalue`).MatchString(logs.String()) {
+	if !regexp.MustCompile(`PII side rewrite started.*datavalue.*trackedentity`).MatchString(logs.String()) {
 		t.Errorf("datavalue was not rewritten on the second connection; log:\n%s", logs.String())
 	}
 	var usernames, texts int64
@@ -334,6 +334,20 @@ func TestApplyPIISideRewrite(t *testing.T) {
 	}
 	if s := scalar[string](t, conn, dvChecksum); s != sum0 {
 		t.Error("datavalue checksum changed")
+	}
+	// User jsonb columns (rewritten on the second connection for trackedentity, in the first
+	// connection's rewrite of event) name the anonymised user (the fixture's hold no names).
+	for _, tb := range []string{"trackedentity", "event"} {
+		if n := scalar[int64](t, conn, `SELECT count(*) FROM `+tb+` x JOIN userinfo u ON u.username = x.createdbyuserinfo->>'username'
+			WHERE u.username <> 'admin' AND NOT x.createdbyuserinfo ? 'firstName'`); n == 0 {
+			t.Errorf("%s.createdbyuserinfo: no row names an anonymised user", tb)
+		}
+		if n := scalar[int64](t, conn, `SELECT count(*) FROM `+tb+` WHERE createdbyuserinfo->>'username' NOT LIKE 'anon-%' AND createdbyuserinfo->>'username' <> 'admin'`); n != 0 {
+			t.Errorf("%s.createdbyuserinfo: %d rows name a production user", tb, n)
+		}
+	}
+	if n := scalar[int64](t, conn, `SELECT count(*) FROM event WHERE completedby NOT LIKE 'anon-%' AND completedby <> 'admin'`); n != 0 {
+		t.Errorf("event.completedby: %d rows name a production user", n)
 	}
 }
 
