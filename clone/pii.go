@@ -353,9 +353,10 @@ type piiRun struct {
 	// side opens a second connection to the database (ApplyPII, during a restore): the large
 	// tables that only hold usernames are rewritten on it while the other steps run.
 	side func(context.Context) (*pgx.Conn, error)
-	// sideDone are the tables the second connection rewrites (userColumns leaves them).
-	sideDone map[string]bool
-	umap     userMaps // dhis2life_users as JSON objects (userMaps)
+	// usersDone are the tables whose usernames another step maps (the second connection's
+	// rewrite, events): userColumns and freeText leave them.
+	usersDone map[string]bool
+	umap      userMaps // dhis2life_users as JSON objects (userMaps)
 }
 
 // add records the rows changed by a statement under an existing rule.
@@ -405,7 +406,7 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change, s
 	if _, err := randRead(key); err != nil {
 		return err
 	}
-	r := &piiRun{s: s, tx: tx, cat: cat, changes: changes, salt: int64(binary.BigEndian.Uint64(key[:8]) >> 1), side: side}
+	r := &piiRun{s: s, tx: tx, cat: cat, changes: changes, salt: int64(binary.BigEndian.Uint64(key[:8]) >> 1), side: side, usersDone: map[string]bool{}}
 	// The key of the value map is never stored: the salt for dates and unknown usernames is
 	// derived from it and only passed as a statement parameter.
 	ps := &pseudonymiser{key: key, users: map[string]string{}, used: map[string]bool{}}
@@ -615,23 +616,63 @@ END $f$`); err != nil {
 // events pseudonymises the values of free-text data elements in eventdatavalues and maps
 // their storedBy usernames; numeric and option-set values stay.
 func (r *piiRun) events(ctx context.Context, f *piiFields) error {
-	const rule, what = "pii.events", "event data values of free-text and identifying data elements pseudonymised, storedBy mapped"
+	const rule, what = "pii.events", "event data values of free-text and identifying data elements pseudonymised, storedBy mapped (training: the events' username columns too)"
 	*r.changes = append(*r.changes, Change{Rule: rule, What: what})
 	for _, t := range dhis2.EventTables {
 		id := r.cat.firstCol(t, []string{"eventid", "programstageinstanceid"})
 		if !r.cat.has(t, "eventdatavalues") || id == "" {
 			continue
 		}
-		q := fmt.Sprintf(`UPDATE %[1]s ev SET eventdatavalues = x.j FROM (
-			SELECT e.%[2]s AS id, jsonb_object_agg(kv.key, kv.value
+		// Training: the event's username columns are mapped in the same pass (an UPDATE of
+		// every event, not one for the values and a rewrite for the usernames).
+		var set, conds []string
+		if r.s.PII.Users {
+			maps, err := r.userMaps(ctx)
+			if err != nil {
+				return fmt.Errorf("scrub rule %s: %w", rule, err)
+			}
+			x := newUserExprs(maps, r.s.PII.kept(), r.salt)
+			cols := make([]string, 0, len(r.cat.cols[t]))
+			for c := range r.cat.cols[t] {
+				cols = append(cols, c)
+			}
+			sort.Strings(cols)
+			for _, c := range cols {
+				q := pg.QuoteIdent(c)
+				switch {
+				case dhis2.UsernameColumns[c] && r.cat.isText(t, c):
+					set = append(set, fmt.Sprintf("%s = %s", q, x.mapped("ev."+q)))
+					conds = append(conds, x.userCond("ev."+q))
+				case dhis2.UserJSONColumns[c] && r.cat.cols[t][c] == "jsonb":
+					set = append(set, fmt.Sprintf("%s = %s", q, x.jsonMapped("ev."+q)))
+					conds = append(conds, x.jsonCond("ev."+q))
+				}
+			}
+		}
+		value := `CASE WHEN jsonb_typeof(kv.value) = 'object' THEN kv.value
 				|| CASE WHEN m.p IS NOT NULL THEN jsonb_build_object('value', m.p) ELSE '{}'::jsonb END
-				|| CASE WHEN u.p IS NOT NULL THEN jsonb_build_object('storedBy', u.p) ELSE '{}'::jsonb END) AS j
+				|| CASE WHEN u.p IS NOT NULL THEN jsonb_build_object('storedBy', u.p) ELSE '{}'::jsonb END ELSE kv.value END`
+		var q string
+		if len(set) == 0 {
+			q = fmt.Sprintf(`UPDATE %[1]s ev SET eventdatavalues = x.j FROM (
+			SELECT e.%[2]s AS id, jsonb_object_agg(kv.key, %[3]s) AS j
 			FROM %[1]s e CROSS JOIN LATERAL jsonb_each(e.eventdatavalues) kv
 			LEFT JOIN dhis2life_pii m ON kv.key = ANY($1) AND m.v = kv.value->>'value'
 			LEFT JOIN dhis2life_users u ON u.v = kv.value->>'storedBy'
-			WHERE e.eventdatavalues <> '{}'::jsonb AND jsonb_typeof(e.eventdatavalues) = 'object' AND jsonb_typeof(kv.value) = 'object'
+			WHERE e.eventdatavalues <> '{}'::jsonb AND jsonb_typeof(e.eventdatavalues) = 'object'
 			GROUP BY e.%[2]s) x
-		WHERE ev.%[2]s = x.id AND ev.eventdatavalues IS DISTINCT FROM x.j`, pg.QuoteIdent(t), pg.QuoteIdent(id))
+		WHERE ev.%[2]s = x.id AND ev.eventdatavalues IS DISTINCT FROM x.j`, pg.QuoteIdent(t), pg.QuoteIdent(id), value)
+		} else {
+			q = fmt.Sprintf(`UPDATE %[1]s ev SET eventdatavalues = coalesce(x.j, ev.eventdatavalues), %[4]s FROM (
+			SELECT e.%[2]s AS id, jsonb_object_agg(kv.key, %[3]s) FILTER (WHERE kv.key IS NOT NULL) AS j
+			FROM %[1]s e LEFT JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(e.eventdatavalues) = 'object' THEN e.eventdatavalues END) kv ON true
+			LEFT JOIN dhis2life_pii m ON kv.key = ANY($1) AND m.v = kv.value->>'value'
+			LEFT JOIN dhis2life_users u ON u.v = kv.value->>'storedBy'
+			GROUP BY e.%[2]s) x
+		WHERE ev.%[2]s = x.id AND (x.j IS NOT NULL AND ev.eventdatavalues IS DISTINCT FROM x.j OR %[5]s)`,
+				pg.QuoteIdent(t), pg.QuoteIdent(id), value, strings.Join(set, ", "), strings.Join(conds, " OR "))
+			r.usersDone[t] = true
+		}
 		if err := r.add(ctx, rule, what, q, f.mapDEUIDs); err != nil {
 			return err
 		}
@@ -675,7 +716,7 @@ func (r *piiRun) freeText(ctx context.Context, _ *piiFields) error {
 	const rule, what = "pii.free_text", "messages, conversations, program messages, SMS, interpretations, comments and notes replaced"
 	*r.changes = append(*r.changes, Change{Rule: rule, What: what})
 	for _, c := range dhis2.FreeTextColumns {
-		if !r.cat.isText(c.Table, c.Col) || r.sideDone[c.Table] {
+		if !r.cat.isText(c.Table, c.Col) || r.usersDone[c.Table] {
 			continue
 		}
 		if err := r.add(ctx, rule, what, fmt.Sprintf(`UPDATE %[1]s SET %[2]s = $1 WHERE %[2]s IS NOT NULL AND %[2]s <> $1`,
@@ -732,7 +773,7 @@ func (r *piiRun) userColumns(ctx context.Context, _ *piiFields) error {
 		cs[len(cs)-1].Rows += n
 	}
 	for t, cols := range r.cat.cols {
-		if t == "userinfo" || r.sideDone[t] {
+		if t == "userinfo" || r.usersDone[t] {
 			continue
 		}
 		if r.big[t] {
@@ -978,6 +1019,48 @@ func (r *piiRun) addRows(rule, what string, n int64) {
 	*r.changes = append(cs, Change{Rule: rule, Rows: n, What: what})
 }
 
+// userExprs are the SQL expressions that map usernames with userMaps (as literals, so they
+// need no table: usable in ALTER TABLE … USING and on another connection).
+type userExprs struct {
+	kept, names, surnames string
+	salt                  int64
+}
+
+func newUserExprs(maps userMaps, kept []string, salt int64) userExprs {
+	k := "'{}'::text[]"
+	if len(kept) > 0 {
+		q := make([]string, len(kept))
+		for i, v := range kept {
+			q[i] = pg.QuoteLiteral(v)
+		}
+		k = "ARRAY[" + strings.Join(q, ", ") + "]::text[]"
+	}
+	return userExprs{kept: k, names: pg.QuoteLiteral(maps.names) + "::jsonb", surnames: pg.QuoteLiteral(maps.surnames) + "::jsonb", salt: salt}
+}
+
+// mapped is the anonymised username of text expression q: by the map, else (not kept, not
+// empty) by the formula of usernames.
+func (x userExprs) mapped(q string) string {
+	return fmt.Sprintf("CASE WHEN %[1]s IS NULL OR %[1]s = '' OR %[1]s = ANY(%[2]s) THEN %[1]s ELSE coalesce(%[3]s ->> %[1]s, 'anon-' || substr(md5('%[4]d' || %[1]s), 1, 10)) END",
+		q, x.kept, x.names, x.salt)
+}
+
+// jsonMapped is user jsonb expression q with its username mapped and its names anonymised.
+func (x userExprs) jsonMapped(q string) string {
+	return fmt.Sprintf(`CASE WHEN %[2]s ? (%[1]s ->> 'username') THEN %[1]s || jsonb_strip_nulls(jsonb_build_object('username', %[2]s ->> (%[1]s ->> 'username'),
+		'firstName', CASE WHEN %[1]s ? 'firstName' THEN 'Anonymous' END, 'surname', CASE WHEN %[1]s ? 'surname' THEN coalesce(%[3]s ->> (%[1]s ->> 'username'), 'User') END)) ELSE %[1]s END`,
+		q, x.names, x.surnames)
+}
+
+// userCond and jsonCond hold for the rows whose text or jsonb column q names a user to map.
+func (x userExprs) userCond(q string) string {
+	return fmt.Sprintf("(%[1]s <> '' AND NOT (%[1]s = ANY(%[2]s)))", q, x.kept)
+}
+
+func (x userExprs) jsonCond(q string) string {
+	return fmt.Sprintf("(%s ? (%s ->> 'username'))", x.names, q)
+}
+
 // rewriteSpec are the columns of one table rewrite: username text columns (mapped), user
 // jsonb columns ({"username", "firstName", "surname"}: mapped and anonymised) and free-text
 // columns (replaced by PIIText).
@@ -989,24 +1072,8 @@ type rewriteSpec struct{ users, jsons, texts []string }
 // kept, by the formula of usernames (the same pseudonym wherever else they occur). It returns
 // the rows holding a mapped username and the rows holding a replaced text.
 func rewriteTableTx(ctx context.Context, tx pgx.Tx, log *slog.Logger, maps userMaps, kept []string, salt int64, table string, spec rewriteSpec) (users, texts int64, err error) {
-	keptSQL := "'{}'::text[]"
-	if len(kept) > 0 {
-		q := make([]string, len(kept))
-		for i, v := range kept {
-			q[i] = pg.QuoteLiteral(v)
-		}
-		keptSQL = "ARRAY[" + strings.Join(q, ", ") + "]::text[]"
-	}
-	names, surnames := pg.QuoteLiteral(maps.names)+"::jsonb", pg.QuoteLiteral(maps.surnames)+"::jsonb"
-	mapped := func(q string) string {
-		return fmt.Sprintf("CASE WHEN %[1]s IS NULL OR %[1]s = '' OR %[1]s = ANY(%[2]s) THEN %[1]s ELSE coalesce(%[3]s ->> %[1]s, 'anon-' || substr(md5('%[4]d' || %[1]s), 1, 10)) END",
-			q, keptSQL, names, salt)
-	}
-	jsonMapped := func(q string) string {
-		return fmt.Sprintf(`CASE WHEN %[2]s ? (%[1]s ->> 'username') THEN %[1]s || jsonb_strip_nulls(jsonb_build_object('username', %[2]s ->> (%[1]s ->> 'username'),
-			'firstName', CASE WHEN %[1]s ? 'firstName' THEN 'Anonymous' END, 'surname', CASE WHEN %[1]s ? 'surname' THEN coalesce(%[3]s ->> (%[1]s ->> 'username'), 'User') END)) ELSE %[1]s END`,
-			q, names, surnames)
-	}
+	x := newUserExprs(maps, kept, salt)
+	mapped, jsonMapped := x.mapped, x.jsonMapped
 	text := pg.QuoteLiteral(PIIText)
 	replaced := func(q string) string {
 		return fmt.Sprintf("CASE WHEN %[1]s IS NULL THEN NULL ELSE %[2]s END", q, text)
@@ -1031,13 +1098,13 @@ func rewriteTableTx(ctx context.Context, tx pgx.Tx, log *slog.Logger, maps userM
 		if err := col(c, mapped, true); err != nil {
 			return 0, 0, err
 		}
-		userConds = append(userConds, fmt.Sprintf("(%[1]s <> '' AND NOT (%[1]s = ANY(%[2]s)))", pg.QuoteIdent(c), keptSQL))
+		userConds = append(userConds, x.userCond(pg.QuoteIdent(c)))
 	}
 	for _, c := range spec.jsons {
 		if err := col(c, jsonMapped, false); err != nil {
 			return 0, 0, err
 		}
-		userConds = append(userConds, fmt.Sprintf("(%s ? (%s ->> 'username'))", names, pg.QuoteIdent(c)))
+		userConds = append(userConds, x.jsonCond(pg.QuoteIdent(c)))
 	}
 	for _, c := range spec.texts {
 		if err := col(c, replaced, true); err != nil {

@@ -130,11 +130,10 @@ func (r *piiRun) startSide(ctx context.Context, noTriggers bool) (*sideRun, erro
 	if err != nil {
 		return nil, err
 	}
-	r.sideDone = map[string]bool{}
 	names := make([]string, 0, len(tables))
 	for t := range tables {
 		names = append(names, t)
-		r.sideDone[t] = true
+		r.usersDone[t] = true
 	}
 	sort.Strings(names)
 	sctx, cancel := context.WithCancel(ctx)
