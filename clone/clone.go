@@ -357,21 +357,35 @@ func (p *Prepared) Run(ctx context.Context) (*Record, error) {
 	}
 	cleanup := func(cause error) error { return p.cleanup(ctx, tmpHome, cause) }
 
-	// 1. The new copy, scrubbed.
-	if err := p.newCopy(ctx, rec); err != nil {
-		return nil, cleanup(err)
-	}
-	// 2. Proof.
-	checks, err := p.verify(ctx, p.Temp)
-	rec.Checks = checks
-	if err != nil {
-		return nil, cleanup(err)
-	}
-	// 3. The clone's DHIS2_HOME.
+	// 1. The new copy, scrubbed, and 2. its proof; meanwhile 3. the clone's DHIS2_HOME (the
+	// set's file store and dhis.conf), which needs nothing of the database.
+	hctx, stopHome := context.WithCancelCause(ctx)
+	defer stopHome(nil)
+	hrec := &Record{}
+	homeDone := make(chan error, 1)
 	if tmpHome != "" {
-		if err := p.home(ctx, tmpHome, rec); err != nil {
-			return nil, cleanup(err)
-		}
+		go func() { homeDone <- p.home(hctx, tmpHome, hrec) }()
+	} else {
+		homeDone <- nil
+	}
+	dbErr := p.newCopy(ctx, rec)
+	var checks []Check
+	if dbErr == nil {
+		checks, dbErr = p.verify(ctx, p.Temp)
+		rec.Checks = checks
+	}
+	if dbErr != nil {
+		stopHome(dbErr)
+	}
+	homeErr := <-homeDone
+	rec.FilesSeconds, rec.Conf = hrec.FilesSeconds, hrec.Conf
+	rec.Warnings = append(rec.Warnings, hrec.Warnings...)
+	rec.Checks = append(rec.Checks, hrec.Checks...)
+	if dbErr != nil {
+		return nil, cleanup(dbErr)
+	}
+	if homeErr != nil {
+		return nil, cleanup(homeErr)
 	}
 	if err := p.piiProof(ctx, tmpHome, rec); err != nil {
 		return nil, cleanup(err)

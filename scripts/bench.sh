@@ -201,9 +201,9 @@ if [ -n "$CLONE" ]; then
   step "dhis2-life clone: training clone with personal data kept, then pseudonymised (and scanned)"
   for t in train_keep training; do
     settle
-    if ! timed "clone_$t" "$BIN" clone --to "$t" --from latest --json > "$W/clone-$t.json"; then
+    if ! timed "clone_$t" "$BIN" --log-level debug clone --to "$t" --from latest --json > "$W/clone-$t.json" 2> "$W/clone-$t.log"; then
       echo "clone --to $t failed: clone_pii_vs_keep left out" >&2
-      cat "$W/clone-$t.json" >&2 || true
+      cat "$W/clone-$t.json" >&2 || true; tail -20 "$W/clone-$t.log" >&2 || true
       sed -i '/^clone_train_keep\./d; /^clone_training\./d' "$M"
       break
     fi
