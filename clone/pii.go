@@ -357,6 +357,8 @@ type piiRun struct {
 	// rewrite, events): userColumns and freeText leave them.
 	usersDone map[string]bool
 	umap      userMaps // dhis2life_users as JSON objects (userMaps)
+	// release, when set, hears the tables ("public.name") the run is done with (ApplyPII).
+	release func(table string)
 }
 
 // add records the rows changed by a statement under an existing rule.
@@ -378,7 +380,7 @@ func (r *piiRun) add(ctx context.Context, rule, what, q string, args ...any) err
 
 // applyPII pseudonymises personal data in the scrub's transaction (called by Apply before the
 // users are anonymised, so usernames can still be mapped).
-func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change, side func(context.Context) (*pgx.Conn, error)) error {
+func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change, side func(context.Context) (*pgx.Conn, error), release func(string)) error {
 	if !s.PII.On() {
 		*changes = append(*changes, Change{Rule: "pii", What: "personal data kept (pii = \"keep\")"})
 		return nil
@@ -406,7 +408,8 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change, s
 	if _, err := randRead(key); err != nil {
 		return err
 	}
-	r := &piiRun{s: s, tx: tx, cat: cat, changes: changes, salt: int64(binary.BigEndian.Uint64(key[:8]) >> 1), side: side, usersDone: map[string]bool{}}
+	r := &piiRun{s: s, tx: tx, cat: cat, changes: changes, salt: int64(binary.BigEndian.Uint64(key[:8]) >> 1), side: side, usersDone: map[string]bool{}, release: release}
+	r.releaseUntouched()
 	// The key of the value map is never stored: the salt for dates and unknown usernames is
 	// derived from it and only passed as a statement parameter.
 	ps := &pseudonymiser{key: key, users: map[string]string{}, used: map[string]bool{}}

@@ -46,12 +46,12 @@ func (p *Prepared) collect(ctx context.Context, conn *pgx.Conn) error {
 // afterData pseudonymises the database being restored once its data is loaded, before its
 // indexes, constraints and triggers are built (restore.Options.AfterData): production's
 // identifying values are collected, then the tables are rewritten while no index must follow.
-func (p *Prepared) afterData(ctx context.Context, conn *pgx.Conn) error {
+func (p *Prepared) afterData(ctx context.Context, conn *pgx.Conn, release func(table string)) error {
 	t0 := time.Now()
 	if err := p.collect(ctx, conn); err != nil {
 		return err
 	}
-	if _, err := p.Scrub.ApplyPII(ctx, conn); err != nil {
+	if _, err := p.Scrub.ApplyPII(ctx, conn, release); err != nil {
 		return fmt.Errorf("pseudonymising personal data: %w", err)
 	}
 	p.piiSeconds = time.Since(t0).Seconds()

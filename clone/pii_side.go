@@ -61,6 +61,56 @@ func (s *sideRun) stop() {
 	<-s.done
 }
 
+// ruleTables are the tables the rules name (events, attributes, audits, contacts, free text,
+// files, users).
+func ruleTables() map[string]bool {
+	t := map[string]bool{"userinfo": true, "fileresource": true}
+	for _, x := range dhis2.EventTables {
+		t[x] = true
+	}
+	for _, x := range dhis2.AttrValueTables {
+		t[x.Table] = true
+	}
+	for _, x := range dhis2.DataValueHistoryTables {
+		t[x.Table] = true
+	}
+	for _, c := range dhis2.ContactColumns {
+		t[c.Table] = true
+	}
+	for _, c := range dhis2.FreeTextColumns {
+		t[c.Table] = true
+	}
+	return t
+}
+
+// releaseUntouched releases at once the tables the run never writes: neither named by a rule
+// nor holding a username text, user jsonb or mention jsonb column (the columns userColumns
+// maps). Their indexes are built meanwhile.
+func (r *piiRun) releaseUntouched() {
+	if r.release == nil {
+		return
+	}
+	rules := ruleTables()
+	var names []string
+	for t, cols := range r.cat.cols {
+		if rules[t] {
+			continue
+		}
+		writes := false
+		for c, typ := range cols {
+			writes = writes || dhis2.UsernameColumns[c] && r.cat.isText(t, c) || (dhis2.UserJSONColumns[c] || dhis2.MentionColumns[c]) && typ == "jsonb"
+		}
+		if !writes {
+			names = append(names, t)
+		}
+	}
+	sort.Strings(names)
+	for _, t := range names {
+		r.release("public." + t)
+	}
+	r.s.log().Debug("PII released the tables it does not write", "tables", len(names))
+}
+
 // sideTables are the large tables whose only personal data are usernames (text and user
 // jsonb columns) and free text, and that no other step writes (not the tables of events,
 // attributes, audits, contacts, files or users): datavalue (storedby, comment), and at scale
@@ -163,6 +213,11 @@ func (r *piiRun) startSide(ctx context.Context, noTriggers bool) (*sideRun, erro
 			}
 			if err := tx.Commit(sctx); err != nil {
 				return fmt.Errorf("scrub rule pii.usernames: committing the rewrite of %v: %w", names, err)
+			}
+			if r.release != nil {
+				for _, t := range names {
+					r.release("public." + t)
+				}
 			}
 			return nil
 		}()

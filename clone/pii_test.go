@@ -300,12 +300,26 @@ func TestApplyPIISideRewrite(t *testing.T) {
 	}
 	sc.PII.BigRows = 100 // datavalue, and trackedentity and enrollment with their user jsonb columns
 	sc.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ch, err := sc.ApplyPII(ctx, conn)
+	var mu sync.Mutex
+	released := map[string]bool{}
+	ch, err := sc.ApplyPII(ctx, conn, func(table string) {
+		mu.Lock()
+		released[table] = true
+		mu.Unlock()
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !regexp.MustCompile(`PII side rewrite started.*datavalue.*trackedentity`).MatchString(logs.String()) {
 		t.Errorf("datavalue was not rewritten on the second connection; log:\n%s", logs.String())
+	}
+	// Released before the end: the tables it never writes, and the second connection's once
+	// committed; not the tables the first connection writes.
+	for table, want := range map[string]bool{"public.period": true, "public.organisationunit": true, "public.datavalue": true,
+		"public.trackedentity": true, "public.event": false, "public.trackedentityattributevalue": false, "public.userinfo": false, "public.message": false} {
+		if released[table] != want {
+			t.Errorf("table %s released %v, want %v (released: %v)", table, released[table], want, released)
+		}
 	}
 	var usernames, texts int64
 	for _, c := range ch {

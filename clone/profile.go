@@ -213,7 +213,7 @@ func (s *Scrubber) Apply(ctx context.Context, conn *pgx.Conn) ([]Change, error) 
 	in := s.scrub()
 	var changes []Change
 	// Personal data first, before the profile's rules change users.
-	if err := s.applyPII(ctx, tx, &changes, nil); err != nil {
+	if err := s.applyPII(ctx, tx, &changes, nil, nil); err != nil {
 		return nil, err
 	}
 	for _, r := range dhis2.ScrubRules(s.Profile) {
@@ -240,7 +240,11 @@ func (s *Scrubber) Apply(ctx context.Context, conn *pgx.Conn) ([]Change, error) 
 // (after its data, before its indexes, constraints and triggers: restore.Options.AfterData),
 // so that rewriting millions of rows maintains no index. Apply then records these changes
 // instead of pseudonymising again.
-func (s *Scrubber) ApplyPII(ctx context.Context, conn *pgx.Conn) ([]Change, error) {
+//
+// release, when not nil, hears each table ("public.name") the pseudonymisation is done with
+// before it returns: at once the tables it never writes, and the large tables of the second
+// connection once that committed (restore.Options.AfterData).
+func (s *Scrubber) ApplyPII(ctx context.Context, conn *pgx.Conn, release func(table string)) ([]Change, error) {
 	side, err := sideConnector(ctx, conn)
 	if err != nil {
 		return nil, err
@@ -251,7 +255,7 @@ func (s *Scrubber) ApplyPII(ctx context.Context, conn *pgx.Conn) ([]Change, erro
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	changes := []Change{}
-	if err := s.applyPII(ctx, tx, &changes, side); err != nil {
+	if err := s.applyPII(ctx, tx, &changes, side, release); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -67,8 +67,9 @@ type Options struct {
 	// AfterData, when set, runs on the load's connection (as the owner) once every table is
 	// loaded and the sequences are set, before post-data: the tables have no indexes,
 	// constraints or triggers yet (clones rewrite personal data there). Its error fails the
-	// restore.
-	AfterData func(ctx context.Context, conn *pgx.Conn) error
+	// restore. Every table's builds wait for it, except those it releases: release("schema.name")
+	// says the hook will not write that table any more, so its indexes may be built meanwhile.
+	AfterData func(ctx context.Context, conn *pgx.Conn, release func(table string)) error
 }
 
 // Result describes a finished restore.
@@ -552,7 +553,12 @@ func consumeStream(ctx context.Context, o *Options, res *Result, r io.Reader) er
 	o.Log.Debug("data loaded", "seconds", res.DataSeconds)
 	if o.AfterData != nil {
 		t := time.Now()
-		if err := o.AfterData(ctx, dc); err != nil {
+		release := func(table string) {
+			if held.remove(table) {
+				pb.loaded(table)
+			}
+		}
+		if err := o.AfterData(ctx, dc, release); err != nil {
 			pb.fail(err)
 			return err
 		}
@@ -982,6 +988,19 @@ func (h *heldTables) add(table string) {
 	h.mu.Lock()
 	h.tables = append(h.tables, table)
 	h.mu.Unlock()
+}
+
+// remove takes table out of the held ones and says whether it was held.
+func (h *heldTables) remove(table string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, t := range h.tables {
+		if t == table {
+			h.tables = append(h.tables[:i], h.tables[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 func (h *heldTables) take() []string {
