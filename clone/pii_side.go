@@ -61,9 +61,9 @@ func (s *sideRun) stop() {
 	<-s.done
 }
 
-// ruleTables are the tables the rules name (events, attributes, audits, contacts, free text,
-// files, users).
-func ruleTables() map[string]bool {
+// ruleTables are the tables the rules name (events, attributes, audits, contacts, files,
+// users, and with freeText those of free text).
+func ruleTables(freeText bool) map[string]bool {
 	t := map[string]bool{"userinfo": true, "fileresource": true}
 	for _, x := range dhis2.EventTables {
 		t[x] = true
@@ -78,7 +78,9 @@ func ruleTables() map[string]bool {
 		t[c.Table] = true
 	}
 	for _, c := range dhis2.FreeTextColumns {
-		t[c.Table] = true
+		if freeText {
+			t[c.Table] = true
+		}
 	}
 	return t
 }
@@ -90,7 +92,7 @@ func (r *piiRun) releaseUntouched() {
 	if r.release == nil {
 		return
 	}
-	rules := ruleTables()
+	rules := ruleTables(true)
 	var names []string
 	for t, cols := range r.cat.cols {
 		if rules[t] {
@@ -116,19 +118,7 @@ func (r *piiRun) releaseUntouched() {
 // attributes, audits, contacts, files or users): datavalue (storedby, comment), and at scale
 // trackedentity and enrollment.
 func (r *piiRun) sideTables() map[string]rewriteSpec {
-	touched := map[string]bool{"userinfo": true, "fileresource": true}
-	for _, t := range dhis2.EventTables {
-		touched[t] = true
-	}
-	for _, t := range dhis2.AttrValueTables {
-		touched[t.Table] = true
-	}
-	for _, t := range dhis2.DataValueHistoryTables {
-		touched[t.Table] = true
-	}
-	for _, c := range dhis2.ContactColumns {
-		touched[c.Table] = true
-	}
+	touched := ruleTables(false) // free text: replaced in the rewrite
 	text := map[string][]string{}
 	for _, c := range dhis2.FreeTextColumns {
 		if r.cat.isText(c.Table, c.Col) {

@@ -41,17 +41,8 @@ func TestPIIPseudonymise(t *testing.T) {
 	os.WriteFile(pwFile, []byte("Training-2026!\n"), 0o600)
 	for _, gen := range []string{fixture.Gen240, fixture.Gen242, fixture.Gen244} {
 		t.Run(gen, func(t *testing.T) {
-			db := "pii_" + strings.ReplaceAll(gen, ".", "") + fmt.Sprint(time.Now().UnixNano()%100000)
 			home := t.TempDir()
-			res, err := fixture.Create(ctx, p.AdminDSN, db, fixture.Options{Generation: gen, Scale: 0.002, Owner: "dhis", Seed: 7, Home: home})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { p.AdminExec(t, "postgres", fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, db)) })
-			g, err := clone.ParseGeneration(res.Flyway)
-			if err != nil {
-				t.Fatal(err)
-			}
+			db, g := fixtureDB(t, p, "pii_"+strings.ReplaceAll(gen, ".", ""), fixture.Options{Generation: gen, Scale: 0.002, Seed: 7, Home: home})
 			conn := p.AdminConn(t, db)
 			emptyRegenerable(t, conn)
 			base, err := fixture.CountRows(ctx, conn)
@@ -205,17 +196,8 @@ func TestPIIPseudonymise(t *testing.T) {
 // TestPIIScanFindsLeftovers: a value a custom rule puts back is found and named by table and
 // column, never by value.
 func TestPIIScanFindsLeftovers(t *testing.T) {
-	p := testenv.StartPostgres(t)
 	ctx := context.Background()
-	db := "pii_left_" + fmt.Sprint(time.Now().UnixNano()%100000)
-	res, err := fixture.Create(ctx, p.AdminDSN, db, fixture.Options{Generation: fixture.Gen242, Scale: 0.001, Owner: "dhis", Seed: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.AdminExec(t, "postgres", fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, db)) })
-	g, _ := clone.ParseGeneration(res.Flyway)
-	conn := p.AdminConn(t, db)
-	emptyRegenerable(t, conn)
+	conn, g := piiFixture(t, "pii_left_", 0.001, 3)
 	nin := fixture.NationalID(3, 4)
 	tg := &config.Target{Name: "t", Profile: "training", ScrubSQL: []string{
 		fmt.Sprintf(`UPDATE keyjsonvalue SET jbvalue = jsonb_build_object('note', 'see %s') WHERE namespace = 'hmis-custom'`, nin)}}
@@ -243,6 +225,35 @@ func TestPIIScanFindsLeftovers(t *testing.T) {
 	}
 }
 
+// piiFixture is a 2.42 fixture database (name prefix, scale, seed) on a PostgreSQL of its own,
+// with the regenerable tables empty as in a snapshot: its connection and generation.
+func piiFixture(t *testing.T, prefix string, scale float64, seed int64) (*pgx.Conn, clone.Generation) {
+	t.Helper()
+	p := testenv.StartPostgres(t)
+	db, g := fixtureDB(t, p, prefix, fixture.Options{Generation: fixture.Gen242, Scale: scale, Seed: seed})
+	conn := p.AdminConn(t, db)
+	emptyRegenerable(t, conn)
+	return conn, g
+}
+
+// fixtureDB creates a fixture database named prefix + a number, owned by dhis and dropped at the
+// end of the test: its name and scrub generation.
+func fixtureDB(t *testing.T, p *testenv.Postgres, prefix string, o fixture.Options) (string, clone.Generation) {
+	t.Helper()
+	db := prefix + fmt.Sprint(time.Now().UnixNano()%100000)
+	o.Owner = "dhis"
+	res, err := fixture.Create(context.Background(), p.AdminDSN, db, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.AdminExec(t, "postgres", fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, db)) })
+	g, err := clone.ParseGeneration(res.Flyway)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, g
+}
+
 // scrubDeletes are the tables whose rows the profiles delete (settings, tokens, passwords).
 var scrubDeletes = map[string]bool{"systemsetting": true, "api_token": true, "previouspasswords": true, "keyjsonvalue": true}
 
@@ -261,17 +272,8 @@ func emptyRegenerable(t *testing.T, conn *pgx.Conn) {
 // rewrites the large username-only tables (datavalue) on a second connection while the other
 // steps run; the usernames there map to the same anonymised users as everywhere else.
 func TestApplyPIISideRewrite(t *testing.T) {
-	p := testenv.StartPostgres(t)
 	ctx := context.Background()
-	db := "pii_side_" + fmt.Sprint(time.Now().UnixNano()%100000)
-	res, err := fixture.Create(ctx, p.AdminDSN, db, fixture.Options{Generation: fixture.Gen242, Scale: 0.002, Owner: "dhis", Seed: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.AdminExec(t, "postgres", fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, db)) })
-	g, _ := clone.ParseGeneration(res.Flyway)
-	conn := p.AdminConn(t, db)
-	emptyRegenerable(t, conn)
+	conn, g := piiFixture(t, "pii_side_", 0.002, 5)
 	// The state of a restore at AfterData: no foreign key and no trigger yet.
 	if _, err := conn.Exec(ctx, `DO $$DECLARE r record; BEGIN
 		FOR r IN SELECT conrelid::regclass AS t, conname FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace LOOP
@@ -290,7 +292,7 @@ func TestApplyPIISideRewrite(t *testing.T) {
 		t.Fatalf("fixture: %d users in datavalue.storedby, %d rows, %d comments", prodUsers, rowsDV, comments)
 	}
 
-	var logs lockedBuffer
+	var logs testenv.LockedBuffer
 	pwFile := filepath.Join(t.TempDir(), "keep.pass")
 	os.WriteFile(pwFile, []byte("Training-2026!\n"), 0o600)
 	tg := &config.Target{Name: "t", Profile: "training", KeepAccounts: []string{"admin"}, KeepPasswordFile: pwFile}
@@ -363,22 +365,4 @@ func TestApplyPIISideRewrite(t *testing.T) {
 	if n := scalar[int64](t, conn, `SELECT count(*) FROM event WHERE completedby NOT LIKE 'anon-%' AND completedby <> 'admin'`); n != 0 {
 		t.Errorf("event.completedby: %d rows name a production user", n)
 	}
-}
-
-// lockedBuffer is a log sink written by several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

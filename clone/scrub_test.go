@@ -120,16 +120,7 @@ func TestScrubProfiles(t *testing.T) {
 				if gen == fixture.Gen244 && fixture.SharedSchemaDir() == "" {
 					t.Fatal("the DHIS2 2.44 schema (testdata/dhis2-core-schema/dhis2-schema.sql) is missing from this checkout")
 				}
-				db := "scrub_" + strings.ReplaceAll(gen, ".", "") + "_" + profile + fmt.Sprint(time.Now().UnixNano()%100000)
-				res, err := fixture.Create(ctx, p.AdminDSN, db, fixture.Options{Generation: gen, Scale: 0.001, Owner: "dhis", Seed: 1})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { p.AdminExec(t, "postgres", fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, db)) })
-				g, err := clone.ParseGeneration(res.Flyway)
-				if err != nil {
-					t.Fatal(err)
-				}
+				db, g := fixtureDB(t, p, "scrub_"+strings.ReplaceAll(gen, ".", "")+"_"+profile, fixture.Options{Generation: gen, Scale: 0.001, Seed: 1})
 				tg := &config.Target{Name: "t", Profile: profile, KeepAccounts: []string{"admin"}, KeepPasswordFile: pwFile}
 				sc, err := clone.NewScrubber(tg, "", g, "hmis", "20260101T000000Z-abcd", time.Now())
 				if err != nil {

@@ -331,3 +331,23 @@ func sanitize(prefix string, dash bool, max int) string {
 	}
 	return s
 }
+
+// LockedBuffer is a log or output sink that several goroutines write (a logger's handler, a
+// child process's stdout and stderr) and a test reads.
+type LockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String is what was written so far.
+func (l *LockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
