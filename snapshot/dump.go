@@ -26,6 +26,9 @@ type DumpOptions struct {
 	OrderedTables []string // extra "table=col1,col2" ordering rules
 	TempDir       string   // for pg_dump's temporary passfile
 	PGBinDir      string   // pg_dump's directory ("" = by server version, then PATH)
+	// CutMarker is the repository's cut marker (dumpfmt.CutMarker), written after the
+	// schema and after every table so that restic cuts a chunk there; nil = no cuts.
+	CutMarker []byte
 }
 
 // countingWriter counts bytes written through it.
@@ -149,7 +152,15 @@ func writeStream(ctx context.Context, tx pgx.Tx, o DumpOptions, tr *manifest.Tra
 	if err != nil {
 		return fmt.Errorf("writing stream: %w", err)
 	}
+	if err := sw.SetCutMarker(o.CutMarker); err != nil {
+		return err
+	}
 	if err := dumpSchema(ctx, o, tr.Server.VersionNum/10000, tr.Snapshot, sw); err != nil {
+		return err
+	}
+	// A cut after every section: the next one starts a restic chunk of its own whenever
+	// 512 KiB lie since the last cut, so an unchanged table dedups after a grown one.
+	if err := sw.Cut(); err != nil {
 		return err
 	}
 	for _, t := range streamOrder(dump) {
@@ -159,6 +170,9 @@ func writeStream(ctx context.Context, tx pgx.Tx, o DumpOptions, tr *manifest.Tra
 			return err
 		}
 		tr.Tables = append(tr.Tables, mt)
+		if err := sw.Cut(); err != nil {
+			return err
+		}
 	}
 	if tr.Sequences, err = pg.Sequences(ctx, tx); err != nil {
 		return err

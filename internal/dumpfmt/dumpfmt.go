@@ -9,14 +9,19 @@ import (
 	"io"
 )
 
-// Magic starts every stream.
-const Magic = "DHIS2LIFE-DBSTREAM 1\n"
+// Magic starts every stream the Writer writes: format 2, which may hold cut elements.
+const Magic = "DHIS2LIFE-DBSTREAM 2\n"
+
+// MagicV1 starts streams written before cut elements existed (before issue 16); the Reader
+// reads both.
+const MagicV1 = "DHIS2LIFE-DBSTREAM 1\n"
 
 // Stream layout after Magic: a sequence of sections, each
 //
 //	ESC 'H' <header JSON> ESC 'B' <body> ESC 'E'
 //
-// then ESC 'Z'. Inside header and body, a literal ESC byte is written as ESC 0x00. Every
+// then ESC 'Z'. Between sections, ESC 'C' and CutMarkerSize bytes (no ESC among them) is a
+// cut element that readers skip. Inside header and body, a literal ESC byte is written as ESC 0x00. Every
 // marker depends only on the bytes around it, so an edit early in the stream does not shift
 // the framing of what follows (a length-prefixed format would).
 const (
@@ -26,6 +31,7 @@ const (
 	mBody     = 'B'
 	mEnd      = 'E'
 	mStreamZ  = 'Z'
+	mCut      = 'C'
 	chunkSize = 256 * 1024
 )
 
@@ -53,6 +59,7 @@ type Writer struct {
 	w      *bufio.Writer
 	open   bool
 	closed bool
+	cut    []byte // the cut marker Cut writes; nil = none
 }
 
 // NewWriter writes Magic and returns a Writer.
@@ -115,6 +122,35 @@ func (w *Writer) stuff(p []byte) error {
 	return nil
 }
 
+// SetCutMarker sets the marker that Cut writes (see CutMarker); nil turns cuts off.
+func (w *Writer) SetCutMarker(m []byte) error {
+	if m == nil {
+		w.cut = nil
+		return nil
+	}
+	if len(m) != CutMarkerSize || bytes.IndexByte(m, esc) >= 0 {
+		return fmt.Errorf("dumpfmt: a cut marker is %d bytes without 0xFF, got %d bytes", CutMarkerSize, len(m))
+	}
+	w.cut = append([]byte(nil), m...)
+	return nil
+}
+
+// Cut writes a cut element (ESC 'C' and the marker) between two sections, so that restic's
+// chunker ends a chunk right after it; without a marker it writes nothing.
+func (w *Writer) Cut() error {
+	if w.cut == nil {
+		return nil
+	}
+	if w.open || w.closed {
+		return errors.New("dumpfmt: Cut inside a section or after Close")
+	}
+	if _, err := w.w.Write([]byte{esc, mCut}); err != nil {
+		return err
+	}
+	_, err := w.w.Write(w.cut)
+	return err
+}
+
 // End ends the open section.
 func (w *Writer) End() error {
 	if !w.open {
@@ -158,7 +194,10 @@ func NewReader(r io.Reader) (*Reader, error) {
 		}
 		return nil, fmt.Errorf("%w: reading header: %v", ErrCorrupt, err)
 	}
-	if string(m) != Magic {
+	if string(m) != Magic && string(m) != MagicV1 {
+		if bytes.HasPrefix(m, []byte("DHIS2LIFE-DBSTREAM ")) {
+			return nil, fmt.Errorf("%w: stream format %q is newer than this dhis2-life reads; use a newer dhis2-life", ErrCorrupt, bytes.TrimSpace(m[len("DHIS2LIFE-DBSTREAM "):]))
+		}
 		return nil, fmt.Errorf("%w: not a dhis2-life database stream", ErrCorrupt)
 	}
 	return &Reader{r: br}, nil
@@ -178,24 +217,32 @@ func (r *Reader) Next() (*Header, error) {
 	if r.done {
 		return nil, io.EOF
 	}
-	b0, err := r.r.ReadByte()
-	if err != nil {
-		return nil, r.failRead(err, "stream ends without its end marker (was the dump interrupted?)")
-	}
-	b1, err := r.r.ReadByte()
-	if err != nil {
-		return nil, r.failRead(err, "expected a section header")
-	}
-	if b0 != esc {
-		return nil, r.fail("expected a section header")
-	}
-	switch b1 {
-	case mStreamZ:
-		r.done = true
-		return nil, io.EOF
-	case mHeader:
-	default:
-		return nil, r.fail(fmt.Sprintf("unexpected marker %#x", b1))
+	for {
+		b0, err := r.r.ReadByte()
+		if err != nil {
+			return nil, r.failRead(err, "stream ends without its end marker (was the dump interrupted?)")
+		}
+		b1, err := r.r.ReadByte()
+		if err != nil {
+			return nil, r.failRead(err, "expected a section header")
+		}
+		if b0 != esc {
+			return nil, r.fail("expected a section header")
+		}
+		switch b1 {
+		case mStreamZ:
+			r.done = true
+			return nil, io.EOF
+		case mCut:
+			if _, err := r.r.Discard(CutMarkerSize); err != nil {
+				return nil, r.failRead(err, "truncated cut element")
+			}
+			continue
+		case mHeader:
+		default:
+			return nil, r.fail(fmt.Sprintf("unexpected marker %#x", b1))
+		}
+		break
 	}
 	var hb []byte
 	for {
