@@ -158,15 +158,15 @@ func DumpStream(ctx context.Context, a *app.App, instance string, w io.Writer, r
 	if err != nil {
 		return usage("%v", err)
 	}
-	cut, err := snapshot.CutMarkerFromEnv()
+	cuts, err := snapshot.CutsFromEnv()
 	if err != nil {
-		a.Log.Warn("ignoring the cut marker; the stream has no cuts", "err", err)
-		cut = nil
+		a.Log.Warn("the stream is written without cut markers", "err", err)
+		cuts = nil
 	}
 	tr, err := snapshot.Dump(ctx, snapshot.DumpOptions{
 		Conn: app.InstanceConn(in), ExcludeAudit: in.ExcludeAudit, ExcludeExtra: in.ExcludeTableData,
 		OrderedTables: a.Config.Tuning.OrderedTables, TempDir: a.Config.Tuning.TempDir, PGBinDir: in.PGBinDir,
-		CutMarker: cut,
+		Cuts: cuts,
 	}, w)
 	var result any = tr
 	if err != nil {

@@ -26,9 +26,9 @@ type DumpOptions struct {
 	OrderedTables []string // extra "table=col1,col2" ordering rules
 	TempDir       string   // for pg_dump's temporary passfile
 	PGBinDir      string   // pg_dump's directory ("" = by server version, then PATH)
-	// CutMarker is the repository's cut marker (dumpfmt.CutMarker), written after the
-	// schema and after every table so that restic cuts a chunk there; nil = no cuts.
-	CutMarker []byte
+	// Cuts are the repository's cut marker and pad (dumpfmt.NewCuts), written after the
+	// schema and after every table so that restic ends a chunk there; nil = no cuts.
+	Cuts *dumpfmt.Cuts
 }
 
 // countingWriter counts bytes written through it.
@@ -152,7 +152,7 @@ func writeStream(ctx context.Context, tx pgx.Tx, o DumpOptions, tr *manifest.Tra
 	if err != nil {
 		return fmt.Errorf("writing stream: %w", err)
 	}
-	if err := sw.SetCutMarker(o.CutMarker); err != nil {
+	if err := sw.SetCuts(o.Cuts); err != nil {
 		return err
 	}
 	if err := dumpSchema(ctx, o, tr.Server.VersionNum/10000, tr.Snapshot, sw); err != nil {
@@ -170,7 +170,13 @@ func writeStream(ctx context.Context, tx pgx.Tx, o DumpOptions, tr *manifest.Tra
 			return err
 		}
 		tr.Tables = append(tr.Tables, mt)
-		if err := sw.Cut(); err != nil {
+		// After a large table a long cut (cut, pad, cut): its tail is what grows, and a plain
+		// cut cannot end a chunk less than 512 KiB after restic's last cut in that tail.
+		cut := sw.Cut
+		if t.Bytes >= smallTableBytes {
+			cut = sw.LongCut
+		}
+		if err := cut(); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,6 @@ package snapshot
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -183,8 +182,8 @@ func (t *taker) dbPart(ctx context.Context) error {
 	o.Log.Info("dumping database", "instance", in.Name, "set", m.ID, "estimate", ui.Bytes(estimate))
 	t0 := time.Now()
 	var env []string
-	if cut := t.cutMarker(ctx); cut != nil {
-		env = append(env, CutMarkerEnv+"="+hex.EncodeToString(cut))
+	if pol := t.chunkerPolynomial(ctx); pol != "" {
+		env = append(env, ChunkerEnv+"="+pol)
 	}
 	sum, err := o.Repo.BackupCommand(ctx, manifest.DBFile, argv, env, t.backupOptions("db", progressFor(o, "db", estimate)))
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -52,9 +51,16 @@ func TestSnapshotCutMarkers(t *testing.T) {
 	}); err != nil || found != 1 {
 		t.Fatalf("catalogue chunker records: %d (%v)", found, err)
 	}
-	marker, err := hex.DecodeString(rec.CutMarker)
-	if err != nil || rec.RepositoryID != cfg.ID || rec.Polynomial != cfg.ChunkerPolynomial || !dumpfmt.IsCutMarker(marker, pol) {
+	if rec.RepositoryID != cfg.ID || rec.Polynomial != cfg.ChunkerPolynomial {
 		t.Fatalf("catalogue record %+v does not fit the repository (id %s, polynomial %s)", rec, cfg.ID, cfg.ChunkerPolynomial)
+	}
+	cuts, err := dumpfmt.NewCuts(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := cuts.Marker
+	if !dumpfmt.IsCutMarker(marker, pol) {
+		t.Fatal("the marker does not meet the split condition")
 	}
 
 	for _, set := range []*manifest.Manifest{m, m2} {
@@ -62,9 +68,11 @@ func TestSnapshotCutMarkers(t *testing.T) {
 		if !bytes.HasPrefix(stream, []byte(dumpfmt.Magic)) {
 			t.Fatalf("stream starts %q", stream[:30])
 		}
-		cut := append([]byte{0xFF, 'C'}, marker...)
-		if n := bytes.Count(stream, cut); n != len(set.Tables)+1 {
-			t.Errorf("set %s: %d cut elements, want %d (after the schema and each of %d tables)", set.ID, n, len(set.Tables)+1, len(set.Tables))
+		// A cut after the schema and after every table; a long cut (a second cut after a
+		// pad) after the tables of 2 MiB and more.
+		pads := bytes.Count(stream, append([]byte{0xFF, 'P'}, cuts.Pad...))
+		if n := bytes.Count(stream, append([]byte{0xFF, 'C'}, marker...)); n != len(set.Tables)+1+pads {
+			t.Errorf("set %s: %d cut elements and %d pads, want %d cuts (after the schema and each of %d tables, and after each pad)", set.ID, n, pads, len(set.Tables)+1+pads, len(set.Tables))
 		}
 		if int64(len(stream)) != set.Parts["db"].Bytes {
 			t.Errorf("set %s: stream %d bytes, manifest %d", set.ID, len(stream), set.Parts["db"].Bytes)

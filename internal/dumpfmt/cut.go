@@ -1,8 +1,10 @@
 package dumpfmt
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/restic/chunker"
@@ -75,4 +77,50 @@ func fingerprint(b []byte, p chunker.Pol) uint64 {
 		h = (h<<8 | chunker.Pol(c)).Mod(p)
 	}
 	return uint64(h)
+}
+
+// PadSize is the length of a pad element's bytes: restic's minimum chunk size, so the cut
+// after a pad always ends a chunk (see Writer.LongCut).
+const PadSize = chunker.MinSize
+
+// padLine is the pad's repeated text; its two '0's count up when a window of the repeated
+// text would meet the split condition under the repository's polynomial.
+const padLine = "-- dhis2-life pad 00: restic cuts no chunk in this text --\n"
+
+// Cuts is what a Writer writes at cuts for one repository.
+type Cuts struct {
+	Marker []byte // CutMarkerSize bytes (CutMarker)
+	Pad    []byte // PadSize bytes of text in which restic's chunker finds no cut
+}
+
+// NewCuts returns the marker and the pad of a repository whose chunker polynomial is pol. The
+// pad is checked with restic's chunker: in a pad element followed by a cut element, the only
+// place a chunk can end is right after the marker.
+func NewCuts(pol uint64) (*Cuts, error) {
+	m, err := CutMarker(pol)
+	if err != nil {
+		return nil, err
+	}
+	line := []byte(padLine)
+	at := strings.Index(padLine, "00")
+	for n := 0; n < 100; n++ {
+		line[at], line[at+1] = byte('0'+n/10), byte('0'+n%10)
+		pad := bytes.Repeat(line, PadSize/len(line)+1)[:PadSize]
+		elems := append(append(append([]byte{esc, mPad}, pad...), esc, mCut), m...)
+		if firstCut(elems, pol) == len(elems) {
+			return &Cuts{Marker: m, Pad: pad}, nil
+		}
+	}
+	return nil, fmt.Errorf("no pad without a cut for chunker polynomial %#x", pol)
+}
+
+// firstCut returns where restic's chunker, with no minimum beyond its window, first ends a
+// chunk in b (len(b) when only at its end).
+func firstCut(b []byte, pol uint64) int {
+	c := chunker.NewWithBoundaries(bytes.NewReader(b), chunker.Pol(pol), CutMarkerSize, uint(len(b))+1)
+	ch, err := c.Next(make([]byte, 0, len(b)))
+	if err != nil && err != io.EOF {
+		return -1
+	}
+	return int(ch.Length)
 }

@@ -111,15 +111,16 @@ func TestCutMarkerRefusesBadPolynomial(t *testing.T) {
 	}
 }
 
-// encode writes sections a, b, c with or without cuts between them.
-func encode(t *testing.T, cut []byte, bodies ...[]byte) []byte {
+// encode writes sections a, b, c, … with plain cuts (long false) or long cuts after them;
+// cuts nil writes none.
+func encode(t *testing.T, cuts *Cuts, long bool, bodies ...[]byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := NewWriter(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.SetCutMarker(cut); err != nil {
+	if err := w.SetCuts(cuts); err != nil {
 		t.Fatal(err)
 	}
 	for i, b := range bodies {
@@ -132,7 +133,11 @@ func encode(t *testing.T, cut []byte, bodies ...[]byte) []byte {
 		if err := w.End(); err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Cut(); err != nil {
+		cut := w.Cut
+		if long {
+			cut = w.LongCut
+		}
+		if err := cut(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -161,60 +166,62 @@ func newChunkBytes(t *testing.T, day1, day2 []byte, pol uint64) int {
 // The point of cuts: a table that grew no longer drags the unchanged table after it into
 // new chunks. Without cuts the grown tail and the start of the next table share a chunk.
 // Restic's minimum chunk size still holds: when its last own cut lies less than 512 KiB
-// before the marker, the marker cannot cut, and the chunk runs on into the next table.
+// before a plain cut, that cut cannot end a chunk and the chunk runs on into the next table;
+// a long cut (cut, pad, cut) always ends one.
 func TestCutsKeepTheNextSectionDeduplicated(t *testing.T) {
 	pol := testPolynomials(t)[0]
-	m, err := CutMarker(pol)
+	cuts, err := NewCuts(pol)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sumWith, sumWithout, aligned int
-	for seed := int64(1); seed <= 8; seed++ {
+	var sumPlain, sumLong, sumWithout, held int
+	const seeds = 8
+	for seed := int64(1); seed <= seeds; seed++ {
 		rng := rand.New(rand.NewSource(seed))
 		grown := randomBytes(rng, 3<<20) // a table that gains rows at its end
 		added := randomBytes(rng, 150<<10)
 		unchanged := randomBytes(rng, 900<<10) // the table after it, the same both days
 		last := randomBytes(rng, 700<<10)      // another unchanged one
 		day2Grown := append(append([]byte{}, grown...), added...)
-		day2 := encode(t, m, day2Grown, unchanged, last)
-		withCuts := newChunkBytes(t, encode(t, m, grown, unchanged, last), day2, pol)
-		without := newChunkBytes(t, encode(t, nil, grown, unchanged, last), encode(t, nil, day2Grown, unchanged, last), pol)
-		sumWith, sumWithout = sumWith+withCuts, sumWithout+without
-		if withCuts > without {
-			t.Errorf("seed %d: cuts stored more: %d new bytes, %d without", seed, withCuts, without)
+		without := newChunkBytes(t, encode(t, nil, false, grown, unchanged, last), encode(t, nil, false, day2Grown, unchanged, last), pol)
+		plain := newChunkBytes(t, encode(t, cuts, false, grown, unchanged, last), encode(t, cuts, false, day2Grown, unchanged, last), pol)
+		day2 := encode(t, cuts, true, day2Grown, unchanged, last)
+		long := newChunkBytes(t, encode(t, cuts, true, grown, unchanged, last), day2, pol)
+		sumPlain, sumLong, sumWithout = sumPlain+plain, sumLong+long, sumWithout+without
+		if plain > without || long > without {
+			t.Errorf("seed %d: cuts stored more: %d (plain) and %d (long) new bytes, %d without", seed, plain, long, without)
 		}
-		// Where the grown table's last chunk began at least MinSize before the marker's end,
-		// that chunk ends right after the marker and nothing of the unchanged table is new.
-		markerEnd := bytes.Index(day2, append([]byte{esc, mCut}, m...)) + 2 + CutMarkerSize
+		// With long cuts the unchanged table always starts a chunk: a chunk ends right before
+		// its header, and only the grown table's tail (with the pad) is new.
+		next := bytes.Index(day2, []byte{esc, mHeader, '{', '"', 'k', 'i', 'n', 'd', '"', ':', '"', 't', 'a', 'b', 'l', 'e', '"', ',', '"', 'n', 'a', 'm', 'e', '"', ':', '"', 'b'})
+		ends := false
 		for _, c := range chunks(t, day2, pol) {
-			if end := int(c.Start + c.Length); int(c.Start) < markerEnd && end >= markerEnd {
-				if markerEnd-int(c.Start) >= chunker.MinSize {
-					if end != markerEnd {
-						t.Errorf("seed %d: the chunk from %d ends at %d, not after the marker at %d", seed, c.Start, end, markerEnd)
-					}
-					if withCuts > len(added)+chunker.MaxSize {
-						t.Errorf("seed %d: %d new bytes though the cut held", seed, withCuts)
-					}
-					aligned++
-				}
-				break
+			if int(c.Start+c.Length) == next {
+				ends = true
 			}
 		}
+		if !ends || long > len(added)+chunker.MaxSize+PadSize {
+			t.Errorf("seed %d: long cut: chunk ends before the next table %v, %d new bytes", seed, ends, long)
+		}
+		if plain == long {
+			held++
+		}
 	}
-	t.Logf("new chunk bytes on day 2 over 8 seeds: %d with cuts, %d without; the cut held in %d", sumWith, sumWithout, aligned)
-	if aligned < 3 || sumWith >= sumWithout {
-		t.Fatalf("cuts held in %d of 8 cases; %d new bytes with cuts, %d without", aligned, sumWith, sumWithout)
+	t.Logf("new chunk bytes on day 2 over %d seeds: %d without cuts, %d with plain cuts (held in %d), %d with long cuts", seeds, sumWithout, sumPlain, held, sumLong)
+	if held < 2 || held == seeds || sumPlain >= sumWithout || sumLong >= sumPlain {
+		t.Fatalf("plain cuts held in %d of %d cases; new bytes: %d without cuts, %d plain, %d long", held, seeds, sumWithout, sumPlain, sumLong)
 	}
 }
 
 // Readers skip cuts: the sections read back as written, in format 2 as in format 1.
 func TestReaderSkipsCuts(t *testing.T) {
-	m, err := CutMarker(testPolynomials(t)[0])
+	cuts, err := NewCuts(testPolynomials(t)[0])
 	if err != nil {
 		t.Fatal(err)
 	}
+	m := cuts.Marker
 	bodies := [][]byte{[]byte("1\t2\n"), {}, bytes.Repeat([]byte("x\xff"), 70000), []byte("z")}
-	for _, s := range [][]byte{encode(t, m, bodies...), encode(t, nil, bodies...)} {
+	for _, s := range [][]byte{encode(t, cuts, false, bodies...), encode(t, cuts, true, bodies...), encode(t, nil, false, bodies...)} {
 		if !bytes.HasPrefix(s, []byte(Magic)) {
 			t.Fatalf("stream starts %q", s[:len(Magic)])
 		}
@@ -240,12 +247,17 @@ func TestReaderSkipsCuts(t *testing.T) {
 		}
 	}
 	// The cut element is where the marker says: after the section's end.
-	s := encode(t, m, []byte("a"))
+	s := encode(t, cuts, false, []byte("a"))
 	if !bytes.Contains(s, append([]byte{esc, mEnd, esc, mCut}, m...)) {
 		t.Fatal("no cut element after the section")
 	}
+	s = encode(t, cuts, true, []byte("a"))
+	long := append(append(append(append([]byte{esc, mEnd, esc, mCut}, m...), esc, mPad), cuts.Pad...), esc, mCut)
+	if !bytes.Contains(s, append(long, m...)) || len(cuts.Pad) != PadSize {
+		t.Fatal("no long cut (cut, pad, cut) after the section")
+	}
 	// A format-1 stream (before cuts) still reads.
-	v1 := append([]byte(MagicV1), encode(t, nil, []byte("old"))[len(Magic):]...)
+	v1 := append([]byte(MagicV1), encode(t, nil, false, []byte("old"))[len(Magic):]...)
 	r, err := NewReader(bytes.NewReader(v1))
 	if err != nil {
 		t.Fatal(err)
@@ -253,16 +265,17 @@ func TestReaderSkipsCuts(t *testing.T) {
 	if h, err := r.Next(); err != nil || h.Name != "a" {
 		t.Fatalf("format 1: %v %v", h, err)
 	}
-	// A stream cut inside a cut element is corrupt, not silently short.
-	full := encode(t, m, []byte("a"), []byte("b"))
-	at := bytes.Index(full, []byte{esc, mCut}) + 10
-	r, _ = NewReader(bytes.NewReader(full[:at]))
-	var got error
-	for got == nil {
-		_, got = r.Next()
-	}
-	if !errors.Is(got, ErrCorrupt) {
-		t.Fatalf("truncated cut element: %v", got)
+	// A stream cut inside a cut or pad element is corrupt, not silently short.
+	full := encode(t, cuts, true, []byte("a"), []byte("b"))
+	for _, at := range []int{bytes.Index(full, []byte{esc, mCut}) + 10, bytes.Index(full, []byte{esc, mPad}) + 1000} {
+		r, _ = NewReader(bytes.NewReader(full[:at]))
+		var got error
+		for got == nil {
+			_, got = r.Next()
+		}
+		if !errors.Is(got, ErrCorrupt) {
+			t.Fatalf("stream truncated at %d: %v", at, got)
+		}
 	}
 	// A newer format is named as such.
 	_, err = NewReader(strings.NewReader("DHIS2LIFE-DBSTREAM 3\n\xffZ"))
@@ -274,21 +287,50 @@ func TestReaderSkipsCuts(t *testing.T) {
 func TestWriterCutRules(t *testing.T) {
 	var buf bytes.Buffer
 	w, _ := NewWriter(&buf)
-	if err := w.SetCutMarker([]byte("short")); err == nil {
+	if err := w.SetCuts(&Cuts{Marker: []byte("short")}); err == nil {
 		t.Fatal("a 5-byte marker was accepted")
 	}
-	if err := w.SetCutMarker(bytes.Repeat([]byte{esc}, CutMarkerSize)); err == nil {
+	if err := w.SetCuts(&Cuts{Marker: bytes.Repeat([]byte{esc}, CutMarkerSize)}); err == nil {
 		t.Fatal("a marker of ESC bytes was accepted")
 	}
-	if err := w.Cut(); err != nil || buf.Len() != 0 {
-		t.Fatalf("Cut without a marker wrote something or failed: %v", err)
+	if err := w.SetCuts(&Cuts{Marker: bytes.Repeat([]byte{'a'}, CutMarkerSize), Pad: []byte{esc}}); err == nil {
+		t.Fatal("a pad with an ESC byte was accepted")
 	}
-	m, _ := CutMarker(testPolynomials(t)[0])
-	if err := w.SetCutMarker(m); err != nil {
+	if err := w.Cut(); err != nil || w.LongCut() != nil || buf.Len() != 0 {
+		t.Fatalf("Cut without cuts wrote something or failed: %v", err)
+	}
+	cuts, _ := NewCuts(testPolynomials(t)[0])
+	if err := w.SetCuts(cuts); err != nil {
 		t.Fatal(err)
 	}
 	w.Begin(Header{Kind: KindTable})
 	if err := w.Cut(); err == nil {
 		t.Fatal("Cut inside a section was accepted")
+	}
+	if err := w.LongCut(); err == nil {
+		t.Fatal("LongCut inside a section was accepted")
+	}
+}
+
+// The pad holds no cut of restic's under the polynomial it was made for, so the second cut of
+// a long cut ends the chunk even when the first did not.
+func TestPadHasNoCut(t *testing.T) {
+	for _, pol := range testPolynomials(t) {
+		cuts, err := NewCuts(pol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		elems := append(append(append([]byte{esc, mPad}, cuts.Pad...), esc, mCut), cuts.Marker...)
+		if got := firstCut(elems, pol); got != len(elems) {
+			t.Fatalf("polynomial %#x: a chunk ends at %d of %d bytes of pad and cut", pol, got, len(elems))
+		}
+		// Restic's default chunker, started 100 bytes before a long cut (its first cut did not
+		// hold), ends the chunk exactly after the second marker.
+		rng := rand.New(rand.NewSource(int64(pol)))
+		data := append(append(append(randomBytes(rng, 100), esc, mCut), cuts.Marker...), elems...)
+		data = append(data, randomBytes(rng, 2<<20)...)
+		if got := chunks(t, data, pol)[0].Length; got != uint(100+2+CutMarkerSize+len(elems)) {
+			t.Fatalf("polynomial %#x: first chunk %d bytes, want %d", pol, got, 100+2+CutMarkerSize+len(elems))
+		}
 	}
 }

@@ -21,7 +21,7 @@ const MagicV1 = "DHIS2LIFE-DBSTREAM 1\n"
 //	ESC 'H' <header JSON> ESC 'B' <body> ESC 'E'
 //
 // then ESC 'Z'. Between sections, ESC 'C' and CutMarkerSize bytes (no ESC among them) is a
-// cut element that readers skip. Inside header and body, a literal ESC byte is written as ESC 0x00. Every
+// cut element and ESC 'P' and any bytes up to the next ESC a pad element; readers skip both. Inside header and body, a literal ESC byte is written as ESC 0x00. Every
 // marker depends only on the bytes around it, so an edit early in the stream does not shift
 // the framing of what follows (a length-prefixed format would).
 const (
@@ -32,6 +32,7 @@ const (
 	mEnd      = 'E'
 	mStreamZ  = 'Z'
 	mCut      = 'C'
+	mPad      = 'P'
 	chunkSize = 256 * 1024
 )
 
@@ -59,7 +60,7 @@ type Writer struct {
 	w      *bufio.Writer
 	open   bool
 	closed bool
-	cut    []byte // the cut marker Cut writes; nil = none
+	cuts   *Cuts // what Cut and LongCut write; nil = none
 }
 
 // NewWriter writes Magic and returns a Writer.
@@ -122,23 +123,24 @@ func (w *Writer) stuff(p []byte) error {
 	return nil
 }
 
-// SetCutMarker sets the marker that Cut writes (see CutMarker); nil turns cuts off.
-func (w *Writer) SetCutMarker(m []byte) error {
-	if m == nil {
-		w.cut = nil
+// SetCuts sets what Cut and LongCut write (see NewCuts); nil turns cuts off.
+func (w *Writer) SetCuts(c *Cuts) error {
+	if c == nil {
+		w.cuts = nil
 		return nil
 	}
-	if len(m) != CutMarkerSize || bytes.IndexByte(m, esc) >= 0 {
-		return fmt.Errorf("dumpfmt: a cut marker is %d bytes without 0xFF, got %d bytes", CutMarkerSize, len(m))
+	if len(c.Marker) != CutMarkerSize || bytes.IndexByte(c.Marker, esc) >= 0 || bytes.IndexByte(c.Pad, esc) >= 0 {
+		return fmt.Errorf("dumpfmt: a cut marker is %d bytes and neither it nor the pad holds 0xFF (marker %d bytes)", CutMarkerSize, len(c.Marker))
 	}
-	w.cut = append([]byte(nil), m...)
+	w.cuts = c
 	return nil
 }
 
 // Cut writes a cut element (ESC 'C' and the marker) between two sections, so that restic's
-// chunker ends a chunk right after it; without a marker it writes nothing.
+// chunker ends a chunk right after it when the chunk holds its minimum size by then; without
+// cuts it writes nothing.
 func (w *Writer) Cut() error {
-	if w.cut == nil {
+	if w.cuts == nil {
 		return nil
 	}
 	if w.open || w.closed {
@@ -147,8 +149,29 @@ func (w *Writer) Cut() error {
 	if _, err := w.w.Write([]byte{esc, mCut}); err != nil {
 		return err
 	}
-	_, err := w.w.Write(w.cut)
+	_, err := w.w.Write(w.cuts.Marker)
 	return err
+}
+
+// LongCut writes a cut, a pad element (ESC 'P' and the pad) and a second cut. The second cut
+// always ends a chunk: at least the pad's 512 KiB lie since the previous chunk end, whether
+// or not the first cut ended one (it cannot when restic cut less than 512 KiB before it). So
+// the next section starts a chunk at the same place every day. The pad is the same text every
+// time and compresses to almost nothing.
+func (w *Writer) LongCut() error {
+	if w.cuts == nil || len(w.cuts.Pad) == 0 {
+		return w.Cut()
+	}
+	if err := w.Cut(); err != nil {
+		return err
+	}
+	if _, err := w.w.Write([]byte{esc, mPad}); err != nil {
+		return err
+	}
+	if _, err := w.w.Write(w.cuts.Pad); err != nil {
+		return err
+	}
+	return w.Cut()
 }
 
 // End ends the open section.
@@ -238,6 +261,11 @@ func (r *Reader) Next() (*Header, error) {
 				return nil, r.failRead(err, "truncated cut element")
 			}
 			continue
+		case mPad:
+			if err := r.skipPad(); err != nil {
+				return nil, err
+			}
+			continue
 		case mHeader:
 		default:
 			return nil, r.fail(fmt.Sprintf("unexpected marker %#x", b1))
@@ -276,6 +304,22 @@ func (r *Reader) Next() (*Header, error) {
 	}
 	r.inBody = true
 	return &h, nil
+}
+
+// skipPad discards a pad element's bytes, up to the next ESC.
+func (r *Reader) skipPad() error {
+	for {
+		buf, err := r.r.Peek(1)
+		if err != nil || len(buf) == 0 {
+			return r.failRead(err, "stream ends inside a pad element")
+		}
+		buf, _ = r.r.Peek(r.r.Buffered())
+		if i := bytes.IndexByte(buf, esc); i >= 0 {
+			r.r.Discard(i)
+			return nil
+		}
+		r.r.Discard(len(buf))
+	}
 }
 
 func (r *Reader) fail(msg string) error {
