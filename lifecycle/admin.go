@@ -61,8 +61,14 @@ func Init(ctx context.Context, a *app.App) (*Initialized, error) {
 	if out.Created, err = a.Repo.Init(ctx); err != nil {
 		return nil, err
 	}
-	if _, err := a.Catalog(); err != nil {
+	cat, err := a.Catalog()
+	if err != nil {
 		return nil, err
+	}
+	if out.Created {
+		if err := snapshot.ForgetChunker(cat, a.Config.Repository.URL); err != nil {
+			return nil, err
+		}
 	}
 	if a.Config.Archive != nil {
 		if out.Escrow, err = EscrowRefresh(ctx, a); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/dumpfmt"
 )
 
@@ -81,4 +82,10 @@ func (t *taker) chunkerPolynomial(ctx context.Context) string {
 		o.Log.Warn("could not record the repository's chunker polynomial", "err", err)
 	}
 	return rec.Polynomial
+}
+
+// ForgetChunker drops the cached polynomial of the repository at url: `init` calls it when it
+// created a repository there (a new repository has a new polynomial).
+func ForgetChunker(c *catalog.Catalog, url string) error {
+	return c.DeleteKey(BucketChunker, chunkerKey(url))
 }
