@@ -61,8 +61,14 @@ func Init(ctx context.Context, a *app.App) (*Initialized, error) {
 	if out.Created, err = a.Repo.Init(ctx); err != nil {
 		return nil, err
 	}
-	if _, err := a.Catalog(); err != nil {
+	cat, err := a.Catalog()
+	if err != nil {
 		return nil, err
+	}
+	if out.Created {
+		if err := snapshot.ForgetChunker(cat, a.Config.Repository.URL); err != nil {
+			return nil, err
+		}
 	}
 	if a.Config.Archive != nil {
 		if out.Escrow, err = EscrowRefresh(ctx, a); err != nil {
@@ -158,9 +164,15 @@ func DumpStream(ctx context.Context, a *app.App, instance string, w io.Writer, r
 	if err != nil {
 		return usage("%v", err)
 	}
+	cuts, err := snapshot.CutsFromEnv()
+	if err != nil {
+		a.Log.Warn("the stream is written without cut markers", "err", err)
+		cuts = nil
+	}
 	tr, err := snapshot.Dump(ctx, snapshot.DumpOptions{
 		Conn: app.InstanceConn(in), ExcludeAudit: in.ExcludeAudit, ExcludeExtra: in.ExcludeTableData,
 		OrderedTables: a.Config.Tuning.OrderedTables, TempDir: a.Config.Tuning.TempDir, PGBinDir: in.PGBinDir,
+		Cuts: cuts,
 	}, w)
 	var result any = tr
 	if err != nil {

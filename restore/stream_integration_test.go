@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dhis2-life/dhis2-life/internal/config"
+	"github.com/dhis2-life/dhis2-life/internal/dumpfmt"
 	"github.com/dhis2-life/dhis2-life/internal/manifest"
 	"github.com/dhis2-life/dhis2-life/internal/pg"
 	"github.com/dhis2-life/dhis2-life/internal/testenv"
@@ -37,9 +38,17 @@ func dumpFixture(t *testing.T, p *testenv.Postgres, prefix string) (string, []by
 	}
 	t.Cleanup(func() { p.AdminExec(t, "postgres", fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, db)) })
 	var stream bytes.Buffer
-	tr, err := snapshot.Dump(ctx, snapshot.DumpOptions{Conn: pg.Conn{DSN: p.AdminDSNFor(db)}, TempDir: t.TempDir(), PGBinDir: testenv.PGBinDir()}, &stream)
+	// With cut markers, as a snapshot writes it: every reader below skips them.
+	cuts, err := dumpfmt.NewCuts(0x3DA3358B4DC173)
 	if err != nil {
 		t.Fatal(err)
+	}
+	tr, err := snapshot.Dump(ctx, snapshot.DumpOptions{Conn: pg.Conn{DSN: p.AdminDSNFor(db)}, TempDir: t.TempDir(), PGBinDir: testenv.PGBinDir(), Cuts: cuts}, &stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(stream.Bytes(), append([]byte{0xFF, 'C'}, cuts.Marker...)); n < len(tr.Tables)+1 {
+		t.Fatalf("%d cut elements in the stream of %d tables", n, len(tr.Tables))
 	}
 	if len(tr.Tables) < 10 || len(tr.Excluded) == 0 || len(tr.Sequences) == 0 {
 		t.Fatalf("fixture too small to prove anything: %d tables, %d excluded, %d sequences", len(tr.Tables), len(tr.Excluded), len(tr.Sequences))

@@ -26,6 +26,9 @@ type DumpOptions struct {
 	OrderedTables []string // extra "table=col1,col2" ordering rules
 	TempDir       string   // for pg_dump's temporary passfile
 	PGBinDir      string   // pg_dump's directory ("" = by server version, then PATH)
+	// Cuts are the repository's cut marker and pad (dumpfmt.NewCuts), written after the
+	// schema and after every table so that restic ends a chunk there; nil = no cuts.
+	Cuts *dumpfmt.Cuts
 }
 
 // countingWriter counts bytes written through it.
@@ -149,7 +152,15 @@ func writeStream(ctx context.Context, tx pgx.Tx, o DumpOptions, tr *manifest.Tra
 	if err != nil {
 		return fmt.Errorf("writing stream: %w", err)
 	}
+	if err := sw.SetCuts(o.Cuts); err != nil {
+		return err
+	}
 	if err := dumpSchema(ctx, o, tr.Server.VersionNum/10000, tr.Snapshot, sw); err != nil {
+		return err
+	}
+	// A cut after every section: the next one starts a restic chunk of its own whenever
+	// 512 KiB lie since the last cut, so an unchanged table dedups after a grown one.
+	if err := sw.Cut(); err != nil {
 		return err
 	}
 	for _, t := range streamOrder(dump) {
@@ -159,6 +170,15 @@ func writeStream(ctx context.Context, tx pgx.Tx, o DumpOptions, tr *manifest.Tra
 			return err
 		}
 		tr.Tables = append(tr.Tables, mt)
+		// After a large table a long cut (cut, pad, cut): its tail is what grows, and a plain
+		// cut cannot end a chunk less than 512 KiB after restic's last cut in that tail.
+		cut := sw.Cut
+		if t.Bytes >= smallTableBytes {
+			cut = sw.LongCut
+		}
+		if err := cut(); err != nil {
+			return err
+		}
 	}
 	if tr.Sequences, err = pg.Sequences(ctx, tx); err != nil {
 		return err

@@ -181,7 +181,11 @@ func (t *taker) dbPart(ctx context.Context) error {
 	argv := append(append([]string{}, o.Producer...), "--result", resFile.Name())
 	o.Log.Info("dumping database", "instance", in.Name, "set", m.ID, "estimate", ui.Bytes(estimate))
 	t0 := time.Now()
-	sum, err := o.Repo.BackupCommand(ctx, manifest.DBFile, argv, nil, t.backupOptions("db", progressFor(o, "db", estimate)))
+	var env []string
+	if pol := t.chunkerPolynomial(ctx); pol != "" {
+		env = append(env, ChunkerEnv+"="+pol)
+	}
+	sum, err := o.Repo.BackupCommand(ctx, manifest.DBFile, argv, env, t.backupOptions("db", progressFor(o, "db", estimate)))
 	if err != nil {
 		t.keep(sum)
 		// The producer leaves the cause of its failure in the result file; restic itself

@@ -7,15 +7,26 @@
 // This is the one description of the format; the database part of every snapshot set
 // (restic snapshot tagged part:db, file db.stream) holds one stream.
 //
-//	stream  = Magic section* ESC 'Z'
-//	Magic   = "DHIS2LIFE-DBSTREAM 1\n"
+//	stream  = Magic (section | cut | pad)* ESC 'Z'
+//	Magic   = "DHIS2LIFE-DBSTREAM 2\n"   (format 1, "DHIS2LIFE-DBSTREAM 1\n", has no cuts or pads)
 //	section = ESC 'H' header ESC 'B' body ESC 'E'
+//	cut     = ESC 'C' marker              (marker: 64 bytes, none of them ESC)
+//	pad     = ESC 'P' text                (text: any bytes but ESC, up to the next ESC)
 //	ESC     = the byte 0xFF
 //
-// Inside header and body a literal 0xFF byte is written as ESC 0x00; every other byte is
-// itself. A reader therefore finds each marker from the two bytes at hand, and an edit
-// early in the stream does not shift the framing of what follows (a length-prefixed format
-// would, and restic would then store the rest again).
+// Cuts and pads carry no data; readers skip them. They exist for restic (since issue 16,
+// format 2). The producer writes a cut after the schema section and after every table
+// section, with a marker solved for the repository's chunker polynomial (CutMarker) so that
+// restic's content-defined chunker ends a chunk right after it whenever the chunk holds its
+// minimum 512 KiB by then. After a table of 2 MiB and more (whose tail is what grows from day
+// to day) it writes a long cut instead: cut, pad (512 KiB of text in which the chunker finds
+// no cut, NewCuts), cut — the second cut always ends a chunk, also when restic cut less than
+// 512 KiB before the first. A table whose rows did not change then starts a chunk at the same
+// place every day and deduplicates, however much the section before it grew; without cuts
+// the grown tail of one table (event's new rows, audit's) shared a chunk with the start of
+// the next, and both were stored again. The pad is the same text every time and costs restic
+// almost nothing compressed. A dhis2-life older than format 2 refuses a format-2 stream ("not
+// a dhis2-life database stream"): restore it with this version or newer.
 //
 // The header is JSON (see Header): {"kind": K, "schema": S, "name": N, "columns": [...],
 // "order_by": [...]}. The sections come in this order:

@@ -9,14 +9,19 @@ import (
 	"io"
 )
 
-// Magic starts every stream.
-const Magic = "DHIS2LIFE-DBSTREAM 1\n"
+// Magic starts every stream the Writer writes: format 2, which may hold cut elements.
+const Magic = "DHIS2LIFE-DBSTREAM 2\n"
+
+// MagicV1 starts streams written before cut elements existed (before issue 16); the Reader
+// reads both.
+const MagicV1 = "DHIS2LIFE-DBSTREAM 1\n"
 
 // Stream layout after Magic: a sequence of sections, each
 //
 //	ESC 'H' <header JSON> ESC 'B' <body> ESC 'E'
 //
-// then ESC 'Z'. Inside header and body, a literal ESC byte is written as ESC 0x00. Every
+// then ESC 'Z'. Between sections, ESC 'C' and CutMarkerSize bytes (no ESC among them) is a
+// cut element and ESC 'P' and any bytes up to the next ESC a pad element; readers skip both. Inside header and body, a literal ESC byte is written as ESC 0x00. Every
 // marker depends only on the bytes around it, so an edit early in the stream does not shift
 // the framing of what follows (a length-prefixed format would).
 const (
@@ -26,6 +31,8 @@ const (
 	mBody     = 'B'
 	mEnd      = 'E'
 	mStreamZ  = 'Z'
+	mCut      = 'C'
+	mPad      = 'P'
 	chunkSize = 256 * 1024
 )
 
@@ -53,6 +60,7 @@ type Writer struct {
 	w      *bufio.Writer
 	open   bool
 	closed bool
+	cuts   *Cuts // what Cut and LongCut write; nil = none
 }
 
 // NewWriter writes Magic and returns a Writer.
@@ -115,6 +123,57 @@ func (w *Writer) stuff(p []byte) error {
 	return nil
 }
 
+// SetCuts sets what Cut and LongCut write (see NewCuts); nil turns cuts off.
+func (w *Writer) SetCuts(c *Cuts) error {
+	if c == nil {
+		w.cuts = nil
+		return nil
+	}
+	if len(c.Marker) != CutMarkerSize || bytes.IndexByte(c.Marker, esc) >= 0 || bytes.IndexByte(c.Pad, esc) >= 0 {
+		return fmt.Errorf("dumpfmt: a cut marker is %d bytes and neither it nor the pad holds 0xFF (marker %d bytes)", CutMarkerSize, len(c.Marker))
+	}
+	w.cuts = c
+	return nil
+}
+
+// Cut writes a cut element (ESC 'C' and the marker) between two sections, so that restic's
+// chunker ends a chunk right after it when the chunk holds its minimum size by then; without
+// cuts it writes nothing.
+func (w *Writer) Cut() error {
+	if w.cuts == nil {
+		return nil
+	}
+	if w.open || w.closed {
+		return errors.New("dumpfmt: Cut inside a section or after Close")
+	}
+	if _, err := w.w.Write([]byte{esc, mCut}); err != nil {
+		return err
+	}
+	_, err := w.w.Write(w.cuts.Marker)
+	return err
+}
+
+// LongCut writes a cut, a pad element (ESC 'P' and the pad) and a second cut. The second cut
+// always ends a chunk: at least the pad's 512 KiB lie since the previous chunk end, whether
+// or not the first cut ended one (it cannot when restic cut less than 512 KiB before it). So
+// the next section starts a chunk at the same place every day. The pad is the same text every
+// time and compresses to almost nothing.
+func (w *Writer) LongCut() error {
+	if w.cuts == nil || len(w.cuts.Pad) == 0 {
+		return w.Cut()
+	}
+	if err := w.Cut(); err != nil {
+		return err
+	}
+	if _, err := w.w.Write([]byte{esc, mPad}); err != nil {
+		return err
+	}
+	if _, err := w.w.Write(w.cuts.Pad); err != nil {
+		return err
+	}
+	return w.Cut()
+}
+
 // End ends the open section.
 func (w *Writer) End() error {
 	if !w.open {
@@ -158,7 +217,10 @@ func NewReader(r io.Reader) (*Reader, error) {
 		}
 		return nil, fmt.Errorf("%w: reading header: %v", ErrCorrupt, err)
 	}
-	if string(m) != Magic {
+	if string(m) != Magic && string(m) != MagicV1 {
+		if bytes.HasPrefix(m, []byte("DHIS2LIFE-DBSTREAM ")) {
+			return nil, fmt.Errorf("%w: stream format %q is newer than this dhis2-life reads; use a newer dhis2-life", ErrCorrupt, bytes.TrimSpace(m[len("DHIS2LIFE-DBSTREAM "):]))
+		}
 		return nil, fmt.Errorf("%w: not a dhis2-life database stream", ErrCorrupt)
 	}
 	return &Reader{r: br}, nil
@@ -178,24 +240,37 @@ func (r *Reader) Next() (*Header, error) {
 	if r.done {
 		return nil, io.EOF
 	}
-	b0, err := r.r.ReadByte()
-	if err != nil {
-		return nil, r.failRead(err, "stream ends without its end marker (was the dump interrupted?)")
-	}
-	b1, err := r.r.ReadByte()
-	if err != nil {
-		return nil, r.failRead(err, "expected a section header")
-	}
-	if b0 != esc {
-		return nil, r.fail("expected a section header")
-	}
-	switch b1 {
-	case mStreamZ:
-		r.done = true
-		return nil, io.EOF
-	case mHeader:
-	default:
-		return nil, r.fail(fmt.Sprintf("unexpected marker %#x", b1))
+	for {
+		b0, err := r.r.ReadByte()
+		if err != nil {
+			return nil, r.failRead(err, "stream ends without its end marker (was the dump interrupted?)")
+		}
+		b1, err := r.r.ReadByte()
+		if err != nil {
+			return nil, r.failRead(err, "expected a section header")
+		}
+		if b0 != esc {
+			return nil, r.fail("expected a section header")
+		}
+		switch b1 {
+		case mStreamZ:
+			r.done = true
+			return nil, io.EOF
+		case mCut:
+			if _, err := r.r.Discard(CutMarkerSize); err != nil {
+				return nil, r.failRead(err, "truncated cut element")
+			}
+			continue
+		case mPad:
+			if err := r.skipPad(); err != nil {
+				return nil, err
+			}
+			continue
+		case mHeader:
+		default:
+			return nil, r.fail(fmt.Sprintf("unexpected marker %#x", b1))
+		}
+		break
 	}
 	var hb []byte
 	for {
@@ -229,6 +304,22 @@ func (r *Reader) Next() (*Header, error) {
 	}
 	r.inBody = true
 	return &h, nil
+}
+
+// skipPad discards a pad element's bytes, up to the next ESC.
+func (r *Reader) skipPad() error {
+	for {
+		buf, err := r.r.Peek(1)
+		if err != nil || len(buf) == 0 {
+			return r.failRead(err, "stream ends inside a pad element")
+		}
+		buf, _ = r.r.Peek(r.r.Buffered())
+		if i := bytes.IndexByte(buf, esc); i >= 0 {
+			r.r.Discard(i)
+			return nil
+		}
+		r.r.Discard(len(buf))
+	}
 }
 
 func (r *Reader) fail(msg string) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -38,6 +39,9 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte(Magic))
 	f.Add([]byte(Magic + "\xffH{}\xffB\xffE"))
 	f.Add([]byte(Magic + "\xffH{\xff\x00}\xffBabc\xffZ"))
+	f.Add([]byte(Magic + "\xffC" + strings.Repeat("m", CutMarkerSize) + "\xffPpad\xffH{}\xffBx\xffE\xffZ"))
+	f.Add([]byte(MagicV1 + "\xffC" + strings.Repeat("m", 10)))
+	f.Add([]byte(Magic + "\xffPpad"))
 	f.Add([]byte("not a stream"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := NewReader(bytes.NewReader(data))

@@ -63,6 +63,39 @@ func (r *Repo) Exists(ctx context.Context) (bool, error) {
 	return false, err
 }
 
+// Config is the repository's configuration (`restic cat config`).
+type Config struct {
+	Version int    `json:"version"`
+	ID      string `json:"id"`
+	// ChunkerPolynomial is the polynomial of the repository's content-defined chunker, in hex.
+	ChunkerPolynomial string `json:"chunker_polynomial"`
+}
+
+// Polynomial returns the chunker polynomial as a number.
+func (c *Config) Polynomial() (uint64, error) {
+	p, err := strconv.ParseUint(c.ChunkerPolynomial, 16, 64)
+	if err != nil || p == 0 {
+		return 0, fmt.Errorf("repository config: chunker polynomial %q is not a hex number", c.ChunkerPolynomial)
+	}
+	return p, nil
+}
+
+// Config reads the repository's configuration (its ID and chunker polynomial).
+func (r *Repo) Config(ctx context.Context) (*Config, error) {
+	out, err := r.run(ctx, call{op: "cat config", args: []string{"cat", "config", "--no-lock"}, timeout: true})
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := json.Unmarshal(bytes.TrimSpace(out), &c); err != nil {
+		return nil, fmt.Errorf("parsing restic cat config output: %w", err)
+	}
+	if c.ID == "" {
+		return nil, errors.New("parsing restic cat config output: no repository id")
+	}
+	return &c, nil
+}
+
 // Init creates the repository when it does not exist; it reports whether it created it.
 func (r *Repo) Init(ctx context.Context) (bool, error) {
 	ok, err := r.Exists(ctx)

@@ -11,16 +11,24 @@ import (
 	"sort"
 
 	"github.com/restic/chunker"
+
+	"github.com/dhis2-life/dhis2-life/internal/dumpfmt"
 )
 
 // Stream framing bytes (internal/dumpfmt): ESC 'H' header ESC 'B' body ESC 'E', ESC 0x00 is a
-// literal 0xFF, ESC 'Z' ends the stream.
+// literal 0xFF, ESC 'Z' ends the stream; between sections ESC 'C' and a 64-byte marker is a
+// cut and ESC 'P' and the bytes up to the next ESC a pad.
 const (
 	esc     = 0xFF
 	mHeader = 'H'
 	mBody   = 'B'
 	mEnd    = 'E'
+	mCut    = 'C'
+	mPad    = 'P'
 )
+
+// srcCuts names the bytes of cuts and pads.
+const srcCuts = "cuts and pads"
 
 // archiveHeaderBytes is how much of the schema section's body counts as pg_dump's archive
 // header (magic, versions, creation time, database and server names); the rest is the TOC.
@@ -46,14 +54,28 @@ type sectionScanner struct {
 	header   []byte
 	cur      *span
 	spans    []span
+	pad      *span // the open pad element
 }
 
 func (s *sectionScanner) Write(p []byte) (int, error) {
 	for i, c := range p {
 		at := s.off + int64(i)
+		if c == esc && s.pad != nil {
+			s.pad.End = at
+			s.spans = append(s.spans, *s.pad)
+			s.pad = nil
+		}
 		if s.prevEsc {
 			s.prevEsc = false
 			switch c {
+			case mCut:
+				if s.cur == nil {
+					s.spans = append(s.spans, span{Source: srcCuts, Start: at - 1, End: at + 1 + dumpfmt.CutMarkerSize})
+				}
+			case mPad:
+				if s.cur == nil {
+					s.pad = &span{Source: srcCuts, Start: at - 1}
+				}
 			case mHeader:
 				s.cur = &span{Start: at - 1}
 				s.inHeader, s.header = true, s.header[:0]

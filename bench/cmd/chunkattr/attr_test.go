@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"github.com/restic/chunker"
@@ -17,10 +18,18 @@ const testPol = chunker.Pol(0x3DA3358B4DC173)
 // stream builds a database stream: a schema section, tables a, b, c with the given bodies, a
 // trailer.
 func stream(t *testing.T, a, b, c []byte) []byte {
+	return streamCuts(t, nil, a, b, c)
+}
+
+// streamCuts is stream with a cut after the schema and a long cut after table a.
+func streamCuts(t *testing.T, cuts *dumpfmt.Cuts, a, b, c []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := dumpfmt.NewWriter(&buf)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SetCuts(cuts); err != nil {
 		t.Fatal(err)
 	}
 	sec := func(h dumpfmt.Header, body []byte) {
@@ -35,7 +44,13 @@ func stream(t *testing.T, a, b, c []byte) []byte {
 		}
 	}
 	sec(dumpfmt.Header{Kind: dumpfmt.KindSchema}, bytes.Repeat([]byte("PGDMP schema "), 100))
+	if err := w.Cut(); err != nil {
+		t.Fatal(err)
+	}
 	sec(dumpfmt.Header{Kind: dumpfmt.KindTable, Schema: "public", Name: "a"}, a)
+	if err := w.LongCut(); err != nil {
+		t.Fatal(err)
+	}
 	sec(dumpfmt.Header{Kind: dumpfmt.KindTable, Schema: "public", Name: "b"}, b)
 	sec(dumpfmt.Header{Kind: dumpfmt.KindTable, Schema: "other", Name: "c"}, c)
 	sec(dumpfmt.Header{Kind: dumpfmt.KindTrailer}, []byte(`{"time":"x"}`))
@@ -163,6 +178,36 @@ func TestSchemaArchiveHeaderIsItsOwnSource(t *testing.T) {
 		if names[i] != want[i] {
 			t.Fatalf("sources %q, want %q", names, want)
 		}
+	}
+}
+
+// TestCutsAndPadsAreTheirOwnSource: the bytes of cuts and pads are attributed to them, not
+// to a table or to the framing.
+func TestCutsAndPadsAreTheirOwnSource(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	cuts, err := dumpfmt.NewCuts(uint64(testPol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := streamCuts(t, cuts, random(r, 1000), random(r, 1000), random(r, 1000))
+	_, spans, _, _, err := chunkStream(bytes.NewReader(s), testPol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	var cutBytes int64
+	for _, sp := range spans {
+		names = append(names, sp.Source)
+		if sp.Source == srcCuts {
+			cutBytes += sp.End - sp.Start
+		}
+	}
+	want := []string{"stream framing", "schema: archive header (pg_dump timestamp)", "schema: archive TOC", srcCuts, "table a", srcCuts, srcCuts, srcCuts, "table b", "table other.c", "trailer", "stream framing"}
+	if strings.Join(names, "|") != strings.Join(want, "|") {
+		t.Fatalf("sources %q, want %q", names, want)
+	}
+	if want := int64(3*(2+dumpfmt.CutMarkerSize) + 2 + dumpfmt.PadSize); cutBytes != want {
+		t.Fatalf("cuts and pads: %d bytes, want %d", cutBytes, want)
 	}
 }
 
