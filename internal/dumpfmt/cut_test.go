@@ -225,26 +225,7 @@ func TestReaderSkipsCuts(t *testing.T) {
 		if !bytes.HasPrefix(s, []byte(Magic)) {
 			t.Fatalf("stream starts %q", s[:len(Magic)])
 		}
-		r, err := NewReader(bytes.NewReader(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, want := range bodies {
-			h, err := r.Next()
-			if err != nil {
-				t.Fatalf("section %d: %v", i, err)
-			}
-			if h.Name != string(rune('a'+i)) {
-				t.Fatalf("section %d is %q", i, h.Name)
-			}
-			got, err := io.ReadAll(r)
-			if err != nil || !bytes.Equal(got, want) {
-				t.Fatalf("section %d: %d bytes (%v), want %d", i, len(got), err, len(want))
-			}
-		}
-		if _, err := r.Next(); err != io.EOF {
-			t.Fatalf("after the last section: %v", err)
-		}
+		readSections(t, s, bodies)
 	}
 	// The cut element is where the marker says: after the section's end.
 	s := encode(t, cuts, false, []byte("a"))

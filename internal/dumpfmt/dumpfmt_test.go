@@ -34,7 +34,14 @@ func roundTrip(t *testing.T, bodies [][]byte) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewReader(bytes.NewReader(buf.Bytes()))
+	readSections(t, buf.Bytes(), bodies)
+}
+
+// readSections reads stream s and checks it holds the sections named a, b, c, … with bodies,
+// then ends.
+func readSections(t *testing.T, s []byte, bodies [][]byte) {
+	t.Helper()
+	r, err := NewReader(bytes.NewReader(s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,11 +54,8 @@ func roundTrip(t *testing.T, bodies [][]byte) {
 			t.Fatalf("section %d: header %+v", i, h)
 		}
 		got, err := io.ReadAll(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("section %d: body differs (%d vs %d bytes)", i, len(got), len(want))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("section %d: %d bytes (%v), want %d", i, len(got), err, len(want))
 		}
 	}
 	if _, err := r.Next(); err != io.EOF {
