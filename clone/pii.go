@@ -635,21 +635,16 @@ func (r *piiRun) events(ctx context.Context, f *piiFields) error {
 				return fmt.Errorf("scrub rule %s: %w", rule, err)
 			}
 			x := newUserExprs(maps, r.s.PII.kept(), r.salt)
-			cols := make([]string, 0, len(r.cat.cols[t]))
-			for c := range r.cat.cols[t] {
-				cols = append(cols, c)
-			}
-			sort.Strings(cols)
-			for _, c := range cols {
+			spec, _ := r.userSpec(t)
+			for _, c := range spec.users {
 				q := pg.QuoteIdent(c)
-				switch {
-				case dhis2.UsernameColumns[c] && r.cat.isText(t, c):
-					set = append(set, fmt.Sprintf("%s = %s", q, x.mapped("ev."+q)))
-					conds = append(conds, x.userCond("ev."+q))
-				case dhis2.UserJSONColumns[c] && r.cat.cols[t][c] == "jsonb":
-					set = append(set, fmt.Sprintf("%s = %s", q, x.jsonMapped("ev."+q)))
-					conds = append(conds, x.jsonCond("ev."+q))
-				}
+				set = append(set, fmt.Sprintf("%s = %s", q, x.mapped("ev."+q)))
+				conds = append(conds, x.userCond("ev."+q))
+			}
+			for _, c := range spec.jsons {
+				q := pg.QuoteIdent(c)
+				set = append(set, fmt.Sprintf("%s = %s", q, x.jsonMapped("ev."+q)))
+				conds = append(conds, x.jsonCond("ev."+q))
 			}
 		}
 		value := `CASE WHEN jsonb_typeof(kv.value) = 'object' THEN kv.value
@@ -780,20 +775,17 @@ func (r *piiRun) userColumns(ctx context.Context, _ *piiFields) error {
 			continue
 		}
 		if r.big[t] {
-			var spec rewriteSpec
-			for c := range cols {
-				switch {
-				case done[[2]string{t, c}]:
-					continue
-				case dhis2.UsernameColumns[c] && r.cat.isText(t, c):
-					spec.users = append(spec.users, c)
-				case dhis2.UserJSONColumns[c] && cols[c] == "jsonb":
-					spec.jsons = append(spec.jsons, c)
-				default:
-					continue
+			notDone := func(cols []string) (out []string) {
+				for _, c := range cols {
+					if !done[[2]string{t, c}] {
+						out = append(out, c)
+						done[[2]string{t, c}] = true
+					}
 				}
-				done[[2]string{t, c}] = true
+				return out
 			}
+			all, _ := r.userSpec(t)
+			spec := rewriteSpec{users: notDone(all.users), jsons: notDone(all.jsons)}
 			if err := r.rewrite(ctx, rule, what, t, spec); err != nil {
 				return err
 			}
@@ -1062,6 +1054,24 @@ func (x userExprs) userCond(q string) string {
 
 func (x userExprs) jsonCond(q string) string {
 	return fmt.Sprintf("(%s ? (%s ->> 'username'))", x.names, q)
+}
+
+// userSpec are the columns of table t that userColumns maps: its username text columns and
+// user jsonb columns (sorted), and whether it has a mention jsonb column.
+func (r *piiRun) userSpec(t string) (spec rewriteSpec, mentions bool) {
+	for c, typ := range r.cat.cols[t] {
+		switch {
+		case dhis2.UsernameColumns[c] && r.cat.isText(t, c):
+			spec.users = append(spec.users, c)
+		case dhis2.UserJSONColumns[c] && typ == "jsonb":
+			spec.jsons = append(spec.jsons, c)
+		case dhis2.MentionColumns[c] && typ == "jsonb":
+			mentions = true
+		}
+	}
+	sort.Strings(spec.users)
+	sort.Strings(spec.jsons)
+	return spec, mentions
 }
 
 // rewriteSpec are the columns of one table rewrite: username text columns (mapped), user

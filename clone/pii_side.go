@@ -94,15 +94,11 @@ func (r *piiRun) releaseUntouched() {
 	}
 	rules := ruleTables(true)
 	var names []string
-	for t, cols := range r.cat.cols {
+	for t := range r.cat.cols {
 		if rules[t] {
 			continue
 		}
-		writes := false
-		for c, typ := range cols {
-			writes = writes || dhis2.UsernameColumns[c] && r.cat.isText(t, c) || (dhis2.UserJSONColumns[c] || dhis2.MentionColumns[c]) && typ == "jsonb"
-		}
-		if !writes {
+		if spec, mentions := r.userSpec(t); !mentions && len(spec.users)+len(spec.jsons) == 0 {
 			names = append(names, t)
 		}
 	}
@@ -130,21 +126,8 @@ func (r *piiRun) sideTables() map[string]rewriteSpec {
 		if touched[t] {
 			continue
 		}
-		spec := rewriteSpec{texts: text[t]}
-		only := true
-		for c, typ := range r.cat.cols[t] {
-			switch {
-			case dhis2.UsernameColumns[c] && r.cat.isText(t, c):
-				spec.users = append(spec.users, c)
-			case dhis2.UserJSONColumns[c] && typ == "jsonb":
-				spec.jsons = append(spec.jsons, c)
-			case dhis2.MentionColumns[c] && typ == "jsonb":
-				only = false
-			}
-		}
-		if only && len(spec.users)+len(spec.jsons) > 0 {
-			sort.Strings(spec.users)
-			sort.Strings(spec.jsons)
+		if spec, mentions := r.userSpec(t); !mentions && len(spec.users)+len(spec.jsons) > 0 {
+			spec.texts = text[t]
 			out[t] = spec
 		}
 	}
