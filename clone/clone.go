@@ -369,10 +369,8 @@ func (p *Prepared) Run(ctx context.Context) (*Record, error) {
 		homeDone <- nil
 	}
 	dbErr := p.newCopy(ctx, rec)
-	var checks []Check
 	if dbErr == nil {
-		checks, dbErr = p.verify(ctx, p.Temp)
-		rec.Checks = checks
+		rec.Checks, dbErr = p.verify(ctx, p.Temp)
 	}
 	if dbErr != nil {
 		stopHome(dbErr)
