@@ -436,6 +436,23 @@ AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
 }
 
 func dropDatabase(ctx context.Context, o *Options, db string) error {
+	// The failure that ends a restore can take the server down with it (a disk that fills
+	// while it writes WAL makes it restart and recover): try again until ctx ends.
+	for {
+		err := dropDatabaseOnce(ctx, o, db)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		o.Log.Debug("dropping the half-restored database failed; trying again", "database", db, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func dropDatabaseOnce(ctx context.Context, o *Options, db string) error {
 	admin, err := o.adminFor("postgres").Connect(ctx)
 	if err != nil {
 		return err
