@@ -70,6 +70,10 @@ func Init(ctx context.Context, a *app.App) (*Initialized, error) {
 			return nil, err
 		}
 	}
+	// The first snapshot's cut markers need the repository's chunker polynomial: read it now.
+	if _, err := snapshot.LearnChunker(ctx, cat, a.Repo); err != nil {
+		a.Log.Warn("could not read the repository's chunker polynomial; the first snapshot asks again", "err", err)
+	}
 	if a.Config.Archive != nil {
 		if out.Escrow, err = EscrowRefresh(ctx, a); err != nil {
 			return nil, fmt.Errorf("escrow bundle: %w", err)
@@ -172,7 +176,7 @@ func DumpStream(ctx context.Context, a *app.App, instance string, w io.Writer, r
 	tr, err := snapshot.Dump(ctx, snapshot.DumpOptions{
 		Conn: app.InstanceConn(in), ExcludeAudit: in.ExcludeAudit, ExcludeExtra: in.ExcludeTableData,
 		OrderedTables: a.Config.Tuning.OrderedTables, TempDir: a.Config.Tuning.TempDir, PGBinDir: in.PGBinDir,
-		Cuts: cuts,
+		Cuts: cuts, Exported: exportedNote(resultPath),
 	}, w)
 	var result any = tr
 	if err != nil {
@@ -190,6 +194,20 @@ func DumpStream(ctx context.Context, a *app.App, instance string, w io.Writer, r
 		return fmt.Errorf("writing dump result: %w", merr)
 	}
 	return err
+}
+
+// exportedNote returns the Exported callback that writes resultPath+snapshot.ExportedSuffix
+// (snapshot.Take starts the file store part when it appears); nil without a result file.
+func exportedNote(resultPath string) func(string) error {
+	if resultPath == "" {
+		return nil
+	}
+	return func(snap string) error {
+		if err := os.WriteFile(resultPath+snapshot.ExportedSuffix, []byte(snap), 0o600); err != nil {
+			return fmt.Errorf("writing the dump's exported note: %w", err)
+		}
+		return nil
+	}
 }
 
 // TestAlerts sends a test event to every configured notifier (short retries) and returns each

@@ -24,6 +24,41 @@ type RepositorySize struct {
 // the database stream, estimate stands in for the unknown total.
 type SnapshotProgress func(part string, st restic.Status, estimate int64)
 
+// measureRepository measures the repository's stored size (nil when it cannot: restic stats
+// reads the index, so it is bounded, and its failure fails nothing).
+func (r *Runner) measureRepository(ctx context.Context) *RepositorySize {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	st, err := r.App.Repo.RawStats(sctx)
+	if err != nil {
+		r.log().Warn("could not measure the repository size", "err", err)
+		return nil
+	}
+	return &RepositorySize{Bytes: st.TotalSize, UncompressedBytes: st.TotalUncompressedSize, Snapshots: st.SnapshotsCount}
+}
+
+// recordRepositorySize records for status and metrics the size measured when the set began
+// plus what its parts added (their restic snapshots, the data they added); the set's manifest,
+// a few KiB, is counted as a snapshot but not in bytes. Another writer of the repository at
+// the same time is counted at the next measurement.
+func (r *Runner) recordRepositorySize(instance string, rs *RepositorySize, m *manifest.Manifest) {
+	if rs == nil {
+		return
+	}
+	for _, p := range m.Parts {
+		if p.Snapshot != "" {
+			rs.Bytes += p.AddedPacked
+			rs.UncompressedBytes += p.Added
+			rs.Snapshots++
+		}
+	}
+	rs.Snapshots++ // the manifest part
+	rs.MeasuredAt = m.Finished
+	if err := r.Catalog.PutJSON(BucketRepository, instance, rs); err != nil {
+		r.log().Warn("could not record the repository size", "err", err)
+	}
+}
+
 // Producer is the dump producer argv of an instance: this executable's `internal dump-stream`,
 // which restic backup --stdin-from-command runs.
 func Producer(self, configPath, instance string) []string {
@@ -55,24 +90,20 @@ func (r *Runner) snapshotJob(ctx context.Context, instance string, progress Snap
 	if err := r.preflight(ctx, &res); err != nil {
 		return res, err
 	}
+	// The repository is measured beside the set (every restic run spends about half a second
+	// deriving the repository key; after the set it would add that to every snapshot).
+	measured := make(chan *RepositorySize, 1)
+	go func() { measured <- r.measureRepository(ctx) }()
 	m, err := snapshot.Take(ctx, snapshot.Options{
 		Config: cfg, Instance: cfg.Instances[instance], Repo: r.App.Repo, Catalog: r.Catalog, Log: r.log(),
 		Producer: Producer(r.Self, cfg.Path, instance), ToolVersion: r.ToolVersion, Progress: progress, LockHeld: lockHeld,
+		ManifestCommand: []string{r.Self, "internal", "await-file"},
 	})
+	size := <-measured
 	if err != nil {
 		return res, err
 	}
 	res.Manifest, res.Bytes = m, m.AddedBytes()
-	// restic stats reads the index, so it is bounded and its failure does not fail the set.
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	if st, err := r.App.Repo.RawStats(sctx); err != nil {
-		r.log().Warn("could not measure the repository size", "err", err)
-	} else {
-		rs := RepositorySize{Bytes: st.TotalSize, UncompressedBytes: st.TotalUncompressedSize, Snapshots: st.SnapshotsCount, MeasuredAt: time.Now().UTC()}
-		if err := r.Catalog.PutJSON(BucketRepository, instance, rs); err != nil {
-			r.log().Warn("could not record the repository size", "err", err)
-		}
-	}
+	r.recordRepositorySize(instance, size, m)
 	return res, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/dumpfmt"
+	"github.com/dhis2-life/dhis2-life/internal/restic"
 )
 
 // ChunkerEnv names the environment variable through which Take hands the repository's
@@ -64,24 +65,36 @@ func (t *taker) chunkerPolynomial(ctx context.Context) string {
 	if ok, err := o.Catalog.GetJSON(BucketChunker, key, &rec); err == nil && ok && rec.Polynomial != "" && time.Since(rec.CheckedAt) < chunkerRecheck {
 		return rec.Polynomial
 	}
-	cfg, err := o.Repo.Config(ctx)
+	pol, err := LearnChunker(ctx, o.Catalog, o.Repo)
+	switch {
+	case err != nil && pol == "":
+		o.Log.Warn("no cut marker for this repository; this set is stored without cut markers", "err", err)
+	case err != nil:
+		o.Log.Warn("the chunker polynomial is not cached; the next snapshot asks restic again", "err", err)
+	}
+	return pol
+}
+
+// LearnChunker asks restic for the chunker polynomial of repo (one restic run, about half a
+// second of key derivation) and records it in the catalogue, where snapshots find it; `init`
+// calls it so that the first snapshot need not. It returns the polynomial (hex).
+func LearnChunker(ctx context.Context, cat *catalog.Catalog, repo *restic.Repo) (string, error) {
+	cfg, err := repo.Config(ctx)
 	if err != nil {
-		o.Log.Warn("could not read the repository's chunker polynomial; this set is stored without cut markers", "err", err)
-		return ""
+		return "", fmt.Errorf("reading the repository's chunker polynomial: %w", err)
 	}
 	pol, err := cfg.Polynomial()
 	if err == nil {
 		_, err = dumpfmt.NewCuts(pol)
 	}
 	if err != nil {
-		o.Log.Warn("no cut marker for this repository; this set is stored without cut markers", "err", err)
-		return ""
+		return "", err
 	}
-	rec = ChunkerRecord{RepositoryID: cfg.ID, Polynomial: cfg.ChunkerPolynomial, CheckedAt: time.Now().UTC()}
-	if err := o.Catalog.PutJSON(BucketChunker, key, rec); err != nil {
-		o.Log.Warn("could not record the repository's chunker polynomial", "err", err)
+	rec := ChunkerRecord{RepositoryID: cfg.ID, Polynomial: cfg.ChunkerPolynomial, CheckedAt: time.Now().UTC()}
+	if err := cat.PutJSON(BucketChunker, chunkerKey(repo.URL), rec); err != nil {
+		return rec.Polynomial, fmt.Errorf("recording the repository's chunker polynomial: %w", err)
 	}
-	return rec.Polynomial
+	return rec.Polynomial, nil
 }
 
 // ForgetChunker drops the cached polynomial of the repository at url: `init` calls it when it

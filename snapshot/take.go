@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
@@ -41,6 +44,12 @@ type Options struct {
 	// LockHeld says the caller already holds the instance lock (an upgrade taking its
 	// rollback point), so Take does not take it again.
 	LockHeld bool
+	// ManifestCommand, when set, is the argv of a command that waits for the file named by an
+	// appended "--file PATH" and writes it to stdout ([dhis2-life internal await-file]): the
+	// manifest part's restic then starts with the set and opens the repository (about half a
+	// second of key derivation and index load) while the other parts are stored, and stores
+	// the manifest as soon as it is written. Nil: the manifest part starts after the others.
+	ManifestCommand []string
 }
 
 // ErrBusy means another job of the same instance is running.
@@ -51,6 +60,7 @@ var ErrBusy = lock.ErrHeld
 // the parts already stored are forgotten again (best effort) and nothing is recorded.
 func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	in := o.Instance
+	stale := false
 	if !o.LockHeld {
 		lk, err := lock.Acquire(filepath.Join(o.Config.StateDir, "locks"), in.Name, "snapshot")
 		if err != nil {
@@ -61,26 +71,29 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		}
 		defer lk.Release()
 		if lk.Stale {
+			stale = true
 			o.Log.Warn("previous job of this instance was killed; removing stale restic locks", "job", lk.Previous.Job, "pid", lk.Previous.PID)
 			if err := o.Repo.Unlock(ctx); err != nil {
 				o.Log.Warn("restic unlock failed", "err", err)
 			}
 		}
 	}
-	// Parts of sets a killed run stored but never recorded: no snapshot of this instance runs
-	// now (the lock says so), so any unrecorded set without a manifest is an orphan.
-	if _, err := ForgetOrphans(ctx, o.Repo, o.Catalog, in.Name, 0, o.Log); err != nil {
-		o.Log.Warn("could not look for orphaned parts of killed snapshots", "err", err)
-	}
 	t := newTaker(ctx, o)
 	m := t.m
-	// 1. Database stream.
-	if err := t.dbPart(ctx); err != nil {
-		return t.fail(ctx, err)
+	// Parts of sets a killed or failed run stored but never recorded: no snapshot of this
+	// instance runs now (the lock says so), so any unrecorded set without a manifest is an
+	// orphan. Listing the repository costs a restic run, so it is done only when a run may
+	// have left some: the previous job was killed (stale lock) or a set is still marked
+	// pending in the catalogue (retention sweeps them too).
+	if stale || t.pendingLeft() {
+		if _, err := ForgetOrphans(ctx, o.Repo, o.Catalog, in.Name, 0, o.Log); err != nil {
+			o.Log.Warn("could not look for orphaned parts of killed snapshots", "err", err)
+		}
 	}
-	// 2. File store (after the dump: every file row in the dump then has its file, unless
-	// DHIS2 deleted it in between).
-	if err := t.filesPart(ctx); err != nil {
+	t.markPending()
+	t.startManifest(ctx)
+	// 1+2. Database stream, and beside it the file store once the dump has its snapshot.
+	if err := t.dataParts(ctx); err != nil {
 		return t.fail(ctx, err)
 	}
 	// 3. Manifest.
@@ -93,6 +106,7 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		// The set is complete in the repository; `catalog rebuild` will find it.
 		return m, fmt.Errorf("set %s is stored but could not be recorded in the catalogue (run `dhis2-life catalog rebuild`): %w", m.ID, err)
 	}
+	t.clearPending()
 	o.Log.Info("snapshot set stored", "set", m.ID, "tables", len(m.Tables), "rows", m.TotalRows(),
 		"read", ui.Bytes(m.TotalBytes()), "added", ui.Bytes(m.AddedBytes()), "took", m.Finished.Sub(m.Started).Round(time.Millisecond))
 	return m, nil
@@ -107,6 +121,61 @@ type taker struct {
 	// compression is --compression of this set's parts: tuning.compression for the first
 	// set of an instance, tuning.incremental_compression once the catalogue holds one.
 	compression string
+	// manifest is the manifest part's restic run started with the set (nil: none).
+	manifest *manifestRun
+}
+
+// manifestRun is a manifest part whose restic waits for the manifest file.
+type manifestRun struct {
+	path   string // where the manifest is moved into place
+	cancel context.CancelFunc
+	done   chan struct{}
+	sum    *restic.Summary // set when done
+	err    error
+}
+
+// startManifest starts the manifest part's restic (Options.ManifestCommand), which opens the
+// repository and then waits for the manifest file.
+func (t *taker) startManifest(ctx context.Context) {
+	if len(t.o.ManifestCommand) == 0 {
+		return
+	}
+	tmp := t.o.Config.Tuning.TempDir
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		t.o.Log.Warn("the manifest part starts after the others", "err", err)
+		return
+	}
+	// A fresh name in the private temp dir: the file is created there only when it is whole.
+	f, err := os.CreateTemp(tmp, proc.TempName("dump-result")+".manifest.json")
+	if err != nil {
+		t.o.Log.Warn("the manifest part starts after the others", "err", err)
+		return
+	}
+	f.Close()
+	os.Remove(f.Name())
+	mctx, cancel := context.WithCancel(ctx)
+	mr := &manifestRun{path: f.Name(), cancel: cancel, done: make(chan struct{})}
+	argv := append(append([]string{}, t.o.ManifestCommand...), "--file", mr.path)
+	go func() {
+		defer close(mr.done)
+		mr.sum, mr.err = t.o.Repo.BackupCommand(mctx, manifest.ManifestFile, argv, nil, t.backupOptions("manifest", nil))
+	}()
+	t.manifest = mr
+}
+
+// stopManifest stops a started manifest part that was not given its manifest (its command
+// is killed, so restic stores nothing) and waits for it.
+func (t *taker) stopManifest() {
+	mr := t.manifest
+	if mr == nil {
+		return
+	}
+	mr.cancel()
+	<-mr.done
+	keepIncomplete(&t.stored, mr.sum)
+	os.Remove(mr.path)
+	os.Remove(mr.path + ".tmp")
+	t.manifest = nil
 }
 
 func newTaker(ctx context.Context, o Options) *taker {
@@ -134,6 +203,7 @@ func newTaker(ctx context.Context, o Options) *taker {
 
 // fail forgets the parts already stored (best effort) and returns err.
 func (t *taker) fail(ctx context.Context, err error) (*manifest.Manifest, error) {
+	t.stopManifest()
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("snapshot of %s interrupted: %w (%w)", t.o.Instance.Name, cerr, err)
 	}
@@ -141,10 +211,52 @@ func (t *taker) fail(ctx context.Context, err error) (*manifest.Manifest, error)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
 		if ferr := t.o.Repo.Forget(cctx, t.stored...); ferr != nil {
-			t.o.Log.Warn("could not forget the parts of the failed set; `dhis2-life catalog rebuild` ignores them", "set", t.m.ID, "err", ferr)
+			// The set stays marked pending: the next snapshot (or retention) forgets them.
+			t.o.Log.Warn("could not forget the parts of the failed set; the next snapshot forgets them, `dhis2-life catalog rebuild` ignores them", "set", t.m.ID, "err", ferr)
+			return nil, err
 		}
 	}
+	t.clearPending()
 	return nil, err
+}
+
+// BucketPending holds, per instance, the set a running snapshot is taking: written before
+// its first part is stored, removed once the set is recorded or its parts are forgotten. A
+// record left behind means a killed or failed run may have left unrecorded parts.
+const BucketPending = "pending-sets"
+
+// PendingRecord is the catalogue's note of a set being taken.
+type PendingRecord struct {
+	Set     string    `json:"set"`
+	Started time.Time `json:"started"`
+	PID     int       `json:"pid"`
+}
+
+// pendingLeft says whether an earlier run of the instance left its set marked pending.
+func (t *taker) pendingLeft() bool {
+	var rec PendingRecord
+	ok, err := t.o.Catalog.GetJSON(BucketPending, t.o.Instance.Name, &rec)
+	if err != nil {
+		t.o.Log.Warn("could not read the catalogue's pending sets; looking for orphaned parts", "err", err)
+		return true
+	}
+	if ok {
+		t.o.Log.Info("an earlier snapshot did not finish; looking for parts it left", "set", rec.Set, "started", rec.Started)
+	}
+	return ok
+}
+
+func (t *taker) markPending() {
+	rec := PendingRecord{Set: t.m.ID, Started: t.m.Started, PID: os.Getpid()}
+	if err := t.o.Catalog.PutJSON(BucketPending, t.o.Instance.Name, rec); err != nil {
+		t.o.Log.Warn("could not mark the set pending in the catalogue (retention still finds parts a failure leaves)", "err", err)
+	}
+}
+
+func (t *taker) clearPending() {
+	if err := t.o.Catalog.DeleteKey(BucketPending, t.o.Instance.Name); err != nil {
+		t.o.Log.Warn("could not clear the set's pending mark in the catalogue (the next snapshot looks for orphaned parts)", "err", err)
+	}
 }
 
 // keep adds what restic stored, also when it failed (exit 3: incomplete source), to the
@@ -158,9 +270,60 @@ func (t *taker) backupOptions(part string, progress restic.ProgressFunc) restic.
 		Compression: t.compression}
 }
 
+// dataParts stores the database stream and the file store. The file store part starts as
+// soon as the producer has exported its snapshot (every row of the stream is fixed then, so
+// every file a stored row names was written before the file store is read, unless DHIS2
+// deleted it meanwhile), or after the stream when no such note comes; the two restic runs
+// overlap, each otherwise waiting for the other's repository key derivation and index load.
+// A failure of either stops the other; the parts stored so far are in t.stored.
+func (t *taker) dataParts(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The first failure is the one to report: the other part then only stopped for it.
+	var mu sync.Mutex
+	var first error
+	failed := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	exported := make(chan struct{})
+	var once sync.Once
+	start := func() { once.Do(func() { close(exported) }) }
+	fdone := make(chan *filesResult, 1)
+	go func() {
+		select {
+		case <-exported:
+		case <-ctx.Done():
+			fdone <- nil
+			return
+		}
+		r, err := t.filesPart(ctx)
+		if err != nil {
+			failed(err)
+		}
+		fdone <- &r
+	}()
+	if err := t.dbPart(ctx, start); err != nil {
+		failed(err)
+	} else {
+		start()
+	}
+	if r := <-fdone; r != nil {
+		t.applyFiles(*r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return first
+}
+
 // dbPart stores the database stream that the producer writes and takes the dump's trailer
-// (versions, tables, row counts, sequences) into the manifest.
-func (t *taker) dbPart(ctx context.Context) error {
+// (versions, tables, row counts, sequences) into the manifest. exported is called once the
+// producer says its snapshot is exported.
+func (t *taker) dbPart(ctx context.Context, exported func()) error {
 	o, m, in := t.o, t.m, t.o.Instance
 	estimate, _ := estimateBytes(ctx, in)
 	tmp := o.Config.Tuning.TempDir
@@ -178,6 +341,11 @@ func (t *taker) dbPart(ctx context.Context) error {
 	}
 	resFile.Close()
 	defer os.Remove(resFile.Name())
+	exportedPath := resFile.Name() + ExportedSuffix
+	defer os.Remove(exportedPath)
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go watchExported(exportedPath, watchDone, exported)
 	argv := append(append([]string{}, o.Producer...), "--result", resFile.Name())
 	o.Log.Info("dumping database", "instance", in.Name, "set", m.ID, "estimate", ui.Bytes(estimate))
 	t0 := time.Now()
@@ -237,29 +405,75 @@ func applyTrailer(m *manifest.Manifest, tr *manifest.Trailer, setTime time.Time)
 	m.Warnings = append(m.Warnings, tr.Warnings...)
 }
 
-// filesPart stores the file store and dhis.conf, or notes in the manifest why it could not.
-func (t *taker) filesPart(ctx context.Context) error {
-	o, m, in := t.o, t.m, t.o.Instance
+// ExportedSuffix names, next to the dump's result file, the file the producer writes (the
+// exported snapshot's name) as soon as its snapshot is exported.
+const ExportedSuffix = ".exported"
+
+// watchExported calls exported once path has content, polling until done is closed.
+func watchExported(path string, done <-chan struct{}, exported func()) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+			if st, err := os.Stat(path); err == nil && st.Size() > 0 {
+				exported()
+				return
+			}
+		}
+	}
+}
+
+// filesResult is what the file store part found and stored.
+type filesResult struct {
+	files   *manifest.Files
+	part    manifest.Part
+	warning string
+	stored  string // restic snapshot ID ("" = none)
+}
+
+// filesPart stores the file store and dhis.conf, or says why it could not. It runs beside
+// the database part, so it changes nothing shared; applyFiles takes its result.
+func (t *taker) filesPart(ctx context.Context) (filesResult, error) {
+	o, in := t.o, t.o.Instance
 	files, skipped := filePaths(in.DHIS2Home)
-	m.Files = files
+	r := filesResult{files: files}
 	if skipped != "" {
-		m.Parts["files"] = manifest.Part{Skipped: skipped}
-		m.Warnings = append(m.Warnings, "file store not backed up: "+skipped)
-		return nil
+		r.part = manifest.Part{Skipped: skipped}
+		r.warning = "file store not backed up: " + skipped
+		return r, nil
 	}
 	o.Log.Info("backing up file store", "home", in.DHIS2Home, "paths", files.Paths)
 	t1 := time.Now()
-	sum, err := o.Repo.BackupPaths(ctx, in.DHIS2Home, files.Paths, t.backupOptions("files", progressFor(o, "files", 0)))
-	if err != nil {
-		t.keep(sum)
-		return fmt.Errorf("file store part: %w", err)
+	// No progress of its own: it runs under the database part's.
+	sum, err := o.Repo.BackupPaths(ctx, in.DHIS2Home, files.Paths, t.backupOptions("files", nil))
+	if sum != nil {
+		r.stored = sum.SnapshotID
 	}
-	t.stored = append(t.stored, sum.SnapshotID)
+	if err != nil {
+		return r, fmt.Errorf("file store part: %w", err)
+	}
 	proc.KillAt("snapshot:files-stored")
-	p := partOf(sum, time.Since(t1), t.compression)
-	p.FilesProcessed = sum.TotalFilesProcessed
-	m.Parts["files"] = p
-	return nil
+	r.part = partOf(sum, time.Since(t1), t.compression)
+	r.part.FilesProcessed = sum.TotalFilesProcessed
+	return r, nil
+}
+
+// applyFiles takes the file store part's result into the manifest and the stored parts.
+func (t *taker) applyFiles(r filesResult) {
+	if r.stored != "" {
+		t.stored = append(t.stored, r.stored)
+	}
+	if r.files == nil {
+		return
+	}
+	t.m.Files = r.files
+	t.m.Parts["files"] = r.part
+	if r.warning != "" {
+		t.m.Warnings = append(t.m.Warnings, r.warning)
+	}
 }
 
 // manifestPart stores the finished manifest and returns it as stored.
@@ -269,7 +483,7 @@ func (t *taker) manifestPart(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	msum, err := t.o.Repo.BackupReader(ctx, manifest.ManifestFile, bytes.NewReader(mb), t.backupOptions("manifest", nil))
+	msum, err := t.storeManifest(ctx, mb)
 	if err != nil {
 		t.keep(msum)
 		return nil, fmt.Errorf("manifest part: %w", err)
@@ -277,6 +491,26 @@ func (t *taker) manifestPart(ctx context.Context) ([]byte, error) {
 	t.stored = append(t.stored, msum.SnapshotID)
 	proc.KillAt("snapshot:manifest-stored")
 	return mb, nil
+}
+
+// storeManifest hands the manifest to the started manifest part, or stores it with a restic
+// run of its own when none was started.
+func (t *taker) storeManifest(ctx context.Context, mb []byte) (*restic.Summary, error) {
+	mr := t.manifest
+	if mr == nil {
+		return t.o.Repo.BackupReader(ctx, manifest.ManifestFile, bytes.NewReader(mb), t.backupOptions("manifest", nil))
+	}
+	if err := os.WriteFile(mr.path+".tmp", mb, 0o600); err != nil {
+		return nil, fmt.Errorf("writing the manifest for restic: %w", err)
+	}
+	if err := os.Rename(mr.path+".tmp", mr.path); err != nil {
+		return nil, fmt.Errorf("writing the manifest for restic: %w", err)
+	}
+	<-mr.done
+	t.manifest = nil
+	os.Remove(mr.path)
+	mr.cancel()
+	return mr.sum, mr.err
 }
 
 // keepIncomplete adds the snapshot restic stored despite failing (exit 3: incomplete source)
@@ -360,4 +594,30 @@ func estimateBytes(ctx context.Context, in *config.Instance) (int64, error) {
 		}
 	}
 	return n, nil
+}
+
+// AwaitFile waits until path exists (its writer moves it into place whole), then copies it to
+// w. It is the manifest part's producer (`dhis2-life internal await-file`); it gives up only
+// when ctx ends.
+func AwaitFile(ctx context.Context, path string, w io.Writer) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		f, err := os.Open(path)
+		if err == nil {
+			defer f.Close()
+			if _, err := io.Copy(w, f); err != nil {
+				return fmt.Errorf("writing %s: %w", path, err)
+			}
+			return nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("waiting for %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", path, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }

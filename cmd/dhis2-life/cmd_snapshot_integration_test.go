@@ -3,13 +3,16 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dhis2-life/dhis2-life/internal/catalog"
 	"github.com/dhis2-life/dhis2-life/internal/lock"
 	"github.com/dhis2-life/dhis2-life/internal/testenv"
+	"github.com/dhis2-life/dhis2-life/snapshot"
 	"github.com/dhis2-life/dhis2-life/testdata/fixture"
 )
 
@@ -248,5 +251,80 @@ func TestSnapshotSymlinkedFileStore(t *testing.T) {
 	r := e.mustRun("verify", "latest", "--json")
 	if !strings.Contains(r.stdout, `"ok": true`) {
 		t.Fatalf("drill of a symlinked file store failed:\n%s", r.stdout)
+	}
+}
+
+// TestSnapshotPendingSweep: a snapshot lists the repository for parts that a killed or failed
+// run stored but never recorded only when the catalogue says a set was left pending (or the
+// previous job's lock is stale, TestKills); it then forgets them and clears the mark.
+func TestSnapshotPendingSweep(t *testing.T) {
+	e := newEnv(t, fixture.Gen242)
+	e.init()
+	m := e.snapshot()
+	// The file store part runs beside the database stream, but starts only once the dump's
+	// snapshot is taken: restic's time of the part is after the set's (the dump's) time.
+	var files []struct {
+		Time time.Time `json:"time"`
+	}
+	e.resticJSON(&files, "snapshots", "--json", "--tag", "set:"+m.ID+",part:files")
+	if len(files) != 1 || !files[0].Time.After(m.Time) {
+		t.Fatalf("file store part %+v of set %s (dump at %s): want one, taken after the dump's snapshot", files, m.ID, m.Time)
+	}
+	host, _ := os.Hostname()
+	orphan := "20260101T000000Z-dead"
+	cmd := exec.Command(testenv.Restic(t), "--no-cache", "--json", "backup", "--stdin", "--stdin-filename", "dhis2-db.stream",
+		"--host", host, "--tag", "dhis2-life", "--tag", "set:"+orphan, "--tag", "instance:"+testInstance, "--tag", "part:db")
+	cmd.Env = append([]string{"RESTIC_REPOSITORY=" + e.repoURL, "RESTIC_PASSWORD_FILE=" + e.passFile, "PATH=/usr/bin:/bin"}, e.s3.Env()...)
+	cmd.Stdin = strings.NewReader("a part whose run died before its manifest")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("storing an orphaned part: %v: %s", err, out)
+	}
+	orphanParts := func() int {
+		var snaps []map[string]any
+		e.resticJSON(&snaps, "snapshots", "--json", "--tag", "set:"+orphan)
+		return len(snaps)
+	}
+	pending := func() (snapshot.PendingRecord, bool) {
+		cat, err := catalog.Open(catalog.Path(e.stateDir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec snapshot.PendingRecord
+		ok, err := cat.GetJSON(snapshot.BucketPending, testInstance, &rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec, ok
+	}
+
+	// A clean previous run left no mark: the snapshot does not list the repository.
+	e.snapshot()
+	if n := orphanParts(); n != 1 {
+		t.Fatalf("without a pending mark the orphaned part should be left to retention; %d parts remain", n)
+	}
+	if rec, ok := pending(); ok {
+		t.Fatalf("a recorded set is still marked pending: %+v", rec)
+	}
+
+	// A run that died after storing it left its set marked pending: the next snapshot forgets it.
+	cat, err := catalog.Open(catalog.Path(e.stateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.PutJSON(snapshot.BucketPending, testInstance, snapshot.PendingRecord{Set: orphan, Started: time.Now().UTC(), PID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run("snapshot")
+	if r.code != 0 {
+		t.Fatalf("snapshot: %s", r)
+	}
+	if !strings.Contains(r.stderr, "forgot the parts of a set a killed snapshot left behind") {
+		t.Errorf("the sweep is not logged:\n%s", r.stderr)
+	}
+	if n := orphanParts(); n != 0 {
+		t.Fatalf("the orphaned part of the pending set is still in the repository (%d)", n)
+	}
+	if rec, ok := pending(); ok {
+		t.Fatalf("the mark stays after a recorded set: %+v", rec)
 	}
 }

@@ -223,7 +223,7 @@ func defineMetrics(r *metrics.Registry) {
 	r.Define(MetricClones, metrics.Gauge, "Clones of the instance recorded in the catalogue.", "instance")
 	r.Define(MetricSnapshotTime, metrics.Gauge, "Unix time of the newest snapshot set.", "instance")
 	r.Define(MetricRepositoryUp, metrics.Gauge, "1 when the last job reached the repository, 0 when it could not.", "instance")
-	r.Define(MetricRepositorySize, metrics.Gauge, "Stored size of the repository in bytes, as measured after the last snapshot.", "instance")
+	r.Define(MetricRepositorySize, metrics.Gauge, "Stored size of the repository in bytes, as measured when the last snapshot began plus what it added.", "instance")
 	r.Define(MetricStatusOK, metrics.Gauge, "1 when the instance is within its rpo and drill_max_age limits.", "instance")
 	r.Define(MetricWALLastArchived, metrics.Gauge, "Unix time of the last WAL file archived by PostgreSQL (pg_stat_archiver), for instances with WAL archiving.", "instance")
 }
