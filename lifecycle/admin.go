@@ -164,9 +164,40 @@ func (r *Runner) Unkeep(ref, instance string) (string, error) {
 // trailer, or the error, goes to resultPath as JSON ("" = nowhere): restic reports only
 // "command failed", the snapshot reads the cause there.
 func DumpStream(ctx context.Context, a *app.App, instance string, w io.Writer, resultPath string) error {
+	tr, err := dump(ctx, a, instance, w, resultPath)
+	if werr := writeDumpResult(resultPath, tr, err); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// DumpStreamFIFO is DumpStream into the named pipe fifo (snapshot.Take starts the producer
+// before restic, which reads the pipe through `internal relay`): the stream is buffered until
+// the relay opens the pipe, and the result file is written before the pipe is closed, so the
+// relay finds it when the stream ends.
+func DumpStreamFIFO(ctx context.Context, a *app.App, instance, fifo, resultPath string) error {
+	w := snapshot.NewFIFOWriter(fifo)
+	tr, err := dump(ctx, a, instance, w, resultPath)
+	if err == nil {
+		if err = w.Flush(); err != nil {
+			err = fmt.Errorf("dump of %s failed: %w", instance, err)
+		}
+	}
+	werr := writeDumpResult(resultPath, tr, err)
+	if cerr := w.Close(); err == nil && werr == nil && cerr != nil {
+		werr = fmt.Errorf("closing the pipe to restic: %w", cerr)
+	}
+	if err == nil {
+		err = werr
+	}
+	return err
+}
+
+// dump writes the instance's database stream to w.
+func dump(ctx context.Context, a *app.App, instance string, w io.Writer, resultPath string) (*manifest.Trailer, error) {
 	in, err := a.Config.Instance(instance)
 	if err != nil {
-		return usage("%v", err)
+		return nil, usage("%v", err)
 	}
 	cuts, err := snapshot.CutsFromEnv()
 	if err != nil {
@@ -178,22 +209,33 @@ func DumpStream(ctx context.Context, a *app.App, instance string, w io.Writer, r
 		OrderedTables: a.Config.Tuning.OrderedTables, TempDir: a.Config.Tuning.TempDir, PGBinDir: in.PGBinDir,
 		Cuts: cuts, Exported: exportedNote(resultPath),
 	}, w)
+	if err != nil {
+		return nil, fmt.Errorf("dump of %s failed: %w", in.Name, err)
+	}
+	return tr, nil
+}
+
+// writeDumpResult writes the trailer, or the error, to the result file ("" = none).
+func writeDumpResult(resultPath string, tr *manifest.Trailer, err error) error {
+	if resultPath == "" {
+		return nil
+	}
 	var result any = tr
 	if err != nil {
-		err = fmt.Errorf("dump of %s failed: %w", in.Name, err)
 		result = map[string]string{"error": err.Error()}
-	}
-	if resultPath == "" {
-		return err
 	}
 	b, merr := json.Marshal(result)
 	if merr == nil {
-		merr = os.WriteFile(resultPath, b, 0o600)
+		// Whole or not at all: the relay reads it as soon as it exists.
+		tmp := resultPath + ".tmp"
+		if merr = os.WriteFile(tmp, b, 0o600); merr == nil {
+			merr = os.Rename(tmp, resultPath)
+		}
 	}
-	if err == nil && merr != nil {
+	if merr != nil {
 		return fmt.Errorf("writing dump result: %w", merr)
 	}
-	return err
+	return nil
 }
 
 // exportedNote returns the Exported callback that writes resultPath+snapshot.ExportedSuffix

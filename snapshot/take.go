@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/dhis2-life/dhis2-life/internal/proc"
 	"github.com/dhis2-life/dhis2-life/internal/restic"
 	"github.com/dhis2-life/dhis2-life/internal/ui"
+	"golang.org/x/sys/unix"
 )
 
 // Options configure Take.
@@ -50,6 +52,11 @@ type Options struct {
 	// second of key derivation and index load) while the other parts are stored, and stores
 	// the manifest as soon as it is written. Nil: the manifest part starts after the others.
 	ManifestCommand []string
+	// RelayCommand, when set, is the argv of the relay ([dhis2-life internal relay]; "--fifo",
+	// "--result" and "--producer-pid" are appended): Take then starts the producer itself
+	// (with "--fifo PATH" appended too) before restic, which reads the stream through the
+	// relay (relay.go). Nil: restic runs the producer.
+	RelayCommand []string
 }
 
 // ErrBusy means another job of the same instance is running.
@@ -158,7 +165,9 @@ func (t *taker) startManifest(ctx context.Context) {
 	argv := append(append([]string{}, t.o.ManifestCommand...), "--file", mr.path)
 	go func() {
 		defer close(mr.done)
-		mr.sum, mr.err = t.o.Repo.BackupCommand(mctx, manifest.ManifestFile, argv, nil, t.backupOptions("manifest", nil))
+		o := t.backupOptions("manifest", nil)
+		o.Background = true // it waits for the other parts; it must not slow them
+		mr.sum, mr.err = t.o.Repo.BackupCommand(mctx, manifest.ManifestFile, argv, nil, o)
 	}()
 	t.manifest = mr
 }
@@ -353,7 +362,24 @@ func (t *taker) dbPart(ctx context.Context, exported func()) error {
 	if pol := t.chunkerPolynomial(ctx); pol != "" {
 		env = append(env, ChunkerEnv+"="+pol)
 	}
+	var producer *producerRun
+	if len(o.RelayCommand) > 0 {
+		fifo := resFile.Name() + ".fifo"
+		if err := unix.Mkfifo(fifo, 0o600); err != nil {
+			return fmt.Errorf("creating the pipe to restic: %w", err)
+		}
+		defer os.Remove(fifo)
+		if producer, err = startProducer(ctx, append(argv, "--fifo", fifo), env); err != nil {
+			return err
+		}
+		argv = append(append([]string{}, o.RelayCommand...), "--fifo", fifo, "--result", resFile.Name(),
+			"--producer-pid", strconv.Itoa(producer.cmd.Process.Pid))
+		env = nil
+	}
 	sum, err := o.Repo.BackupCommand(ctx, manifest.DBFile, argv, env, t.backupOptions("db", progressFor(o, "db", estimate)))
+	if producer != nil {
+		producer.stop(err, o.Log)
+	}
 	if err != nil {
 		t.keep(sum)
 		// The producer leaves the cause of its failure in the result file; restic itself
@@ -447,7 +473,8 @@ func (t *taker) filesPart(ctx context.Context) (filesResult, error) {
 	}
 	o.Log.Info("backing up file store", "home", in.DHIS2Home, "paths", files.Paths)
 	t1 := time.Now()
-	// No progress of its own: it runs under the database part's.
+	// No progress of its own: it runs under the database part's. (At a lower CPU priority it
+	// was measured slower: it then waits for the stream's end, and the manifest for it.)
 	sum, err := o.Repo.BackupPaths(ctx, in.DHIS2Home, files.Paths, t.backupOptions("files", nil))
 	if sum != nil {
 		r.stored = sum.SnapshotID

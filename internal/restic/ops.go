@@ -136,6 +136,8 @@ type BackupOptions struct {
 	Progress ProgressFunc
 	// Compression overrides the repository's --compression for this backup ("" = the Repo's).
 	Compression string
+	// Background runs restic at a lower CPU priority, beside a run the job waits for.
+	Background bool
 }
 
 func (r *Repo) backupArgs(o BackupOptions) []string {
@@ -162,6 +164,7 @@ func (r *Repo) backup(ctx context.Context, c call, o BackupOptions) (*Summary, e
 	var sum *Summary
 	c.op = "backup"
 	c.progress = o.Progress
+	c.background = o.Background
 	c.onLine = func(line []byte) {
 		if bytes.Contains(line, []byte(`"message_type":"summary"`)) {
 			var s Summary
@@ -308,9 +311,10 @@ type Stats struct {
 	SnapshotsCount        int64   `json:"snapshots_count"`
 }
 
-// RawStats returns the repository's stored size.
+// RawStats returns the repository's stored size. It runs at a lower CPU priority: it is a
+// measurement beside other work.
 func (r *Repo) RawStats(ctx context.Context) (*Stats, error) {
-	out, err := r.run(ctx, call{op: "stats", args: []string{"stats", "--no-lock", "--mode", "raw-data"}, timeout: true})
+	out, err := r.run(ctx, call{op: "stats", args: []string{"stats", "--no-lock", "--mode", "raw-data"}, timeout: true, background: true})
 	if err != nil {
 		return nil, err
 	}

@@ -121,7 +121,13 @@ type call struct {
 	progress ProgressFunc
 	onLine   func(line []byte) // every stdout JSON line (when stdout is nil)
 	extraEnv []string
+	// background runs restic at a lower CPU priority (nice 10): a run beside the one the job
+	// waits for takes the CPU that one leaves idle instead of slowing it.
+	background bool
 }
+
+// backgroundNice is the niceness of background restic runs.
+const backgroundNice = "10"
 
 // stopGrace is how long a cancelled restic may take to stop cleanly (and remove its lock)
 // before its process group is killed.
@@ -171,6 +177,10 @@ func (r *Repo) run1(ctx context.Context, c call) ([]byte, error) {
 		args = append([]string{"--stuck-request-timeout=" + stuck.String()}, args...)
 	}
 	cmd := exec.CommandContext(ctx, r.bin(), args...)
+	if nice, err := exec.LookPath("nice"); err == nil && c.background {
+		// nice execs restic in its own process: every thread restic starts inherits it.
+		cmd = exec.CommandContext(ctx, nice, append([]string{"-n", backgroundNice, r.bin()}, args...)...)
+	}
 	cmd.Env = append(r.env(), c.extraEnv...)
 	cmd.Dir = c.dir
 	cmd.Stdin = c.stdin
