@@ -207,7 +207,7 @@ func dump(ctx context.Context, a *app.App, instance string, w io.Writer, resultP
 	tr, err := snapshot.Dump(ctx, snapshot.DumpOptions{
 		Conn: app.InstanceConn(in), ExcludeAudit: in.ExcludeAudit, ExcludeExtra: in.ExcludeTableData,
 		OrderedTables: a.Config.Tuning.OrderedTables, TempDir: a.Config.Tuning.TempDir, PGBinDir: in.PGBinDir,
-		Cuts: cuts, Exported: exportedNote(resultPath),
+		Cuts: cuts,
 	}, w)
 	if err != nil {
 		return nil, fmt.Errorf("dump of %s failed: %w", in.Name, err)
@@ -236,20 +236,6 @@ func writeDumpResult(resultPath string, tr *manifest.Trailer, err error) error {
 		return fmt.Errorf("writing dump result: %w", merr)
 	}
 	return nil
-}
-
-// exportedNote returns the Exported callback that writes resultPath+snapshot.ExportedSuffix
-// (snapshot.Take starts the file store part when it appears); nil without a result file.
-func exportedNote(resultPath string) func(string) error {
-	if resultPath == "" {
-		return nil
-	}
-	return func(snap string) error {
-		if err := os.WriteFile(resultPath+snapshot.ExportedSuffix, []byte(snap), 0o600); err != nil {
-			return fmt.Errorf("writing the dump's exported note: %w", err)
-		}
-		return nil
-	}
 }
 
 // TestAlerts sends a test event to every configured notifier (short retries) and returns each

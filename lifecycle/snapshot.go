@@ -97,8 +97,7 @@ func (r *Runner) snapshotJob(ctx context.Context, instance string, progress Snap
 	m, err := snapshot.Take(ctx, snapshot.Options{
 		Config: cfg, Instance: cfg.Instances[instance], Repo: r.App.Repo, Catalog: r.Catalog, Log: r.log(),
 		Producer: Producer(r.Self, cfg.Path, instance), ToolVersion: r.ToolVersion, Progress: progress, LockHeld: lockHeld,
-		ManifestCommand: []string{r.Self, "internal", "await-file"},
-		RelayCommand:    []string{r.Self, "internal", "relay"},
+		RelayCommand: []string{r.Self, "internal", "relay"},
 	})
 	size := <-measured
 	if err != nil {

@@ -29,10 +29,6 @@ type DumpOptions struct {
 	// Cuts are the repository's cut marker and pad (dumpfmt.NewCuts), written after the
 	// schema and after every table so that restic ends a chunk there; nil = no cuts.
 	Cuts *dumpfmt.Cuts
-	// Exported, when set, is called with the exported snapshot's name as soon as the dump's
-	// transaction has its snapshot: from then on every row the stream will hold is fixed, so
-	// what is backed up after this call (the file store) is newer than the stream.
-	Exported func(snapshot string) error
 }
 
 // countingWriter counts bytes written through it.
@@ -75,11 +71,6 @@ func Dump(ctx context.Context, o DumpOptions, out io.Writer) (*manifest.Trailer,
 	tr := &manifest.Trailer{Database: conn.Config().Database, Server: manifest.Server{Version: verStr, VersionNum: verNum}}
 	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot(), now()").Scan(&tr.Snapshot, &tr.Time); err != nil {
 		return nil, fmt.Errorf("exporting snapshot: %w", err)
-	}
-	if o.Exported != nil {
-		if err := o.Exported(tr.Snapshot); err != nil {
-			return nil, err
-		}
 	}
 	dump, err := selectTables(ctx, tx, o, tr)
 	if err != nil {

@@ -318,34 +318,3 @@ func TestStableHead(t *testing.T) {
 		}
 	}
 }
-
-// TestAwaitFile: the manifest part's producer writes the file once it is moved into place,
-// and gives up (non-nil error, nothing written) when its context ends first.
-func TestAwaitFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "manifest.json")
-	var out bytes.Buffer
-	done := make(chan error, 1)
-	go func() { done <- AwaitFile(t.Context(), path, &out) }()
-	time.Sleep(50 * time.Millisecond)
-	select {
-	case err := <-done:
-		t.Fatalf("returned before the file existed: %v", err)
-	default:
-	}
-	if err := os.WriteFile(path+".tmp", []byte(`{"id":"x"}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil || out.String() != `{"id":"x"}` {
-		t.Fatalf("AwaitFile = %v, wrote %q", err, out.String())
-	}
-
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
-	out.Reset()
-	if err := AwaitFile(ctx, filepath.Join(t.TempDir(), "never.json"), &out); err == nil || out.Len() != 0 {
-		t.Fatalf("AwaitFile without the file = %v, wrote %q; want an error and nothing", err, out.String())
-	}
-}

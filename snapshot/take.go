@@ -6,13 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/dhis2-life/dhis2-life/internal/catalog"
@@ -46,12 +43,6 @@ type Options struct {
 	// LockHeld says the caller already holds the instance lock (an upgrade taking its
 	// rollback point), so Take does not take it again.
 	LockHeld bool
-	// ManifestCommand, when set, is the argv of a command that waits for the file named by an
-	// appended "--file PATH" and writes it to stdout ([dhis2-life internal await-file]): the
-	// manifest part's restic then starts with the set and opens the repository (about half a
-	// second of key derivation and index load) while the other parts are stored, and stores
-	// the manifest as soon as it is written. Nil: the manifest part starts after the others.
-	ManifestCommand []string
 	// RelayCommand, when set, is the argv of the relay ([dhis2-life internal relay]; "--fifo",
 	// "--result" and "--producer-pid" are appended): Take then starts the producer itself
 	// (with "--fifo PATH" appended too) before restic, which reads the stream through the
@@ -98,8 +89,7 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		}
 	}
 	t.markPending()
-	t.startManifest(ctx)
-	// 1+2. Database stream, and beside it the file store once the dump has its snapshot.
+	// 1+2. Database stream, then the file store.
 	if err := t.dataParts(ctx); err != nil {
 		return t.fail(ctx, err)
 	}
@@ -128,63 +118,6 @@ type taker struct {
 	// compression is --compression of this set's parts: tuning.compression for the first
 	// set of an instance, tuning.incremental_compression once the catalogue holds one.
 	compression string
-	// manifest is the manifest part's restic run started with the set (nil: none).
-	manifest *manifestRun
-}
-
-// manifestRun is a manifest part whose restic waits for the manifest file.
-type manifestRun struct {
-	path   string // where the manifest is moved into place
-	cancel context.CancelFunc
-	done   chan struct{}
-	sum    *restic.Summary // set when done
-	err    error
-}
-
-// startManifest starts the manifest part's restic (Options.ManifestCommand), which opens the
-// repository and then waits for the manifest file.
-func (t *taker) startManifest(ctx context.Context) {
-	if len(t.o.ManifestCommand) == 0 {
-		return
-	}
-	tmp := t.o.Config.Tuning.TempDir
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		t.o.Log.Warn("the manifest part starts after the others", "err", err)
-		return
-	}
-	// A fresh name in the private temp dir: the file is created there only when it is whole.
-	f, err := os.CreateTemp(tmp, proc.TempName("dump-result")+".manifest.json")
-	if err != nil {
-		t.o.Log.Warn("the manifest part starts after the others", "err", err)
-		return
-	}
-	f.Close()
-	os.Remove(f.Name())
-	mctx, cancel := context.WithCancel(ctx)
-	mr := &manifestRun{path: f.Name(), cancel: cancel, done: make(chan struct{})}
-	argv := append(append([]string{}, t.o.ManifestCommand...), "--file", mr.path)
-	go func() {
-		defer close(mr.done)
-		o := t.backupOptions("manifest", nil)
-		o.Background = true // it waits for the other parts; it must not slow them
-		mr.sum, mr.err = t.o.Repo.BackupCommand(mctx, manifest.ManifestFile, argv, nil, o)
-	}()
-	t.manifest = mr
-}
-
-// stopManifest stops a started manifest part that was not given its manifest (its command
-// is killed, so restic stores nothing) and waits for it.
-func (t *taker) stopManifest() {
-	mr := t.manifest
-	if mr == nil {
-		return
-	}
-	mr.cancel()
-	<-mr.done
-	keepIncomplete(&t.stored, mr.sum)
-	os.Remove(mr.path)
-	os.Remove(mr.path + ".tmp")
-	t.manifest = nil
 }
 
 func newTaker(ctx context.Context, o Options) *taker {
@@ -212,7 +145,6 @@ func newTaker(ctx context.Context, o Options) *taker {
 
 // fail forgets the parts already stored (best effort) and returns err.
 func (t *taker) fail(ctx context.Context, err error) (*manifest.Manifest, error) {
-	t.stopManifest()
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("snapshot of %s interrupted: %w (%w)", t.o.Instance.Name, cerr, err)
 	}
@@ -279,60 +211,21 @@ func (t *taker) backupOptions(part string, progress restic.ProgressFunc) restic.
 		Compression: t.compression}
 }
 
-// dataParts stores the database stream and the file store. The file store part starts as
-// soon as the producer has exported its snapshot (every row of the stream is fixed then, so
-// every file a stored row names was written before the file store is read, unless DHIS2
-// deleted it meanwhile), or after the stream when no such note comes; the two restic runs
-// overlap, each otherwise waiting for the other's repository key derivation and index load.
-// A failure of either stops the other; the parts stored so far are in t.stored.
+// dataParts stores the database stream, then the file store (after the dump: every file row
+// in the dump then has its file, unless DHIS2 deleted it in between). Not beside each other:
+// two restic runs at once would need memory for both (restic's peak is budgeted at 256 MB).
 func (t *taker) dataParts(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// The first failure is the one to report: the other part then only stopped for it.
-	var mu sync.Mutex
-	var first error
-	failed := func(err error) {
-		mu.Lock()
-		if first == nil {
-			first = err
-		}
-		mu.Unlock()
-		cancel()
+	if err := t.dbPart(ctx); err != nil {
+		return err
 	}
-	exported := make(chan struct{})
-	var once sync.Once
-	start := func() { once.Do(func() { close(exported) }) }
-	fdone := make(chan *filesResult, 1)
-	go func() {
-		select {
-		case <-exported:
-		case <-ctx.Done():
-			fdone <- nil
-			return
-		}
-		r, err := t.filesPart(ctx)
-		if err != nil {
-			failed(err)
-		}
-		fdone <- &r
-	}()
-	if err := t.dbPart(ctx, start); err != nil {
-		failed(err)
-	} else {
-		start()
-	}
-	if r := <-fdone; r != nil {
-		t.applyFiles(*r)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return first
+	r, err := t.filesPart(ctx)
+	t.applyFiles(r)
+	return err
 }
 
 // dbPart stores the database stream that the producer writes and takes the dump's trailer
-// (versions, tables, row counts, sequences) into the manifest. exported is called once the
-// producer says its snapshot is exported.
-func (t *taker) dbPart(ctx context.Context, exported func()) error {
+// (versions, tables, row counts, sequences) into the manifest.
+func (t *taker) dbPart(ctx context.Context) error {
 	o, m, in := t.o, t.m, t.o.Instance
 	estimate, _ := estimateBytes(ctx, in)
 	tmp := o.Config.Tuning.TempDir
@@ -350,11 +243,6 @@ func (t *taker) dbPart(ctx context.Context, exported func()) error {
 	}
 	resFile.Close()
 	defer os.Remove(resFile.Name())
-	exportedPath := resFile.Name() + ExportedSuffix
-	defer os.Remove(exportedPath)
-	watchDone := make(chan struct{})
-	defer close(watchDone)
-	go watchExported(exportedPath, watchDone, exported)
 	argv := append(append([]string{}, o.Producer...), "--result", resFile.Name())
 	o.Log.Info("dumping database", "instance", in.Name, "set", m.ID, "estimate", ui.Bytes(estimate))
 	t0 := time.Now()
@@ -431,27 +319,6 @@ func applyTrailer(m *manifest.Manifest, tr *manifest.Trailer, setTime time.Time)
 	m.Warnings = append(m.Warnings, tr.Warnings...)
 }
 
-// ExportedSuffix names, next to the dump's result file, the file the producer writes (the
-// exported snapshot's name) as soon as its snapshot is exported.
-const ExportedSuffix = ".exported"
-
-// watchExported calls exported once path has content, polling until done is closed.
-func watchExported(path string, done <-chan struct{}, exported func()) {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-tick.C:
-			if st, err := os.Stat(path); err == nil && st.Size() > 0 {
-				exported()
-				return
-			}
-		}
-	}
-}
-
 // filesResult is what the file store part found and stored.
 type filesResult struct {
 	files   *manifest.Files
@@ -460,8 +327,8 @@ type filesResult struct {
 	stored  string // restic snapshot ID ("" = none)
 }
 
-// filesPart stores the file store and dhis.conf, or says why it could not. It runs beside
-// the database part, so it changes nothing shared; applyFiles takes its result.
+// filesPart stores the file store and dhis.conf, or says why it could not; applyFiles takes
+// its result into the manifest (also after a failure: the part restic stored is forgotten).
 func (t *taker) filesPart(ctx context.Context) (filesResult, error) {
 	o, in := t.o, t.o.Instance
 	files, skipped := filePaths(in.DHIS2Home)
@@ -473,9 +340,7 @@ func (t *taker) filesPart(ctx context.Context) (filesResult, error) {
 	}
 	o.Log.Info("backing up file store", "home", in.DHIS2Home, "paths", files.Paths)
 	t1 := time.Now()
-	// No progress of its own: it runs under the database part's. (At a lower CPU priority it
-	// was measured slower: it then waits for the stream's end, and the manifest for it.)
-	sum, err := o.Repo.BackupPaths(ctx, in.DHIS2Home, files.Paths, t.backupOptions("files", nil))
+	sum, err := o.Repo.BackupPaths(ctx, in.DHIS2Home, files.Paths, t.backupOptions("files", progressFor(o, "files", 0)))
 	if sum != nil {
 		r.stored = sum.SnapshotID
 	}
@@ -510,7 +375,7 @@ func (t *taker) manifestPart(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	msum, err := t.storeManifest(ctx, mb)
+	msum, err := t.o.Repo.BackupReader(ctx, manifest.ManifestFile, bytes.NewReader(mb), t.backupOptions("manifest", nil))
 	if err != nil {
 		t.keep(msum)
 		return nil, fmt.Errorf("manifest part: %w", err)
@@ -518,26 +383,6 @@ func (t *taker) manifestPart(ctx context.Context) ([]byte, error) {
 	t.stored = append(t.stored, msum.SnapshotID)
 	proc.KillAt("snapshot:manifest-stored")
 	return mb, nil
-}
-
-// storeManifest hands the manifest to the started manifest part, or stores it with a restic
-// run of its own when none was started.
-func (t *taker) storeManifest(ctx context.Context, mb []byte) (*restic.Summary, error) {
-	mr := t.manifest
-	if mr == nil {
-		return t.o.Repo.BackupReader(ctx, manifest.ManifestFile, bytes.NewReader(mb), t.backupOptions("manifest", nil))
-	}
-	if err := os.WriteFile(mr.path+".tmp", mb, 0o600); err != nil {
-		return nil, fmt.Errorf("writing the manifest for restic: %w", err)
-	}
-	if err := os.Rename(mr.path+".tmp", mr.path); err != nil {
-		return nil, fmt.Errorf("writing the manifest for restic: %w", err)
-	}
-	<-mr.done
-	t.manifest = nil
-	os.Remove(mr.path)
-	mr.cancel()
-	return mr.sum, mr.err
 }
 
 // keepIncomplete adds the snapshot restic stored despite failing (exit 3: incomplete source)
@@ -621,30 +466,4 @@ func estimateBytes(ctx context.Context, in *config.Instance) (int64, error) {
 		}
 	}
 	return n, nil
-}
-
-// AwaitFile waits until path exists (its writer moves it into place whole), then copies it to
-// w. It is the manifest part's producer (`dhis2-life internal await-file`); it gives up only
-// when ctx ends.
-func AwaitFile(ctx context.Context, path string, w io.Writer) error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		f, err := os.Open(path)
-		if err == nil {
-			defer f.Close()
-			if _, err := io.Copy(w, f); err != nil {
-				return fmt.Errorf("writing %s: %w", path, err)
-			}
-			return nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("waiting for %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", path, ctx.Err())
-		case <-tick.C:
-		}
-	}
 }
