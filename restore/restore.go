@@ -658,9 +658,21 @@ func postSetup(o *Options) []string {
 // nothing else runs beside it.
 func schedulePostData(o *Options, pb *postBuilder, items []*postItem, autovacuum bool) []*postItem {
 	inStream := inStream(o.Manifest)
+	// The keys of the big tables build as unique indexes beside their other indexes.
+	big := map[string]bool{}
+	if o.Jobs > 1 {
+		for _, tb := range o.Manifest.Tables {
+			if tb.StreamBytes >= splitMin(o) {
+				big[tb.Schema+"."+tb.Name] = true
+			}
+		}
+	}
+	attached := attachedIndexes(items)
 	var late []*postItem
 	for _, it := range items {
 		switch {
+		case big[it.table] && it.kind == "CONSTRAINT":
+			pb.wait(it.table, keyAsIndex(it, attached)...)
 		case inStream[it.table] && (it.kind == "INDEX" || it.kind == "CONSTRAINT" || it.kind == "CHECK CONSTRAINT"):
 			pb.wait(it.table, it)
 		default:
