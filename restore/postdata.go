@@ -131,7 +131,12 @@ func keyAsIndex(it *postItem, attached map[string]bool) []*postItem {
 		return []*postItem{it}
 	}
 	table, name, kind, cols := m[1], m[2], m[3], m[4]
-	build := &postItem{name: it.name, kind: "INDEX", table: it.table, shared: true, carry: it.carry,
+	// An index entry's name is the index's alone (a constraint's is "table name").
+	iname := it.name
+	if i := strings.LastIndexByte(iname, ' '); i >= 0 {
+		iname = iname[i+1:]
+	}
+	build := &postItem{name: iname, kind: "INDEX", table: it.table, shared: true, carry: it.carry,
 		sql: it.carry + fmt.Sprintf("CREATE UNIQUE INDEX %s ON %s USING btree %s;\n", name, table, cols)}
 	add := &postItem{name: it.name, kind: it.kind, table: it.table, carry: it.carry,
 		sql: it.carry + fmt.Sprintf("ALTER TABLE ONLY %s ADD CONSTRAINT %s %s USING INDEX %s;\n", table, name, kind, name)}

@@ -90,6 +90,9 @@ ALTER INDEX public.part_pkey ATTACH PARTITION public.part_2026_pkey;
 		t.Fatalf("datavalue_pkey: %d items, want 2", len(split))
 	}
 	build, add := split[0], split[1]
+	if build.what() != "building index datavalue_pkey on table public.datavalue" || add.what() != "building constraint datavalue_pkey on table public.datavalue" {
+		t.Errorf("named %q and %q", build.what(), add.what())
+	}
 	if build.kind != "INDEX" || !build.shared || build.table != "public.datavalue" ||
 		strings.TrimSpace(build.sql) != "CREATE UNIQUE INDEX datavalue_pkey ON public.datavalue USING btree (dataelementid, periodid, sourceid);" {
 		t.Errorf("index build: %+v", build)
