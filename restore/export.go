@@ -88,15 +88,33 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 // withStream opens the set's database stream (o.DBStream, else `restic dump` of the db
 // part) and hands it to consume; a failure of either side is returned.
 func withStream(ctx context.Context, o *Options, consume func(io.Reader) error) error {
+	s, err := openStream(ctx, o)
+	if err != nil {
+		return err
+	}
+	return s.consume(consume)
+}
+
+// dbStream is the database part being read (o.DBStream, else `restic dump`) into a pipe.
+// Nothing is read beyond what the pipe holds until it is consumed, so it may be opened
+// before the target is ready: restic's start (repository open, key derivation, index load)
+// then overlaps the creation of the target database.
+type dbStream struct {
+	r      *io.PipeReader
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// openStream starts reading the set's database part.
+func openStream(ctx context.Context, o *Options) (*dbStream, error) {
 	m := o.Manifest
 	part, ok := m.Parts["db"]
 	if o.DBStream == nil && (!ok || part.Snapshot == "") {
-		return fmt.Errorf("set %s has no database part", m.ID)
+		return nil, fmt.Errorf("set %s has no database part", m.ID)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	pr, pw := io.Pipe()
-	dumpErr := make(chan error, 1)
+	s := &dbStream{r: pr, cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		var err error
 		if o.DBStream != nil {
@@ -105,19 +123,31 @@ func withStream(ctx context.Context, o *Options, consume func(io.Reader) error) 
 			err = o.Repo.Dump(ctx, part.Snapshot, "/"+manifest.DBFile, pw)
 		}
 		pw.CloseWithError(err)
-		dumpErr <- err
+		s.done <- err
 	}()
-	if err := consume(pr); err != nil {
-		cancel()
-		pr.CloseWithError(err)
-		<-dumpErr
+	return s, nil
+}
+
+// consume hands the stream to fn, reads what fn left and waits for the reader: a failure
+// of either side is returned.
+func (s *dbStream) consume(fn func(io.Reader) error) error {
+	defer s.cancel()
+	if err := fn(s.r); err != nil {
+		s.abort(err)
 		return err
 	}
-	_, _ = io.Copy(io.Discard, pr)
-	if err := <-dumpErr; err != nil {
+	_, _ = io.Copy(io.Discard, s.r)
+	if err := <-s.done; err != nil {
 		return fmt.Errorf("reading the database part from the repository: %w", err)
 	}
 	return nil
+}
+
+// abort stops the reader (restic is killed) and waits for it.
+func (s *dbStream) abort(err error) {
+	s.cancel()
+	s.r.CloseWithError(err)
+	<-s.done
 }
 
 // PlainOptions configure WritePlain.

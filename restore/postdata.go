@@ -29,6 +29,8 @@ type postItem struct {
 	// shared items (index builds) may run beside each other on one table; the others
 	// hold their table alone.
 	shared bool
+	// carry is the session settings sql starts with (printed before the entry).
+	carry string
 }
 
 // what names the item in progress output and errors.
@@ -50,13 +52,14 @@ func (it *postItem) what() string {
 var (
 	entryHeader = regexp.MustCompile(`(?m)^--\n-- Name: (.*); Type: (.*); Schema: (.*); Owner: (.*)\n--\n`)
 	// trailing session settings pg_restore prints before the next entry's header
-	trailingSet = regexp.MustCompile(`(?s)((?:\n(?:SET [^\n]*;|SELECT pg_catalog\.set_config\([^\n]*\);)\n?)+)\s*$`)
-	ident       = `(?:"(?:[^"]|"")+"|[^\s.(",;]+)`
-	qualified   = ident + `\.` + ident
-	indexOn     = regexp.MustCompile(`(?s)^\s*CREATE (?:UNIQUE )?INDEX \S+ ON (?:ONLY )?(` + qualified + `)`)
-	alterTable  = regexp.MustCompile(`(?s)^\s*ALTER TABLE (?:ONLY )?(` + qualified + `)\s`)
-	psqlMeta    = regexp.MustCompile(`(?m)^\\(?:restrict|unrestrict) \S*\n?`)
-	references  = regexp.MustCompile(`REFERENCES (` + qualified + `)`)
+	trailingSet     = regexp.MustCompile(`(?s)((?:\n(?:SET [^\n]*;|SELECT pg_catalog\.set_config\([^\n]*\);)\n?)+)\s*$`)
+	ident           = `(?:"(?:[^"]|"")+"|[^\s.(",;]+)`
+	qualified       = ident + `\.` + ident
+	indexOn         = regexp.MustCompile(`(?s)^\s*CREATE (?:UNIQUE )?INDEX \S+ ON (?:ONLY )?(` + qualified + `)`)
+	alterTable      = regexp.MustCompile(`(?s)^\s*ALTER TABLE (?:ONLY )?(` + qualified + `)\s`)
+	attachPartition = regexp.MustCompile(`ATTACH PARTITION ` + ident + `\.(` + ident + `)`)
+	psqlMeta        = regexp.MustCompile(`(?m)^\\(?:restrict|unrestrict) \S*\n?`)
+	references      = regexp.MustCompile(`REFERENCES (` + qualified + `)`)
 )
 
 // parsePostData splits pg_restore's SQL of the post-data section into its preamble (session
@@ -86,7 +89,7 @@ func parsePostData(script string) (string, []*postItem) {
 				body = body[:m[2]]
 			}
 		}
-		it := &postItem{name: script[l[2]:l[3]], kind: script[l[4]:l[5]], sql: carry + body}
+		it := &postItem{name: script[l[2]:l[3]], kind: script[l[4]:l[5]], sql: carry + body, carry: carry}
 		carry = next
 		switch it.kind {
 		case "INDEX":
@@ -106,6 +109,53 @@ func parsePostData(script string) (string, []*postItem) {
 		items = append(items, it)
 	}
 	return preamble, items
+}
+
+// keyConstraint is a primary key or unique constraint in the plain form pg_restore prints
+// for it (no INCLUDE, storage options, tablespace, NULLS NOT DISTINCT or DEFERRABLE).
+var keyConstraint = regexp.MustCompile(`(?s)^\s*ALTER TABLE ONLY (` + qualified + `)\s+ADD CONSTRAINT (` + ident + `) (PRIMARY KEY|UNIQUE) (\([^()]*\));\s*$`)
+
+// keyAsIndex splits a primary key or unique constraint into the build of its unique index,
+// which may run beside the table's other index builds (ADD CONSTRAINT holds the table
+// alone), and the ADD CONSTRAINT … USING INDEX that makes it the constraint (a catalogue
+// change). What it leaves is what the one statement leaves: the same index and constraint,
+// by the same name. Any other item is returned alone; so is a key whose index a partitioned
+// table's index attaches (attached names the indexes of INDEX ATTACH entries).
+func keyAsIndex(it *postItem, attached map[string]bool) []*postItem {
+	if it.kind != "CONSTRAINT" {
+		return []*postItem{it}
+	}
+	sql := strings.TrimPrefix(it.sql, it.carry)
+	m := keyConstraint.FindStringSubmatch(sql)
+	if m == nil || attached[m[2]] {
+		return []*postItem{it}
+	}
+	table, name, kind, cols := m[1], m[2], m[3], m[4]
+	// An index entry's name is the index's alone (a constraint's is "table name").
+	iname := it.name
+	if i := strings.LastIndexByte(iname, ' '); i >= 0 {
+		iname = iname[i+1:]
+	}
+	build := &postItem{name: iname, kind: "INDEX", table: it.table, shared: true, carry: it.carry,
+		sql: it.carry + fmt.Sprintf("CREATE UNIQUE INDEX %s ON %s USING btree %s;\n", name, table, cols)}
+	add := &postItem{name: it.name, kind: it.kind, table: it.table, carry: it.carry,
+		sql: it.carry + fmt.Sprintf("ALTER TABLE ONLY %s ADD CONSTRAINT %s %s USING INDEX %s;\n", table, name, kind, name)}
+	return []*postItem{build, add}
+}
+
+// attachedIndexes names the indexes that INDEX ATTACH entries attach (unquoted as
+// keyConstraint captures them: the name as written in the SQL, without its schema).
+func attachedIndexes(items []*postItem) map[string]bool {
+	out := map[string]bool{}
+	for _, it := range items {
+		if it.kind != "INDEX ATTACH" {
+			continue
+		}
+		if m := attachPartition.FindStringSubmatch(it.sql); m != nil {
+			out[m[1]] = true
+		}
+	}
+	return out
 }
 
 // unquoteQualified turns `public."Name"` into `public.Name`.

@@ -262,6 +262,18 @@ func restoreSet(ctx context.Context, o Options) (*Result, error) {
 	if o.SkipDatabase {
 		startFiles()
 	} else {
+		// The stream starts now: restic's start (about half a second of key derivation and
+		// index loading) overlaps the creation of the database; it waits on the pipe.
+		stream, err := openStream(ctx, &o)
+		if err != nil {
+			return nil, err
+		}
+		consumed := false
+		defer func() {
+			if !consumed {
+				stream.abort(context.Canceled)
+			}
+		}()
 		created, err := prepareDatabase(ctx, &o)
 		// A killed run's CREATE DATABASE can still be finishing in its server session (the
 		// server notices the dead client late): wait for it, then look again.
@@ -283,7 +295,8 @@ func restoreSet(ctx context.Context, o Options) (*Result, error) {
 		res.Created = created
 		proc.KillAt("restore:database-created")
 		startFiles()
-		if err := restoreDatabase(ctx, &o, res); err != nil {
+		consumed = true
+		if err := restoreDatabase(ctx, &o, res, stream); err != nil {
 			<-filesDone
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
@@ -465,9 +478,9 @@ func dropDatabaseOnce(ctx context.Context, o *Options, db string) error {
 
 // restoreDatabase streams the database part: schema → pre-data, table data, sequences,
 // post-data with Jobs workers.
-func restoreDatabase(ctx context.Context, o *Options, res *Result) error {
+func restoreDatabase(ctx context.Context, o *Options, res *Result, stream *dbStream) error {
 	total := o.Manifest.Parts["db"].Bytes
-	return withStream(ctx, o, func(r io.Reader) error {
+	return stream.consume(func(r io.Reader) error {
 		return consumeStream(ctx, o, res, &progressReader{r: r, total: total, fn: o.Progress})
 	})
 }
@@ -645,9 +658,21 @@ func postSetup(o *Options) []string {
 // nothing else runs beside it.
 func schedulePostData(o *Options, pb *postBuilder, items []*postItem, autovacuum bool) []*postItem {
 	inStream := inStream(o.Manifest)
+	// The keys of the big tables build as unique indexes beside their other indexes.
+	big := map[string]bool{}
+	if o.Jobs > 1 {
+		for _, tb := range o.Manifest.Tables {
+			if tb.StreamBytes >= splitMin(o) {
+				big[tb.Schema+"."+tb.Name] = true
+			}
+		}
+	}
+	attached := attachedIndexes(items)
 	var late []*postItem
 	for _, it := range items {
 		switch {
+		case big[it.table] && it.kind == "CONSTRAINT":
+			pb.wait(it.table, keyAsIndex(it, attached)...)
 		case inStream[it.table] && (it.kind == "INDEX" || it.kind == "CONSTRAINT" || it.kind == "CHECK CONSTRAINT"):
 			pb.wait(it.table, it)
 		default:
