@@ -31,7 +31,9 @@ func (r *Runner) measureRepository(ctx context.Context) *RepositorySize {
 	defer cancel()
 	st, err := r.App.Repo.RawStats(sctx)
 	if err != nil {
-		r.log().Warn("could not measure the repository size", "err", err)
+		if ctx.Err() == nil {
+			r.log().Warn("could not measure the repository size", "err", err)
+		}
 		return nil
 	}
 	return &RepositorySize{Bytes: st.TotalSize, UncompressedBytes: st.TotalUncompressedSize, Snapshots: st.SnapshotsCount}
@@ -92,17 +94,23 @@ func (r *Runner) snapshotJob(ctx context.Context, instance string, progress Snap
 	}
 	// The repository is measured beside the set (every restic run spends about half a second
 	// deriving the repository key; after the set it would add that to every snapshot).
+	// A failed set stops the measurement (against unreachable storage it would wait for its
+	// own timeout).
+	mctx, stopMeasuring := context.WithCancel(ctx)
+	defer stopMeasuring()
 	measured := make(chan *RepositorySize, 1)
-	go func() { measured <- r.measureRepository(ctx) }()
+	go func() { measured <- r.measureRepository(mctx) }()
 	m, err := snapshot.Take(ctx, snapshot.Options{
 		Config: cfg, Instance: cfg.Instances[instance], Repo: r.App.Repo, Catalog: r.Catalog, Log: r.log(),
 		Producer: Producer(r.Self, cfg.Path, instance), ToolVersion: r.ToolVersion, Progress: progress, LockHeld: lockHeld,
 		RelayCommand: []string{r.Self, "internal", "relay"},
 	})
-	size := <-measured
 	if err != nil {
+		stopMeasuring()
+		<-measured
 		return res, err
 	}
+	size := <-measured
 	res.Manifest, res.Bytes = m, m.AddedBytes()
 	r.recordRepositorySize(instance, size, m)
 	return res, nil

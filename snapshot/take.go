@@ -89,8 +89,13 @@ func Take(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		}
 	}
 	t.markPending()
-	// 1+2. Database stream, then the file store.
-	if err := t.dataParts(ctx); err != nil {
+	// 1. Database stream.
+	if err := t.dbPart(ctx); err != nil {
+		return t.fail(ctx, err)
+	}
+	// 2. File store (after the dump: every file row in the dump then has its file, unless
+	// DHIS2 deleted it in between).
+	if err := t.filesPart(ctx); err != nil {
 		return t.fail(ctx, err)
 	}
 	// 3. Manifest.
@@ -211,18 +216,6 @@ func (t *taker) backupOptions(part string, progress restic.ProgressFunc) restic.
 		Compression: t.compression}
 }
 
-// dataParts stores the database stream, then the file store (after the dump: every file row
-// in the dump then has its file, unless DHIS2 deleted it in between). Not beside each other:
-// two restic runs at once would need memory for both (restic's peak is budgeted at 256 MB).
-func (t *taker) dataParts(ctx context.Context) error {
-	if err := t.dbPart(ctx); err != nil {
-		return err
-	}
-	r, err := t.filesPart(ctx)
-	t.applyFiles(r)
-	return err
-}
-
 // dbPart stores the database stream that the producer writes and takes the dump's trailer
 // (versions, tables, row counts, sequences) into the manifest.
 func (t *taker) dbPart(ctx context.Context) error {
@@ -319,53 +312,29 @@ func applyTrailer(m *manifest.Manifest, tr *manifest.Trailer, setTime time.Time)
 	m.Warnings = append(m.Warnings, tr.Warnings...)
 }
 
-// filesResult is what the file store part found and stored.
-type filesResult struct {
-	files   *manifest.Files
-	part    manifest.Part
-	warning string
-	stored  string // restic snapshot ID ("" = none)
-}
-
-// filesPart stores the file store and dhis.conf, or says why it could not; applyFiles takes
-// its result into the manifest (also after a failure: the part restic stored is forgotten).
-func (t *taker) filesPart(ctx context.Context) (filesResult, error) {
-	o, in := t.o, t.o.Instance
+// filesPart stores the file store and dhis.conf, or notes in the manifest why it could not.
+func (t *taker) filesPart(ctx context.Context) error {
+	o, m, in := t.o, t.m, t.o.Instance
 	files, skipped := filePaths(in.DHIS2Home)
-	r := filesResult{files: files}
+	m.Files = files
 	if skipped != "" {
-		r.part = manifest.Part{Skipped: skipped}
-		r.warning = "file store not backed up: " + skipped
-		return r, nil
+		m.Parts["files"] = manifest.Part{Skipped: skipped}
+		m.Warnings = append(m.Warnings, "file store not backed up: "+skipped)
+		return nil
 	}
 	o.Log.Info("backing up file store", "home", in.DHIS2Home, "paths", files.Paths)
 	t1 := time.Now()
 	sum, err := o.Repo.BackupPaths(ctx, in.DHIS2Home, files.Paths, t.backupOptions("files", progressFor(o, "files", 0)))
-	if sum != nil {
-		r.stored = sum.SnapshotID
-	}
 	if err != nil {
-		return r, fmt.Errorf("file store part: %w", err)
+		t.keep(sum)
+		return fmt.Errorf("file store part: %w", err)
 	}
+	t.stored = append(t.stored, sum.SnapshotID)
 	proc.KillAt("snapshot:files-stored")
-	r.part = partOf(sum, time.Since(t1), t.compression)
-	r.part.FilesProcessed = sum.TotalFilesProcessed
-	return r, nil
-}
-
-// applyFiles takes the file store part's result into the manifest and the stored parts.
-func (t *taker) applyFiles(r filesResult) {
-	if r.stored != "" {
-		t.stored = append(t.stored, r.stored)
-	}
-	if r.files == nil {
-		return
-	}
-	t.m.Files = r.files
-	t.m.Parts["files"] = r.part
-	if r.warning != "" {
-		t.m.Warnings = append(t.m.Warnings, r.warning)
-	}
+	p := partOf(sum, time.Since(t1), t.compression)
+	p.FilesProcessed = sum.TotalFilesProcessed
+	m.Parts["files"] = p
+	return nil
 }
 
 // manifestPart stores the finished manifest and returns it as stored.
