@@ -62,7 +62,7 @@ func (r *Runner) recordRepositorySize(instance string, rs *RepositorySize, m *ma
 }
 
 // Producer is the dump producer argv of an instance: this executable's `internal dump-stream`,
-// which restic backup --stdin-from-command runs.
+// which snapshot.Take starts beside restic (restic reads it through `internal relay`).
 func Producer(self, configPath, instance string) []string {
 	return []string{self, "--config", configPath, "--log-level", "warn", "internal", "dump-stream", "--instance", instance}
 }

@@ -136,8 +136,6 @@ type BackupOptions struct {
 	Progress ProgressFunc
 	// Compression overrides the repository's --compression for this backup ("" = the Repo's).
 	Compression string
-	// Background runs restic at a lower CPU priority, beside a run the job waits for.
-	Background bool
 }
 
 func (r *Repo) backupArgs(o BackupOptions) []string {
@@ -164,7 +162,6 @@ func (r *Repo) backup(ctx context.Context, c call, o BackupOptions) (*Summary, e
 	var sum *Summary
 	c.op = "backup"
 	c.progress = o.Progress
-	c.background = o.Background
 	c.onLine = func(line []byte) {
 		if bytes.Contains(line, []byte(`"message_type":"summary"`)) {
 			var s Summary

@@ -122,7 +122,8 @@ type call struct {
 	onLine   func(line []byte) // every stdout JSON line (when stdout is nil)
 	extraEnv []string
 	// background runs restic at a lower CPU priority (nice 10): a run beside the one the job
-	// waits for takes the CPU that one leaves idle instead of slowing it.
+	// waits for (the repository measurement) takes the CPU that one leaves idle instead of
+	// slowing it.
 	background bool
 }
 
