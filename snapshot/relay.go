@@ -99,11 +99,11 @@ func Relay(ctx context.Context, fifo, result string, producerPID int, w io.Write
 			return fmt.Errorf("reading the producer's pipe: %w", err)
 		}
 		// No writer (not yet, or no more): the producer's result says which.
-		if done, rerr := producerResult(result); done {
+		if _, done, rerr := readResult(result); done {
 			return rerr
 		}
 		if syscall.Kill(producerPID, 0) == syscall.ESRCH {
-			if done, rerr := producerResult(result); done {
+			if _, done, rerr := readResult(result); done {
 				return rerr
 			}
 			return errors.New("the dump producer died without a result")
@@ -116,27 +116,27 @@ func Relay(ctx context.Context, fifo, result string, producerPID int, w io.Write
 	}
 }
 
-// producerResult reads the producer's result file: done once it is written; the error it
-// holds, if any.
-func producerResult(path string) (bool, error) {
+// readResult reads the producer's result file: done once it is written, then its trailer or
+// the producer's error (or why the file holds neither).
+func readResult(path string) (tr *manifest.Trailer, done bool, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil || len(b) == 0 {
-		return false, nil
+		return nil, false, nil
 	}
 	var r struct {
 		Error string `json:"error"`
 		manifest.Trailer
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
-		return true, fmt.Errorf("the dump producer's result is not readable: %w", err)
+		return nil, true, fmt.Errorf("the dump producer's result is not readable: %w", err)
 	}
 	if r.Error != "" {
-		return true, errors.New(r.Error)
+		return nil, true, errors.New(r.Error)
 	}
 	if r.Snapshot == "" {
-		return true, errors.New("the dump producer's result holds no trailer")
+		return nil, true, errors.New("the dump producer's result holds no trailer")
 	}
-	return true, nil
+	return &r.Trailer, true, nil
 }
 
 // producerRun is a producer Take started; done closes once it exited and was reaped (so the

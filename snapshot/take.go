@@ -289,15 +289,14 @@ func (t *taker) dbPart(ctx context.Context) error {
 
 // readTrailer reads the trailer the dump producer left in its result file.
 func readTrailer(path string) (*manifest.Trailer, error) {
-	var tr manifest.Trailer
-	b, err := os.ReadFile(path)
-	if err == nil {
-		err = json.Unmarshal(b, &tr)
+	tr, done, err := readResult(path)
+	if !done {
+		err = errors.New("its result file is empty")
 	}
-	if err != nil || tr.Snapshot == "" {
+	if err != nil {
 		return nil, fmt.Errorf("database part: the dump producer left no result (%v)", err)
 	}
-	return &tr, nil
+	return tr, nil
 }
 
 // applyTrailer copies what the dump found into the manifest; a back-dated set (setTime not
