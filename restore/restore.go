@@ -300,6 +300,9 @@ func restoreSet(ctx context.Context, o Options) (*Result, error) {
 			<-filesDone
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
+			if diskHint(err.Error()) != "" {
+				freeSpace(dctx, &o, res.Database)
+			}
 			if derr := dropDatabase(dctx, &o, res.Database); derr != nil {
 				return nil, fmt.Errorf("restoring %s: %w (the half-restored database %s could NOT be dropped: %v; drop it by hand)", m.ID, err, res.Database, derr)
 			}
@@ -463,6 +466,47 @@ func dropDatabase(ctx context.Context, o *Options, db string) error {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// freeSpace drops the half-restored database's tables, largest first, each in its own
+// transaction, before the database itself is dropped after the server's disk filled up.
+// DROP DATABASE makes PostgreSQL (15) take a checkpoint before it removes any file, and a
+// checkpoint that cannot write its small state files on a full disk PANICs: the whole
+// server restarts and, still without room, may not come back. DROP TABLE only marks
+// catalogue rows deleted and gives a table's space back when it commits, so the
+// checkpoint then has room. Errors are logged only: dropDatabase follows either way.
+func freeSpace(ctx context.Context, o *Options, db string) {
+	conn, err := o.Target.Connect(ctx)
+	if err != nil {
+		o.Log.Debug("freeing space before the drop: cannot connect", "database", db, "err", err)
+		return
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r','p','m') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY pg_total_relation_size(c.oid) DESC`)
+	if err != nil {
+		o.Log.Debug("freeing space before the drop: listing tables", "database", db, "err", err)
+		return
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		o.Log.Debug("freeing space before the drop: listing tables", "database", db, "err", err)
+		return
+	}
+	dropped := 0
+	for _, t := range tables {
+		if ctx.Err() != nil {
+			break
+		}
+		if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+t+" CASCADE"); err != nil {
+			o.Log.Debug("freeing space before the drop", "table", t, "err", err)
+			continue
+		}
+		dropped++
+	}
+	o.Log.Info("dropped the half-restored tables to give the full disk room before dropping the database", "database", db, "tables", dropped)
 }
 
 func dropDatabaseOnce(ctx context.Context, o *Options, db string) error {
