@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -482,26 +483,19 @@ func freeSpace(ctx context.Context, o *Options, db string) {
 		return
 	}
 	defer conn.Close(context.Background())
-	rows, err := conn.Query(ctx, `SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r','p','m') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY pg_total_relation_size(c.oid) DESC`)
+	tables, err := pg.Tables(ctx, conn)
 	if err != nil {
-		o.Log.Debug("freeing space before the drop: listing tables", "database", db, "err", err)
+		o.Log.Debug("freeing space before the drop", "database", db, "err", err)
 		return
 	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		o.Log.Debug("freeing space before the drop: listing tables", "database", db, "err", err)
-		return
-	}
+	sort.Slice(tables, func(i, j int) bool { return tables[i].Bytes > tables[j].Bytes })
 	dropped := 0
 	for _, t := range tables {
 		if ctx.Err() != nil {
 			break
 		}
-		if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+t+" CASCADE"); err != nil {
-			o.Log.Debug("freeing space before the drop", "table", t, "err", err)
+		if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+t.Qualified()+" CASCADE"); err != nil {
+			o.Log.Debug("freeing space before the drop", "table", t.Key(), "err", err)
 			continue
 		}
 		dropped++

@@ -64,6 +64,9 @@ func TestRestoreDiskFull(t *testing.T) {
 	target := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/full?sslmode=disable", small.port)
 	r := e.run("restore", "latest", "--to-db", target)
 	oneLineError(t, r, 1, "out of disk space", "full", "was dropped")
+	if !strings.Contains(r.stderr, "dropped the half-restored tables") {
+		t.Errorf("the tables were not dropped before the database:\n%s", r.stderr)
+	}
 	var n int
 	if err := small.conn(t).QueryRow(context.Background(), "SELECT count(*) FROM pg_database WHERE datname = 'full'").Scan(&n); err != nil || n != 0 {
 		t.Errorf("half-restored database still exists (%d, %v)", n, err)
@@ -195,7 +198,6 @@ func (c *smallCluster) resize(t *testing.T, bytes int64) {
 	if out, err := exec.Command("mount", "-o", opt, c.mount).CombinedOutput(); err != nil {
 		t.Fatalf("mount -o %s: %v: %s", opt, err, out)
 	}
-	_ = strings.TrimSpace
 }
 
 // TestRestoreExtensionsNeedSuperuser: without admin_database the target role (CREATEDB, not
