@@ -670,16 +670,12 @@ func postDataScript(ctx context.Context, tool *pg.Tool, base []string, schemaFil
 	return string(out), nil
 }
 
-// restoreMaintenanceMB is maintenance_work_mem of each index-building connection.
-const restoreMaintenanceMB = 256
-
-// postSetup is the session of the index and constraint builds.
+// postSetup is the session of the index and constraint builds. maintenance_work_mem stays the
+// server's (pg_restore's behaviour): raised to 256 MB for every build, the large tables' index
+// builds used parallel workers and in-memory sorts that took longer on a busy 2-core machine
+// than the server's 64 MB with external sorts (scale 4: 48.1 s against 44.3 s, mean of 5 runs).
 func postSetup(o *Options) []string {
-	setup := []string{"SET synchronous_commit = off", "SET statement_timeout = 0",
-		// Index builds sort in memory and GIN indexes flush less often with more than the
-		// default 64 MB (a server configured higher keeps its own).
-		fmt.Sprintf(`SELECT pg_catalog.set_config('maintenance_work_mem', '%dMB', false)
-  FROM pg_catalog.pg_settings WHERE name = 'maintenance_work_mem' AND setting::bigint < %d`, restoreMaintenanceMB, restoreMaintenanceMB*1024)}
+	setup := []string{"SET synchronous_commit = off", "SET statement_timeout = 0"}
 	if o.Admin != nil {
 		setup = append(setup, "SET ROLE "+pg.QuoteIdent(o.owner()))
 	}
