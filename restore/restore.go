@@ -672,8 +672,9 @@ func postDataScript(ctx context.Context, tool *pg.Tool, base []string, schemaFil
 
 // postSetup is the session of the index and constraint builds. maintenance_work_mem stays the
 // server's (pg_restore's behaviour): raised to 256 MB for every build, the large tables' index
-// builds used parallel workers and in-memory sorts that took longer on a busy 2-core machine
-// than the server's 64 MB with external sorts (scale 4: 48.1 s against 44.3 s, mean of 5 runs).
+// builds (large in-memory sorts beside the loads) took longer on a busy 2-core machine than
+// with the server's 64 MB (scale 4: 48.1 s against 44.3 s, mean of 5 runs; without parallel
+// maintenance workers 256 MB was no better).
 func postSetup(o *Options) []string {
 	setup := []string{"SET synchronous_commit = off", "SET statement_timeout = 0"}
 	if o.Admin != nil {
