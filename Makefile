@@ -58,7 +58,7 @@ FUZZ_TARGETS := ./internal/config:FuzzParse:10000x ./internal/config:FuzzParseDu
 	./internal/dumpfmt:FuzzRoundTrip:100000x ./retention:FuzzPolicy:24000x
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; budget=$${FUZZTIME:-$${rest#*:}}; \
+		ft='$(FUZZTIME)'; pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; budget=$${ft:-$${rest#*:}}; \
 		echo "$(GO) test -run='^$$' -fuzz='^$$name$$' -fuzztime=$$budget $$pkg"; \
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$$budget "$$pkg" || exit 1; \
 	done
