@@ -409,7 +409,6 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change, s
 		return err
 	}
 	r := &piiRun{s: s, tx: tx, cat: cat, changes: changes, salt: int64(binary.BigEndian.Uint64(key[:8]) >> 1), side: side, usersDone: map[string]bool{}, release: release}
-	r.releaseUntouched()
 	// The key of the value map is never stored: the salt for dates and unknown usernames is
 	// derived from it and only passed as a statement parameter.
 	ps := &pseudonymiser{key: key, users: map[string]string{}, used: map[string]bool{}}
@@ -437,6 +436,9 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change, s
 
 	f, err := selectPIIFields(ctx, tx, cat, s.PII)
 	if err != nil {
+		return err
+	}
+	if err := r.releaseUntouched(ctx); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE dhis2life_pii (v text PRIMARY KEY, p text NOT NULL) ON COMMIT DROP;

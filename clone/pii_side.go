@@ -87,26 +87,49 @@ func ruleTables(freeText bool) map[string]bool {
 
 // releaseUntouched releases at once the tables the run never writes: neither named by a rule
 // nor holding a username text, user jsonb or mention jsonb column (the columns userColumns
-// maps). Their indexes are built meanwhile.
-func (r *piiRun) releaseUntouched() {
+// maps). Their indexes are built meanwhile. A table the run's transaction has already read
+// (trackedentityattribute and dataelement, for the fields) stays held until the commit: its
+// primary key needs an ACCESS EXCLUSIVE lock that would wait for the whole run, and keep a
+// build worker waiting with it.
+func (r *piiRun) releaseUntouched(ctx context.Context) error {
 	if r.release == nil {
-		return
+		return nil
+	}
+	rows, err := r.tx.Query(ctx, `SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+		WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND c.relnamespace = 'public'::regnamespace`)
+	if err != nil {
+		return fmt.Errorf("listing the tables the scrub has read: %w", err)
+	}
+	locked, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("listing the tables the scrub has read: %w", err)
+	}
+	read := map[string]bool{}
+	for _, t := range locked {
+		read[t] = true
 	}
 	rules := ruleTables(true)
-	var names []string
+	var names, held []string
 	for t := range r.cat.cols {
 		if rules[t] {
 			continue
 		}
-		if spec, mentions := r.userSpec(t); !mentions && len(spec.users)+len(spec.jsons) == 0 {
-			names = append(names, t)
+		if spec, mentions := r.userSpec(t); mentions || len(spec.users)+len(spec.jsons) > 0 {
+			continue
 		}
+		if read[t] {
+			held = append(held, t)
+			continue
+		}
+		names = append(names, t)
 	}
 	sort.Strings(names)
+	sort.Strings(held)
 	for _, t := range names {
 		r.release("public." + t)
 	}
-	r.s.log().Debug("PII released the tables it does not write", "tables", len(names))
+	r.s.log().Debug("PII released the tables it does not write", "tables", len(names), "held_until_commit", held)
+	return nil
 }
 
 // sideTables are the large tables whose only personal data are usernames (text and user

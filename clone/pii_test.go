@@ -302,15 +302,36 @@ func TestApplyPIISideRewrite(t *testing.T) {
 	}
 	sc.PII.BigRows = 100 // datavalue, and trackedentity and enrollment with their user jsonb columns
 	sc.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// A released table's builds start at once: a primary key needs an ACCESS EXCLUSIVE lock,
+	// which must not wait for the scrub's transaction (it held two build workers for the whole
+	// scrub when trackedentityattribute and dataelement, read for the fields, were released).
+	probe, err := pgx.ConnectConfig(ctx, conn.Config().Copy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close(ctx)
 	var mu sync.Mutex
 	released := map[string]bool{}
+	var waits []string
 	ch, err := sc.ApplyPII(ctx, conn, func(table string) {
 		mu.Lock()
+		defer mu.Unlock()
 		released[table] = true
-		mu.Unlock()
+		tx, err := probe.Begin(ctx)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer tx.Rollback(ctx)
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+table+" IN ACCESS EXCLUSIVE MODE NOWAIT"); err != nil {
+			waits = append(waits, table+": "+err.Error())
+		}
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(waits) > 0 {
+		t.Errorf("released tables still locked by the scrub: %v", waits)
 	}
 	if !regexp.MustCompile(`PII side rewrite started.*datavalue.*trackedentity`).MatchString(logs.String()) {
 		t.Errorf("datavalue was not rewritten on the second connection; log:\n%s", logs.String())
@@ -318,7 +339,7 @@ func TestApplyPIISideRewrite(t *testing.T) {
 	// Released before the end: the tables it never writes, and the second connection's once
 	// committed; not the tables the first connection writes.
 	for table, want := range map[string]bool{"public.period": true, "public.organisationunit": true, "public.datavalue": true,
-		"public.trackedentity": true, "public.event": false, "public.trackedentityattributevalue": false, "public.userinfo": false, "public.message": false} {
+		"public.trackedentity": true, "public.event": false, "public.trackedentityattribute": false, "public.dataelement": false, "public.trackedentityattributevalue": false, "public.userinfo": false, "public.message": false} {
 		if released[table] != want {
 			t.Errorf("table %s released %v, want %v (released: %v)", table, released[table], want, released)
 		}
