@@ -359,6 +359,9 @@ type piiRun struct {
 	umap      userMaps // dhis2life_users as JSON objects (userMaps)
 	// release, when set, hears the tables ("public.name") the run is done with (ApplyPII).
 	release func(table string)
+	// eventSide, when set, takes the statements of events on the large event tables
+	// (startEventSide runs them on a second connection).
+	eventSide *eventSide
 }
 
 // add records the rows changed by a statement under an existing rule.
@@ -479,7 +482,17 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change, s
 	if _, err := tx.Exec(ctx, "ANALYZE dhis2life_pii; ANALYZE dhis2life_users"); err != nil {
 		return err
 	}
+	// The events' rewrite is the longest statement: on a second connection, with its own copy
+	// of the pseudonym tables, it runs beside the other rules (startEventSide).
+	es, err := r.startEventSide(ctx, f, rows, len(triggers) == 0)
+	if err != nil {
+		return err
+	}
+	defer es.stop()
 	steps := []func(context.Context, *piiFields) error{r.attributes, r.dates, r.events, r.history, r.contacts, r.freeText, r.files}
+	if es != nil { // started by startEventSide
+		steps = []func(context.Context, *piiFields) error{r.attributes, r.dates, r.history, r.contacts, r.freeText, r.files}
+	}
 	if s.PII.Users {
 		steps = append(steps, r.userColumns)
 	}
@@ -488,6 +501,9 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change, s
 		if err := st(ctx, f); err != nil {
 			return err
 		}
+	}
+	if err := es.wait(r); err != nil {
+		return err
 	}
 	users, texts, err := sr.wait()
 	if err != nil {
@@ -672,6 +688,11 @@ func (r *piiRun) events(ctx context.Context, f *piiFields) error {
 		WHERE ev.%[2]s = x.id AND (x.j IS NOT NULL AND ev.eventdatavalues IS DISTINCT FROM x.j OR %[5]s)`,
 				pg.QuoteIdent(t), pg.QuoteIdent(id), value, strings.Join(set, ", "), strings.Join(conds, " OR "))
 			r.usersDone[t] = true
+		}
+		if r.eventSide != nil && r.big[t] {
+			r.eventSide.stmts = append(r.eventSide.stmts, q)
+			r.eventSide.args = []any{f.mapDEUIDs}
+			continue
 		}
 		if err := r.add(ctx, rule, what, q, f.mapDEUIDs); err != nil {
 			return err

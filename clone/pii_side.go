@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -220,4 +221,135 @@ func (r *piiRun) startSide(ctx context.Context, noTriggers bool) (*sideRun, erro
 	}()
 	log.Debug("PII side rewrite started", "tables", names)
 	return s, nil
+}
+
+// eventSide is the rewrite of the large event tables' data values and usernames on a second
+// connection (startEventSide).
+type eventSide struct {
+	stmts  []string // the events rule's statements for those tables (events)
+	args   []any    // their one parameter: the uids of the mapped data elements
+	cancel context.CancelFunc
+	done   chan struct{}
+	rows   int64
+	err    error
+}
+
+// startEventSide starts the events rule's statements for the large event tables on a second
+// connection, which gets its own copy of the pseudonym tables (vals: production value,
+// pseudonym) and of the username map, and commits on its own: like the side rewrite, it runs
+// only during a restore (no foreign key, no trigger), where a failed run drops the database.
+// The statements of the small event tables run in this transaction. It returns nil when the
+// rule runs here as before (no second connection, triggers, or no large event table).
+func (r *piiRun) startEventSide(ctx context.Context, f *piiFields, vals [][]any, noTriggers bool) (*eventSide, error) {
+	if r.side == nil || !noTriggers {
+		return nil, nil
+	}
+	large := false
+	for _, t := range dhis2.EventTables {
+		large = large || (r.big[t] && r.cat.has(t, "eventdatavalues"))
+	}
+	if !large {
+		return nil, nil
+	}
+	var fks int
+	if err := r.tx.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace`).Scan(&fks); err != nil {
+		return nil, fmt.Errorf("counting foreign keys: %w", err)
+	}
+	if fks > 0 {
+		return nil, nil
+	}
+	rows, err := r.tx.Query(ctx, `SELECT v, p, surname FROM dhis2life_users`)
+	if err != nil {
+		return nil, fmt.Errorf("reading the username map: %w", err)
+	}
+	users, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) ([]any, error) {
+		var v, p string
+		var sn *string
+		err := row.Scan(&v, &p, &sn)
+		return []any{v, p, sn}, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the username map: %w", err)
+	}
+	es := &eventSide{}
+	r.eventSide = es
+	err = r.events(ctx, f) // the small tables' statements run here; the large ones' are kept
+	r.eventSide = nil
+	if err != nil {
+		return nil, err
+	}
+	if len(es.stmts) == 0 {
+		return es, nil // nothing left for a second connection; done is nil: wait and stop return at once
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	es.cancel, es.done = cancel, make(chan struct{})
+	log := r.s.log()
+	go func() {
+		defer close(es.done)
+		defer cancel()
+		es.err = func() error {
+			c, err := r.side(sctx)
+			if err != nil {
+				return fmt.Errorf("scrub rule pii.events: opening a second connection: %w", err)
+			}
+			defer c.Close(context.WithoutCancel(sctx))
+			tx, err := beginUnlimited(sctx, c)
+			if err != nil {
+				return fmt.Errorf("scrub rule pii.events: %w", err)
+			}
+			defer tx.Rollback(context.WithoutCancel(sctx))
+			t0 := time.Now()
+			if _, err := tx.Exec(sctx, `CREATE TEMP TABLE dhis2life_pii (v text PRIMARY KEY, p text NOT NULL) ON COMMIT DROP;
+				CREATE TEMP TABLE dhis2life_users (v text PRIMARY KEY, p text NOT NULL, surname text) ON COMMIT DROP`); err != nil {
+				return fmt.Errorf("scrub rule pii.events: creating the pseudonym tables: %w", err)
+			}
+			if _, err := tx.Conn().CopyFrom(sctx, pgx.Identifier{"dhis2life_pii"}, []string{"v", "p"}, pgx.CopyFromRows(vals)); err != nil {
+				return fmt.Errorf("scrub rule pii.events: loading pseudonyms: %w", err)
+			}
+			if _, err := tx.Conn().CopyFrom(sctx, pgx.Identifier{"dhis2life_users"}, []string{"v", "p", "surname"}, pgx.CopyFromRows(users)); err != nil {
+				return fmt.Errorf("scrub rule pii.events: loading the username map: %w", err)
+			}
+			if _, err := tx.Exec(sctx, "ANALYZE dhis2life_pii; ANALYZE dhis2life_users"); err != nil {
+				return fmt.Errorf("scrub rule pii.events: %w", err)
+			}
+			log.Debug("PII event side ready", "values", len(vals), "users", len(users), "took", time.Since(t0).Round(time.Millisecond))
+			for _, q := range es.stmts {
+				t1 := time.Now()
+				tag, err := tx.Exec(sctx, q, es.args...)
+				if err != nil {
+					return fmt.Errorf("scrub rule pii.events: %w", err)
+				}
+				es.rows += tag.RowsAffected()
+				log.Debug("PII statement", "rule", "pii.events", "side", true, "rows", tag.RowsAffected(), "took", time.Since(t1).Round(time.Millisecond), "sql", shortSQL(q))
+			}
+			if err := tx.Commit(sctx); err != nil {
+				return fmt.Errorf("scrub rule pii.events: committing: %w", err)
+			}
+			return nil
+		}()
+	}()
+	log.Debug("PII event side started", "statements", len(es.stmts))
+	return es, nil
+}
+
+// wait waits for the events' side rewrite and adds its rows to the run's changes.
+func (es *eventSide) wait(r *piiRun) error {
+	if es == nil || es.done == nil {
+		return nil
+	}
+	<-es.done
+	if es.err != nil {
+		return es.err
+	}
+	r.addRows("pii.events", "", es.rows)
+	return nil
+}
+
+// stop cancels the events' side rewrite (when the run failed) and waits for it.
+func (es *eventSide) stop() {
+	if es == nil || es.done == nil {
+		return
+	}
+	es.cancel()
+	<-es.done
 }

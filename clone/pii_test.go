@@ -288,6 +288,12 @@ func TestApplyPIISideRewrite(t *testing.T) {
 	rowsDV := scalar[int64](t, conn, `SELECT count(*) FROM datavalue WHERE storedby <> '' AND storedby <> 'admin'`)
 	comments := scalar[int64](t, conn, `SELECT count(*) FROM datavalue WHERE comment IS NOT NULL AND comment <> $1`, clone.PIIText)
 	sum0 := scalar[string](t, conn, dvChecksum)
+	evVals := scalar[[]string](t, conn, `SELECT coalesce(array_agg(DISTINCT kv.value->>'value'), '{}') FROM event e, jsonb_each(e.eventdatavalues) kv
+		JOIN dataelement d ON d.uid = kv.key WHERE d.valuetype IN ('TEXT', 'LONG_TEXT', 'PHONE_NUMBER', 'EMAIL')
+		AND length(kv.value->>'value') >= 6`)
+	if len(evVals) == 0 {
+		t.Fatal("fixture: no free-text or identifying event data value")
+	}
 	if prodUsers == 0 || rowsDV == 0 || comments == 0 {
 		t.Fatalf("fixture: %d users in datavalue.storedby, %d rows, %d comments", prodUsers, rowsDV, comments)
 	}
@@ -336,6 +342,13 @@ func TestApplyPIISideRewrite(t *testing.T) {
 	if !regexp.MustCompile(`PII side rewrite started.*datavalue.*trackedentity`).MatchString(logs.String()) {
 		t.Errorf("datavalue was not rewritten on the second connection; log:\n%s", logs.String())
 	}
+	// The events' data values are rewritten on another second connection, beside the rules.
+	if !regexp.MustCompile(`PII statement" rule=pii.events side=true rows=[1-9]`).MatchString(logs.String()) {
+		t.Errorf("event was not rewritten on a second connection; log:\n%s", logs.String())
+	}
+	if n := scalar[int64](t, conn, `SELECT count(*) FROM event e, jsonb_each(e.eventdatavalues) kv WHERE kv.value->>'value' = ANY($1)`, evVals); n != 0 {
+		t.Errorf("%d event data values still hold production values (of %d sought)", n, len(evVals))
+	}
 	// Released before the end: the tables it never writes, and the second connection's once
 	// committed; not the tables the first connection writes.
 	for table, want := range map[string]bool{"public.period": true, "public.organisationunit": true, "public.datavalue": true,
@@ -351,6 +364,10 @@ func TestApplyPIISideRewrite(t *testing.T) {
 			usernames = c.Rows
 		case "pii.free_text":
 			texts = c.Rows
+		case "pii.events":
+			if c.Rows == 0 { // the second connection's rows are counted
+				t.Errorf("pii.events counts no row (changes %+v)", ch)
+			}
 		}
 	}
 	if texts < comments {
