@@ -350,6 +350,11 @@ type piiRun struct {
 	changes *[]Change
 	salt    int64
 	big     map[string]bool // tables whose username columns are rewritten (bigTables)
+	// mid are the tables of sideRows rows or more: during a restore, those that only hold
+	// usernames and free text are rewritten on the second connection too (sideTables).
+	mid map[string]bool
+	// onSide are the tables the second connection rewrites, with their columns (planSide).
+	onSide map[string]rewriteSpec
 	// side opens a second connection to the database (ApplyPII, during a restore): the large
 	// tables that only hold usernames are rewritten on it while the other steps run.
 	side func(context.Context) (*pgx.Conn, error)
@@ -448,7 +453,13 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change, s
 		CREATE TEMP TABLE dhis2life_users (v text PRIMARY KEY, p text NOT NULL, surname text) ON COMMIT DROP`); err != nil {
 		return fmt.Errorf("creating the pseudonym tables: %w", err)
 	}
-	if r.big, err = r.bigTables(ctx); err != nil {
+	if r.big, err = r.tablesOver(ctx, r.s.PII.bigRows()); err != nil {
+		return err
+	}
+	if r.mid, err = r.tablesOver(ctx, min(sideRows, r.s.PII.bigRows())); err != nil {
+		return err
+	}
+	if err := r.planSide(ctx, len(triggers) == 0); err != nil {
 		return err
 	}
 	if s.PII.Users {
@@ -457,7 +468,7 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change, s
 		}
 	}
 	r.s.log().Debug("PII usernames mapped", "users", len(ps.users), "took", time.Since(t0).Round(time.Millisecond))
-	sr, err := r.startSide(ctx, len(triggers) == 0)
+	sr, err := r.startSide(ctx)
 	if err != nil {
 		return err
 	}
@@ -534,10 +545,11 @@ func (r *piiRun) usernames(ctx context.Context, ps *pseudonymiser) error {
 			return fmt.Errorf("mapping usernames: %w", err)
 		}
 	}
-	// Large tables are left out: their username columns are rewritten with the same formula
-	// for usernames unknown to userinfo (rewriteTableTx), so reading them twice is spared.
+	// Large tables and those of the second connection are left out: their username columns
+	// are rewritten with the same formula for usernames unknown to userinfo (rewriteTableTx),
+	// so reading them twice is spared (and this transaction holds no lock on the latter).
 	for t, cols := range r.cat.cols {
-		if t == "userinfo" || r.big[t] {
+		if _, side := r.onSide[t]; t == "userinfo" || r.big[t] || side {
 			continue
 		}
 		var vals []string
@@ -974,10 +986,18 @@ func (o PIIOptions) bigRows() int64 {
 	return bigRows
 }
 
-func (r *piiRun) bigTables(ctx context.Context) (map[string]bool, error) {
+// sideRows is the size from which a table that only holds usernames and free text is
+// rewritten on the second connection during a restore (enrollment and trackedentity at scale
+// 1): one pass of literal expressions there costs a fraction of an UPDATE with a lookup per
+// column and row here.
+const sideRows = 10_000
+
+// tablesOver are the tables of more than n rows (estimated: reltuples, or before any ANALYZE
+// the heap's size at 100 bytes a row).
+func (r *piiRun) tablesOver(ctx context.Context, n int64) (map[string]bool, error) {
 	rows, err := r.tx.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT c.relispartition
-		AND CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(c.oid) / 100 END > $1`, r.s.PII.bigRows())
+		AND CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(c.oid) / 100 END > $1`, n)
 	if err != nil {
 		return nil, fmt.Errorf("finding large tables: %w", err)
 	}

@@ -96,18 +96,9 @@ func (r *piiRun) releaseUntouched(ctx context.Context) error {
 	if r.release == nil {
 		return nil
 	}
-	rows, err := r.tx.Query(ctx, `SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-		WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND c.relnamespace = 'public'::regnamespace`)
+	read, err := r.lockedTables(ctx)
 	if err != nil {
-		return fmt.Errorf("listing the tables the scrub has read: %w", err)
-	}
-	locked, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("listing the tables the scrub has read: %w", err)
-	}
-	read := map[string]bool{}
-	for _, t := range locked {
-		read[t] = true
+		return err
 	}
 	rules := ruleTables(true)
 	var names, held []string
@@ -133,9 +124,9 @@ func (r *piiRun) releaseUntouched(ctx context.Context) error {
 	return nil
 }
 
-// sideTables are the large tables whose only personal data are usernames (text and user
-// jsonb columns) and free text, and that no other step writes (not the tables of events,
-// attributes, audits, contacts, files or users): datavalue (storedby, comment), and at scale
+// sideTables are the tables of sideRows rows or more whose only personal data are usernames
+// (text and user jsonb columns) and free text, and that no other step writes (not the tables
+// of events, attributes, audits, contacts, files or users): datavalue (storedby, comment),
 // trackedentity and enrollment.
 func (r *piiRun) sideTables() map[string]rewriteSpec {
 	touched := ruleTables(false) // free text: replaced in the rewrite
@@ -146,7 +137,7 @@ func (r *piiRun) sideTables() map[string]rewriteSpec {
 		}
 	}
 	out := map[string]rewriteSpec{}
-	for t := range r.big {
+	for t := range r.mid {
 		if touched[t] {
 			continue
 		}
@@ -158,19 +149,61 @@ func (r *piiRun) sideTables() map[string]rewriteSpec {
 	return out
 }
 
-// startSide starts the rewrite of sideTables on a second connection, in a transaction of its
-// own, when the run has one and the database has no trigger and no foreign key yet (during a
-// restore, before post-data): then no lock of one connection waits for the other.
-func (r *piiRun) startSide(ctx context.Context, noTriggers bool) (*sideRun, error) {
+// planSide decides which tables the second connection rewrites (r.onSide, from sideTables):
+// only when the run has one and the database has no trigger and no foreign key yet (during a
+// restore, before post-data), so that no lock of one connection waits for the other. It runs
+// before usernames, which then leaves those tables unread: the run's transaction must hold no
+// lock on a table the second connection rewrites, and their usernames unknown to userinfo get
+// the same formula there.
+func (r *piiRun) planSide(ctx context.Context, noTriggers bool) error {
 	if r.side == nil || !noTriggers || !r.s.PII.Users {
-		return nil, nil
+		return nil
 	}
 	var fks int
 	if err := r.tx.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace`).Scan(&fks); err != nil {
-		return nil, fmt.Errorf("counting foreign keys: %w", err)
+		return fmt.Errorf("counting foreign keys: %w", err)
 	}
-	tables := r.sideTables()
-	if fks > 0 || len(tables) == 0 {
+	if fks > 0 {
+		return nil
+	}
+	// Tables this transaction has read already (the fields' trackedentityattribute and
+	// dataelement) stay here: the other connection's rewrite would wait for this commit.
+	locked, err := r.lockedTables(ctx)
+	if err != nil {
+		return err
+	}
+	r.onSide = r.sideTables()
+	for t := range r.onSide {
+		if locked[t] {
+			delete(r.onSide, t)
+		}
+	}
+	return nil
+}
+
+// lockedTables are the public tables the run's transaction holds a lock on.
+func (r *piiRun) lockedTables(ctx context.Context) (map[string]bool, error) {
+	rows, err := r.tx.Query(ctx, `SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+		WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND c.relnamespace = 'public'::regnamespace`)
+	if err != nil {
+		return nil, fmt.Errorf("listing the tables the scrub has read: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("listing the tables the scrub has read: %w", err)
+	}
+	out := map[string]bool{}
+	for _, t := range names {
+		out[t] = true
+	}
+	return out, nil
+}
+
+// startSide starts the rewrite of the tables planSide chose on a second connection, in a
+// transaction of its own.
+func (r *piiRun) startSide(ctx context.Context) (*sideRun, error) {
+	tables := r.onSide
+	if len(tables) == 0 {
 		return nil, nil
 	}
 	maps, err := r.userMaps(ctx)

@@ -298,6 +298,13 @@ func TestApplyPIISideRewrite(t *testing.T) {
 		t.Fatalf("fixture: %d users in datavalue.storedby, %d rows, %d comments", prodUsers, rowsDV, comments)
 	}
 
+	// A username unknown to userinfo (a deleted account), in a table of the second connection
+	// (enrollment) and in one the first connection updates (an audit table of a rule): the
+	// first never reads the second's tables, yet both get the same pseudonym.
+	if _, err := conn.Exec(ctx, `UPDATE enrollment SET completedby = 'ghost.trainer' WHERE enrollmentid IN (SELECT min(enrollmentid) FROM enrollment);
+		UPDATE trackedentitydatavalueaudit SET modifiedby = 'ghost.trainer' WHERE trackedentitydatavalueauditid IN (SELECT min(trackedentitydatavalueauditid) FROM trackedentitydatavalueaudit)`); err != nil {
+		t.Fatal(err)
+	}
 	var logs testenv.LockedBuffer
 	pwFile := filepath.Join(t.TempDir(), "keep.pass")
 	os.WriteFile(pwFile, []byte("Training-2026!\n"), 0o600)
@@ -339,7 +346,7 @@ func TestApplyPIISideRewrite(t *testing.T) {
 	if len(waits) > 0 {
 		t.Errorf("released tables still locked by the scrub: %v", waits)
 	}
-	if !regexp.MustCompile(`PII side rewrite started.*datavalue.*trackedentity`).MatchString(logs.String()) {
+	if !regexp.MustCompile(`PII side rewrite started.*datavalue enrollment trackedentity`).MatchString(logs.String()) {
 		t.Errorf("datavalue was not rewritten on the second connection; log:\n%s", logs.String())
 	}
 	// The events' data values are rewritten on another second connection, beside the rules.
@@ -356,6 +363,11 @@ func TestApplyPIISideRewrite(t *testing.T) {
 		if released[table] != want {
 			t.Errorf("table %s released %v, want %v (released: %v)", table, released[table], want, released)
 		}
+	}
+	ghosts := scalar[[]string](t, conn, `SELECT array_agg(DISTINCT v) FROM (SELECT completedby v FROM enrollment WHERE enrollmentid IN (SELECT min(enrollmentid) FROM enrollment)
+		UNION ALL SELECT modifiedby FROM trackedentitydatavalueaudit WHERE trackedentitydatavalueauditid IN (SELECT min(trackedentitydatavalueauditid) FROM trackedentitydatavalueaudit)) s`)
+	if len(ghosts) != 1 || !strings.HasPrefix(ghosts[0], "anon-") {
+		t.Errorf("a username unknown to userinfo became %v in enrollment and the audit, want one anon- pseudonym", ghosts)
 	}
 	var usernames, texts int64
 	for _, c := range ch {
