@@ -13,6 +13,48 @@ mkdir -p "$T/bin"
 
 log() { printf 'deps: %s\n' "$*" >&2; }
 
+command -v go >/dev/null 2>&1 || { log "go not in PATH (expected Go >= 1.26, e.g. /usr/local/go/bin)"; exit 1; }
+
+# goinstall NAME PKG@VERSION builds one tool into $T/bin, quietly: go's download chatter goes to
+# $T/logs/NAME.log, which is printed only when the build fails.
+goinstall() {
+  local name=$1 pkg=$2 logf="$T/logs/$1.log"
+  mkdir -p "$T/logs"
+  if ! GOBIN="$T/bin" GOFLAGS=-mod=mod go install "$pkg" >"$logf" 2>&1; then
+    log "building $name failed ($pkg); go install said:"
+    cat "$logf" >&2
+    return 1
+  fi
+}
+
+# gotools builds restic, MinIO and staticcheck when missing. It runs in the background while
+# apt-get installs packages (network and dpkg bound; the builds are CPU bound): on a fresh
+# machine the two overlap instead of adding up.
+gotools() {
+  # Versions are captured first and matched in the shell: `cmd | grep -q` under pipefail fails with
+  # SIGPIPE (141) whenever grep exits before cmd has finished writing.
+  have_restic=$("$T/bin/restic" version 2>/dev/null || true)
+  if [[ "$have_restic" != *"restic $RESTIC_VERSION"* ]]; then
+    log "building restic $RESTIC_VERSION (go install, ~75 s)"
+    goinstall restic "github.com/restic/restic/cmd/restic@v$RESTIC_VERSION"
+  fi
+  if ! [ -x "$T/bin/minio" ] || ! [ -f "$T/minio.version" ] || [ "$(cat "$T/minio.version")" != "$MINIO_VERSION" ]; then
+    log "building minio $MINIO_VERSION (go install, ~130 s; used only as an external test server)"
+    goinstall minio "github.com/minio/minio@$MINIO_VERSION"
+    echo "$MINIO_VERSION" > "$T/minio.version"
+  fi
+  # staticcheck: the proxy serves honnef.co/go/tools module versions (v0.8.2 = staticcheck 2026.2.2,
+  # which supports Go 1.26), not the 2025.x release names. Optional: `make lint` says when it is missing.
+  have_staticcheck=$("$T/bin/staticcheck" -version 2>/dev/null || true)
+  if [[ "$have_staticcheck" != *"($STATICCHECK_VERSION)"* ]]; then
+    log "building staticcheck $STATICCHECK_VERSION (go install, ~15 s)"
+    goinstall staticcheck "honnef.co/go/tools/cmd/staticcheck@v$STATICCHECK_VERSION" \
+      || { rm -f "$T/bin/staticcheck"; log "staticcheck unavailable (make lint will say so)"; }
+  fi
+}
+gotools &
+gotools_pid=$!
+
 need_apt=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15)
 [ -f /usr/share/postgresql/15/extension/postgis.control ] || need_apt+=(postgresql-15-postgis-3)
@@ -80,39 +122,6 @@ if $tests && { ! [ -x /usr/lib/postgresql/13/bin/pg_ctl ] || ! [ -f /usr/share/p
   apt-get install -y -qq --no-install-recommends postgresql-13 postgresql-13-postgis-3 >/dev/null
 fi
 
-command -v go >/dev/null 2>&1 || { log "go not in PATH (expected Go >= 1.26, e.g. /usr/local/go/bin)"; exit 1; }
-
-# goinstall NAME PKG@VERSION builds one tool into $T/bin, quietly: go's download chatter goes to
-# $T/logs/NAME.log, which is printed only when the build fails.
-goinstall() {
-  local name=$1 pkg=$2 logf="$T/logs/$1.log"
-  mkdir -p "$T/logs"
-  if ! GOBIN="$T/bin" GOFLAGS=-mod=mod go install "$pkg" >"$logf" 2>&1; then
-    log "building $name failed ($pkg); go install said:"
-    cat "$logf" >&2
-    return 1
-  fi
-}
-
-# Versions are captured first and matched in the shell: `cmd | grep -q` under pipefail fails with
-# SIGPIPE (141) whenever grep exits before cmd has finished writing.
-have_restic=$("$T/bin/restic" version 2>/dev/null || true)
-if [[ "$have_restic" != *"restic $RESTIC_VERSION"* ]]; then
-  log "building restic $RESTIC_VERSION (go install, ~75 s)"
-  goinstall restic "github.com/restic/restic/cmd/restic@v$RESTIC_VERSION"
-fi
-if ! [ -x "$T/bin/minio" ] || ! [ -f "$T/minio.version" ] || [ "$(cat "$T/minio.version")" != "$MINIO_VERSION" ]; then
-  log "building minio $MINIO_VERSION (go install, ~130 s; used only as an external test server)"
-  goinstall minio "github.com/minio/minio@$MINIO_VERSION"
-  echo "$MINIO_VERSION" > "$T/minio.version"
-fi
-# staticcheck: the proxy serves honnef.co/go/tools module versions (v0.8.2 = staticcheck 2026.2.2,
-# which supports Go 1.26), not the 2025.x release names. Optional: `make lint` says when it is missing.
-have_staticcheck=$("$T/bin/staticcheck" -version 2>/dev/null || true)
-if [[ "$have_staticcheck" != *"($STATICCHECK_VERSION)"* ]]; then
-  log "building staticcheck $STATICCHECK_VERSION (go install, ~15 s)"
-  goinstall staticcheck "honnef.co/go/tools/cmd/staticcheck@v$STATICCHECK_VERSION" \
-    || { rm -f "$T/bin/staticcheck"; log "staticcheck unavailable (make lint will say so)"; }
-fi
+wait "$gotools_pid" || { log "building the Go tools failed (see above)"; exit 1; }
 log "ok: restic $("$T/bin/restic" version | awk '{print $2}'), minio, postgres $(/usr/lib/postgresql/15/bin/postgres --version | awk '{print $3}')"
 echo "$T/bin"
