@@ -36,14 +36,15 @@ lint: vet
 		echo "lint: staticcheck not installed in $(TOOLS_BIN) (make deps builds it); only go vet ran"; \
 	fi
 
-# test runs everything CI runs: real PostgreSQL, MinIO and restic, no skips; then each fuzz
-# target briefly (their committed seeds in testdata/fuzz also run as plain tests).
+# test runs everything CI runs: real PostgreSQL, MinIO and restic, no skips (scripts/gotest.sh
+# runs cmd/dhis2-life's integration tests as two processes beside the other packages); then
+# each fuzz target briefly (their committed seeds in testdata/fuzz also run as plain tests).
 # The fault tests record one row per scenario in FAULT_ROWS; the table is printed at the end
 # (also when a test failed) and written to bin/fault-table.md (docs/fault-table.md is a copy).
 FAULT_ROWS := $(CURDIR)/bin/fault-table.jsonl
 test: deps lint
 	@mkdir -p bin && rm -f $(FAULT_ROWS)
-	status=0; DHIS2_LIFE_FAULT_TABLE=$(FAULT_ROWS) $(GO) test $(TEST_FLAGS) $(PKGS) || status=$$?; \
+	status=0; DHIS2_LIFE_FAULT_TABLE=$(FAULT_ROWS) GO=$(GO) TEST_FLAGS="$(TEST_FLAGS)" scripts/gotest.sh $(PKGS) || status=$$?; \
 	$(GO) run ./internal/testenv/faulttable/cmd/faulttable -in $(FAULT_ROWS) -o bin/fault-table.md || status=1; \
 	exit $$status
 	$(MAKE) --no-print-directory fuzz
