@@ -216,42 +216,27 @@ func (r *piiRun) startSide(ctx context.Context) (*sideRun, error) {
 		r.usersDone[t] = true
 	}
 	sort.Strings(names)
-	sctx, cancel := context.WithCancel(ctx)
-	s := &sideRun{cancel: cancel, done: make(chan struct{})}
+	s := &sideRun{}
 	kept, salt, log := r.s.PII.kept(), r.salt, r.s.log()
-	go func() {
-		defer close(s.done)
-		defer cancel()
-		s.err = func() error {
-			c, err := r.side(sctx)
-			if err != nil {
-				return fmt.Errorf("scrub rule pii.usernames: opening a second connection: %w", err)
-			}
-			defer c.Close(context.WithoutCancel(sctx))
-			tx, err := beginUnlimited(sctx, c)
+	s.cancel, s.done = r.goSide(ctx, "pii.usernames", &s.err, func(sctx context.Context, tx pgx.Tx) error {
+		for _, t := range names {
+			u, x, err := rewriteTableTx(sctx, tx, log, maps, kept, salt, t, tables[t])
 			if err != nil {
 				return fmt.Errorf("scrub rule pii.usernames: %w", err)
 			}
-			defer tx.Rollback(context.WithoutCancel(sctx))
+			s.users += u
+			s.texts += x
+		}
+		if err := tx.Commit(sctx); err != nil {
+			return fmt.Errorf("scrub rule pii.usernames: committing the rewrite of %v: %w", names, err)
+		}
+		if r.release != nil {
 			for _, t := range names {
-				u, x, err := rewriteTableTx(sctx, tx, log, maps, kept, salt, t, tables[t])
-				if err != nil {
-					return fmt.Errorf("scrub rule pii.usernames: %w", err)
-				}
-				s.users += u
-				s.texts += x
+				r.release("public." + t)
 			}
-			if err := tx.Commit(sctx); err != nil {
-				return fmt.Errorf("scrub rule pii.usernames: committing the rewrite of %v: %w", names, err)
-			}
-			if r.release != nil {
-				for _, t := range names {
-					r.release("public." + t)
-				}
-			}
-			return nil
-		}()
-	}()
+		}
+		return nil
+	})
 	log.Debug("PII side rewrite started", "tables", names)
 	return s, nil
 }
@@ -314,53 +299,37 @@ func (r *piiRun) startEventSide(ctx context.Context, f *piiFields, vals [][]any,
 	if len(es.stmts) == 0 {
 		return es, nil // nothing left for a second connection; done is nil: wait and stop return at once
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	es.cancel, es.done = cancel, make(chan struct{})
 	log := r.s.log()
-	go func() {
-		defer close(es.done)
-		defer cancel()
-		es.err = func() error {
-			c, err := r.side(sctx)
-			if err != nil {
-				return fmt.Errorf("scrub rule pii.events: opening a second connection: %w", err)
-			}
-			defer c.Close(context.WithoutCancel(sctx))
-			tx, err := beginUnlimited(sctx, c)
+	es.cancel, es.done = r.goSide(ctx, "pii.events", &es.err, func(sctx context.Context, tx pgx.Tx) error {
+		t0 := time.Now()
+		if _, err := tx.Exec(sctx, `CREATE TEMP TABLE dhis2life_pii (v text PRIMARY KEY, p text NOT NULL) ON COMMIT DROP;
+			CREATE TEMP TABLE dhis2life_users (v text PRIMARY KEY, p text NOT NULL, surname text) ON COMMIT DROP`); err != nil {
+			return fmt.Errorf("scrub rule pii.events: creating the pseudonym tables: %w", err)
+		}
+		if _, err := tx.Conn().CopyFrom(sctx, pgx.Identifier{"dhis2life_pii"}, []string{"v", "p"}, pgx.CopyFromRows(vals)); err != nil {
+			return fmt.Errorf("scrub rule pii.events: loading pseudonyms: %w", err)
+		}
+		if _, err := tx.Conn().CopyFrom(sctx, pgx.Identifier{"dhis2life_users"}, []string{"v", "p", "surname"}, pgx.CopyFromRows(users)); err != nil {
+			return fmt.Errorf("scrub rule pii.events: loading the username map: %w", err)
+		}
+		if _, err := tx.Exec(sctx, "ANALYZE dhis2life_pii; ANALYZE dhis2life_users"); err != nil {
+			return fmt.Errorf("scrub rule pii.events: %w", err)
+		}
+		log.Debug("PII event side ready", "values", len(vals), "users", len(users), "took", time.Since(t0).Round(time.Millisecond))
+		for _, q := range es.stmts {
+			t1 := time.Now()
+			tag, err := tx.Exec(sctx, q, es.args...)
 			if err != nil {
 				return fmt.Errorf("scrub rule pii.events: %w", err)
 			}
-			defer tx.Rollback(context.WithoutCancel(sctx))
-			t0 := time.Now()
-			if _, err := tx.Exec(sctx, `CREATE TEMP TABLE dhis2life_pii (v text PRIMARY KEY, p text NOT NULL) ON COMMIT DROP;
-				CREATE TEMP TABLE dhis2life_users (v text PRIMARY KEY, p text NOT NULL, surname text) ON COMMIT DROP`); err != nil {
-				return fmt.Errorf("scrub rule pii.events: creating the pseudonym tables: %w", err)
-			}
-			if _, err := tx.Conn().CopyFrom(sctx, pgx.Identifier{"dhis2life_pii"}, []string{"v", "p"}, pgx.CopyFromRows(vals)); err != nil {
-				return fmt.Errorf("scrub rule pii.events: loading pseudonyms: %w", err)
-			}
-			if _, err := tx.Conn().CopyFrom(sctx, pgx.Identifier{"dhis2life_users"}, []string{"v", "p", "surname"}, pgx.CopyFromRows(users)); err != nil {
-				return fmt.Errorf("scrub rule pii.events: loading the username map: %w", err)
-			}
-			if _, err := tx.Exec(sctx, "ANALYZE dhis2life_pii; ANALYZE dhis2life_users"); err != nil {
-				return fmt.Errorf("scrub rule pii.events: %w", err)
-			}
-			log.Debug("PII event side ready", "values", len(vals), "users", len(users), "took", time.Since(t0).Round(time.Millisecond))
-			for _, q := range es.stmts {
-				t1 := time.Now()
-				tag, err := tx.Exec(sctx, q, es.args...)
-				if err != nil {
-					return fmt.Errorf("scrub rule pii.events: %w", err)
-				}
-				es.rows += tag.RowsAffected()
-				log.Debug("PII statement", "rule", "pii.events", "side", true, "rows", tag.RowsAffected(), "took", time.Since(t1).Round(time.Millisecond), "sql", shortSQL(q))
-			}
-			if err := tx.Commit(sctx); err != nil {
-				return fmt.Errorf("scrub rule pii.events: committing: %w", err)
-			}
-			return nil
-		}()
-	}()
+			es.rows += tag.RowsAffected()
+			log.Debug("PII statement", "rule", "pii.events", "side", true, "rows", tag.RowsAffected(), "took", time.Since(t1).Round(time.Millisecond), "sql", shortSQL(q))
+		}
+		if err := tx.Commit(sctx); err != nil {
+			return fmt.Errorf("scrub rule pii.events: committing: %w", err)
+		}
+		return nil
+	})
 	log.Debug("PII event side started", "statements", len(es.stmts))
 	return es, nil
 }
@@ -385,4 +354,29 @@ func (es *eventSide) stop() {
 	}
 	es.cancel()
 	<-es.done
+}
+
+// goSide runs body in a goroutine, in a transaction of its own (no statement time limit) on a
+// second connection; done closes when it ended, with its error in *errp; cancel stops it.
+func (r *piiRun) goSide(ctx context.Context, rule string, errp *error, body func(ctx context.Context, tx pgx.Tx) error) (cancel context.CancelFunc, done chan struct{}) {
+	sctx, cancel := context.WithCancel(ctx)
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		defer cancel()
+		*errp = func() error {
+			c, err := r.side(sctx)
+			if err != nil {
+				return fmt.Errorf("scrub rule %s: opening a second connection: %w", rule, err)
+			}
+			defer c.Close(context.WithoutCancel(sctx))
+			tx, err := beginUnlimited(sctx, c)
+			if err != nil {
+				return fmt.Errorf("scrub rule %s: %w", rule, err)
+			}
+			defer tx.Rollback(context.WithoutCancel(sctx))
+			return body(sctx, tx)
+		}()
+	}()
+	return cancel, done
 }
