@@ -349,10 +349,15 @@ type piiRun struct {
 	cat     *piiCatalog
 	changes *[]Change
 	salt    int64
-	big     map[string]bool // tables whose username columns are rewritten (bigTables)
-	// mid are the tables of sideRows rows or more: during a restore, those that only hold
-	// usernames and free text are rewritten on the second connection too (sideTables).
+	big     map[string]bool // tables whose username columns are rewritten (tableSizes)
+	// mid are the tables of sideRows rows or more (big among them): during a restore, those
+	// that only hold usernames and free text are rewritten on the second connection
+	// (sideTables).
 	mid map[string]bool
+	// locked are the tables the run's transaction had read before its rules (lockedTables).
+	locked map[string]bool
+	// seconds says the second connections may run (beforePostData).
+	seconds bool
 	// onSide are the tables the second connection rewrites, with their columns (planSide).
 	onSide map[string]rewriteSpec
 	// side opens a second connection to the database (ApplyPII, during a restore): the large
@@ -446,22 +451,25 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change, s
 	if err != nil {
 		return err
 	}
-	if err := r.releaseUntouched(ctx); err != nil {
+	// The tables read so far (the fields' trackedentityattribute and dataelement) stay locked
+	// until the commit: neither released early nor given to a second connection.
+	if r.locked, err = r.lockedTables(ctx); err != nil {
+		return err
+	}
+	if err := r.releaseUntouched(); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE dhis2life_pii (v text PRIMARY KEY, p text NOT NULL) ON COMMIT DROP;
 		CREATE TEMP TABLE dhis2life_users (v text PRIMARY KEY, p text NOT NULL, surname text) ON COMMIT DROP`); err != nil {
 		return fmt.Errorf("creating the pseudonym tables: %w", err)
 	}
-	if r.big, err = r.tablesOver(ctx, r.s.PII.bigRows()); err != nil {
+	if err := r.tableSizes(ctx); err != nil {
 		return err
 	}
-	if r.mid, err = r.tablesOver(ctx, min(sideRows, r.s.PII.bigRows())); err != nil {
+	if err := r.beforePostData(ctx, len(triggers) == 0); err != nil {
 		return err
 	}
-	if err := r.planSide(ctx, len(triggers) == 0); err != nil {
-		return err
-	}
+	r.planSide()
 	if s.PII.Users {
 		if err := r.usernames(ctx, ps); err != nil {
 			return err
@@ -495,7 +503,7 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change, s
 	}
 	// The events' rewrite is the longest statement: on a second connection, with its own copy
 	// of the pseudonym tables, it runs beside the other rules (startEventSide).
-	es, err := r.startEventSide(ctx, f, rows, len(triggers) == 0)
+	es, err := r.startEventSide(ctx, f, rows)
 	if err != nil {
 		return err
 	}
@@ -992,24 +1000,32 @@ func (o PIIOptions) bigRows() int64 {
 // column and row here.
 const sideRows = 10_000
 
-// tablesOver are the tables of more than n rows (estimated: reltuples, or before any ANALYZE
-// the heap's size at 100 bytes a row).
-func (r *piiRun) tablesOver(ctx context.Context, n int64) (map[string]bool, error) {
-	rows, err := r.tx.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+// tableSizes fills mid and big: the tables of more than min(sideRows, bigRows) rows and of
+// more than bigRows (estimated: reltuples, or before any ANALYZE the heap's size at 100 bytes
+// a row).
+func (r *piiRun) tableSizes(ctx context.Context) error {
+	bigN := r.s.PII.bigRows()
+	rows, err := r.tx.Query(ctx, `SELECT c.relname, CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(c.oid) / 100 END::float8
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT c.relispartition
-		AND CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(c.oid) / 100 END > $1`, n)
+		AND CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(c.oid) / 100 END > $1`, min(sideRows, bigN))
 	if err != nil {
-		return nil, fmt.Errorf("finding large tables: %w", err)
+		return fmt.Errorf("finding large tables: %w", err)
 	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	r.mid, r.big = map[string]bool{}, map[string]bool{}
+	var name string
+	var est float64
+	_, err = pgx.ForEachRow(rows, []any{&name, &est}, func() error {
+		r.mid[name] = true
+		if est > float64(bigN) {
+			r.big[name] = true
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("finding large tables: %w", err)
 	}
-	out := map[string]bool{}
-	for _, n := range names {
-		out[n] = true
-	}
-	return out, nil
+	return nil
 }
 
 // rewrite maps the username columns of a large table in one table rewrite (rewriteTableTx)

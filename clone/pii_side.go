@@ -92,13 +92,9 @@ func ruleTables(freeText bool) map[string]bool {
 // (trackedentityattribute and dataelement, for the fields) stays held until the commit: its
 // primary key needs an ACCESS EXCLUSIVE lock that would wait for the whole run, and keep a
 // build worker waiting with it.
-func (r *piiRun) releaseUntouched(ctx context.Context) error {
+func (r *piiRun) releaseUntouched() error {
 	if r.release == nil {
 		return nil
-	}
-	read, err := r.lockedTables(ctx)
-	if err != nil {
-		return err
 	}
 	rules := ruleTables(true)
 	var names, held []string
@@ -109,7 +105,7 @@ func (r *piiRun) releaseUntouched(ctx context.Context) error {
 		if spec, mentions := r.userSpec(t); mentions || len(spec.users)+len(spec.jsons) > 0 {
 			continue
 		}
-		if read[t] {
+		if r.locked[t] {
 			held = append(held, t)
 			continue
 		}
@@ -149,36 +145,36 @@ func (r *piiRun) sideTables() map[string]rewriteSpec {
 	return out
 }
 
-// planSide decides which tables the second connection rewrites (r.onSide, from sideTables):
-// only when the run has one and the database has no trigger and no foreign key yet (during a
-// restore, before post-data), so that no lock of one connection waits for the other. It runs
-// before usernames, which then leaves those tables unread: the run's transaction must hold no
-// lock on a table the second connection rewrites, and their usernames unknown to userinfo get
-// the same formula there.
-func (r *piiRun) planSide(ctx context.Context, noTriggers bool) error {
-	if r.side == nil || !noTriggers || !r.s.PII.Users {
+// beforePostData sets seconds when the rules may use second connections: the run has them
+// and the database has no trigger and no foreign key yet (during a restore, before post-data),
+// so that no lock of one connection waits for another.
+func (r *piiRun) beforePostData(ctx context.Context, noTriggers bool) error {
+	if r.side == nil || !noTriggers {
 		return nil
 	}
 	var fks int
 	if err := r.tx.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace`).Scan(&fks); err != nil {
 		return fmt.Errorf("counting foreign keys: %w", err)
 	}
-	if fks > 0 {
-		return nil
-	}
-	// Tables this transaction has read already (the fields' trackedentityattribute and
-	// dataelement) stay here: the other connection's rewrite would wait for this commit.
-	locked, err := r.lockedTables(ctx)
-	if err != nil {
-		return err
+	r.seconds = fks == 0
+	return nil
+}
+
+// planSide decides which tables the second connection rewrites (r.onSide, from sideTables,
+// less those the run's transaction has read: the rewrite would wait for its commit). It runs
+// before usernames, which then leaves those tables unread: the run's transaction must hold no
+// lock on a table the second connection rewrites, and their usernames unknown to userinfo get
+// the same formula there.
+func (r *piiRun) planSide() {
+	if !r.seconds || !r.s.PII.Users {
+		return
 	}
 	r.onSide = r.sideTables()
 	for t := range r.onSide {
-		if locked[t] {
+		if r.locked[t] {
 			delete(r.onSide, t)
 		}
 	}
-	return nil
 }
 
 // lockedTables are the public tables the run's transaction holds a lock on.
@@ -258,8 +254,8 @@ type eventSide struct {
 // only during a restore (no foreign key, no trigger), where a failed run drops the database.
 // The statements of the small event tables run in this transaction. It returns nil when the
 // rule runs here as before (no second connection, triggers, or no large event table).
-func (r *piiRun) startEventSide(ctx context.Context, f *piiFields, vals [][]any, noTriggers bool) (*eventSide, error) {
-	if r.side == nil || !noTriggers {
+func (r *piiRun) startEventSide(ctx context.Context, f *piiFields, vals [][]any) (*eventSide, error) {
+	if !r.seconds {
 		return nil, nil
 	}
 	large := false
@@ -267,13 +263,6 @@ func (r *piiRun) startEventSide(ctx context.Context, f *piiFields, vals [][]any,
 		large = large || (r.big[t] && r.cat.has(t, "eventdatavalues"))
 	}
 	if !large {
-		return nil, nil
-	}
-	var fks int
-	if err := r.tx.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace`).Scan(&fks); err != nil {
-		return nil, fmt.Errorf("counting foreign keys: %w", err)
-	}
-	if fks > 0 {
 		return nil, nil
 	}
 	rows, err := r.tx.Query(ctx, `SELECT v, p, surname FROM dhis2life_users`)
