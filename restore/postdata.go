@@ -31,6 +31,9 @@ type postItem struct {
 	shared bool
 	// carry is the session settings sql starts with (printed before the entry).
 	carry string
+	// weight orders the ready items: the builder takes the heaviest free one first (see
+	// weigh).
+	weight int64
 }
 
 // what names the item in progress output and errors.
@@ -328,10 +331,14 @@ func (b *postBuilder) tables(it *postItem) []string {
 	return append([]string{it.table}, it.refs...)
 }
 
-// pick takes the first ready item whose tables are free (under b.mu); a foreign key
-// also waits until its tables' keys and indexes are all built.
+// pick takes the heaviest ready item whose tables are free, the first of equal weight (under
+// b.mu); a foreign key also waits until its tables' keys and indexes are all built.
 func (b *postBuilder) pick() *postItem {
+	best := -1
 	for i, it := range b.ready {
+		if best >= 0 && it.weight <= b.ready[best].weight {
+			continue
+		}
 		ok := true
 		for _, t := range b.tables(it) {
 			if h := b.held[t]; h < 0 || (h > 0 && !(it.shared && t == it.table)) || (it.kind == "FK CONSTRAINT" && b.pending[t] > 0) {
@@ -339,20 +346,52 @@ func (b *postBuilder) pick() *postItem {
 				break
 			}
 		}
-		if !ok {
+		if ok {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	it := b.ready[best]
+	b.ready = append(b.ready[:best], b.ready[best+1:]...)
+	for _, t := range b.tables(it) {
+		if it.shared && t == it.table {
+			b.held[t]++
+		} else {
+			b.held[t] = -1
+		}
+	}
+	return it
+}
+
+// weigh gives each item the stream bytes of the work that waits on it, so that the builder
+// starts the longest chain first (size: a table's bytes in the stream). A table's foreign keys
+// run one after the other (each scans the table, and two cannot hold it at once), and only
+// once the keys and indexes of every table they name are built. So a table's builds hold back
+// its own size plus the size of every foreign key that names it: a small referenced table's
+// primary key (period, organisationunit: milliseconds) goes before a mid-size table's
+// indexes, and datavalue's chain of foreign-key scans starts as soon as datavalue's own
+// indexes are built, beside the other builds, instead of after all of them with the other
+// connection idle. Equal weights keep the archive's order.
+func weigh(items []*postItem, size map[string]int64) {
+	gate := map[string]int64{} // foreign-key work that waits on each table's builds
+	for _, it := range items {
+		if it.kind != "FK CONSTRAINT" || it.table == "" {
 			continue
 		}
-		b.ready = append(b.ready[:i], b.ready[i+1:]...)
-		for _, t := range b.tables(it) {
-			if it.shared && t == it.table {
-				b.held[t]++
-			} else {
-				b.held[t] = -1
+		gate[it.table] += size[it.table]
+		for _, r := range it.refs {
+			if r != it.table {
+				gate[r] += size[it.table]
 			}
 		}
-		return it
 	}
-	return nil
+	for _, it := range items {
+		if it.table != "" {
+			it.weight = size[it.table] + gate[it.table]
+		}
+	}
 }
 
 func (b *postBuilder) work(i int, c *pgx.Conn) {

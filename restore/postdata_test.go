@@ -122,3 +122,55 @@ ALTER INDEX public.part_pkey ATTACH PARTITION public.part_2026_pkey;
 		}
 	}
 }
+
+// TestPickOrder: the builder takes the free item that holds back the most work first. A
+// small referenced table's key goes before a mid-size table's index (datavalue's foreign
+// keys wait for it), datavalue's foreign keys before an index nothing waits for, the order
+// of the archive among equals; a foreign key whose table still has builds pending, or an
+// item whose table another item holds alone, is passed over.
+func TestPickOrder(t *testing.T) {
+	dv, per, enr, ev := "public.datavalue", "public.period", "public.enrollment", "public.event"
+	fk1 := &postItem{name: "datavalue fk_dv_period", kind: "FK CONSTRAINT", table: dv, refs: []string{per}}
+	fk2 := &postItem{name: "datavalue fk_dv_self", kind: "FK CONSTRAINT", table: dv, refs: []string{dv}}
+	perKey := &postItem{name: "period period_pkey", kind: "CONSTRAINT", table: per}
+	enrIdx := &postItem{name: "in_enrollment_a", kind: "INDEX", table: enr, shared: true}
+	enrIdx2 := &postItem{name: "in_enrollment_b", kind: "INDEX", table: enr, shared: true}
+	evIdx := &postItem{name: "in_event_a", kind: "INDEX", table: ev, shared: true}
+	dvIdx := &postItem{name: "in_datavalue_a", kind: "INDEX", table: dv, shared: true}
+	noTable := &postItem{name: "x", kind: "TRIGGER"}
+	all := []*postItem{fk1, fk2, perKey, enrIdx, enrIdx2, evIdx, dvIdx, noTable}
+	weigh(all, map[string]int64{dv: 300, per: 1, enr: 50, ev: 100})
+	for _, c := range []struct {
+		it   *postItem
+		want int64
+	}{{fk1, 900}, {fk2, 900}, {dvIdx, 900}, {perKey, 301}, {evIdx, 100}, {enrIdx, 50}, {noTable, 0}} {
+		if c.it.weight != c.want {
+			t.Errorf("%s weighs %d, want %d", c.it.name, c.it.weight, c.want)
+		}
+	}
+	b := &postBuilder{held: map[string]int{}, pending: map[string]int{dv: 1}}
+	b.ready = []*postItem{enrIdx, evIdx, perKey, fk1, enrIdx2}
+	var got []string
+	take := func() *postItem {
+		it := b.pick()
+		if it != nil {
+			got = append(got, it.name)
+		}
+		return it
+	}
+	take() // period's key: datavalue's foreign key waits for its index
+	b.held[per] = 0
+	take() // event's index (heavier than enrollment's)
+	b.pending[dv] = 0
+	take() // now datavalue's foreign key, which holds datavalue and period alone
+	b.ready = append(b.ready, perKey)
+	take() // enrollment's first index: period is held
+	take() // enrollment's second index beside it (shared)
+	if it := take(); it != nil {
+		t.Errorf("took %s while period is held alone", it.name)
+	}
+	want := []string{"period period_pkey", "in_event_a", "datavalue fk_dv_period", "in_enrollment_a", "in_enrollment_b"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("picked %v, want %v", got, want)
+	}
+}

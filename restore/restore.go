@@ -703,24 +703,34 @@ func schedulePostData(o *Options, pb *postBuilder, items []*postItem, autovacuum
 		}
 	}
 	attached := attachedIndexes(items)
-	var late []*postItem
-	for _, it := range items {
-		switch {
-		case big[it.table] && it.kind == "CONSTRAINT":
-			pb.wait(it.table, keyAsIndex(it, attached)...)
-		case inStream[it.table] && (it.kind == "INDEX" || it.kind == "CONSTRAINT" || it.kind == "CHECK CONSTRAINT"):
-			pb.wait(it.table, it)
-		default:
-			late = append(late, it)
-		}
+	size := map[string]int64{}
+	for _, tb := range o.Manifest.Tables {
+		size[tb.Schema+"."+tb.Name] = tb.StreamBytes
 	}
 	if !o.SkipAnalyze {
+		items = items[:len(items):len(items)] // the caller's slice stays as it was
 		for _, tb := range o.Manifest.Tables {
 			key := tb.Schema + "." + tb.Name
 			if autovacuum && o.Jobs > 1 && tb.StreamBytes >= splitMin(o) {
 				continue
 			}
-			pb.wait(key, &postItem{name: tb.Name, kind: "ANALYZE", table: key, sql: "ANALYZE " + pg.QualifiedName(tb.Schema, tb.Name)})
+			items = append(items, &postItem{name: tb.Name, kind: "ANALYZE", table: key, sql: "ANALYZE " + pg.QualifiedName(tb.Schema, tb.Name)})
+		}
+	}
+	weigh(items, size)
+	var late []*postItem
+	for _, it := range items {
+		switch {
+		case big[it.table] && it.kind == "CONSTRAINT":
+			split := keyAsIndex(it, attached)
+			for _, s := range split {
+				s.weight = it.weight
+			}
+			pb.wait(it.table, split...)
+		case it.kind == "ANALYZE" || inStream[it.table] && (it.kind == "INDEX" || it.kind == "CONSTRAINT" || it.kind == "CHECK CONSTRAINT"):
+			pb.wait(it.table, it)
+		default:
+			late = append(late, it)
 		}
 	}
 	return late
