@@ -14,6 +14,10 @@
 #   BENCH_DAYS4=10      days of storage at scale 4 (the row states them; per-day rates project 30)
 #   BENCH_SEED4=2       fixture seed of the scale-4 database (seed 1 hits a uid collision at scale 4)
 #   BENCH_PROFILE=1     also time the snapshot's stages alone (producer, restic, pg_dump -Z0)
+#   BENCH_ROUNDS=3      interleaved rounds of the noisiest pairs (restore vs pg_restore on the
+#                       fixture and the real 2.44 schema, repeat vs first clone, PII vs kept
+#                       clone): each side's time is the median of its rounds, every round is in
+#                       the row's extra (1 in quick mode; the scale-4 run takes one)
 #   BENCH_QUICK=1       harness check in ~2 min: scale 0.02, 3 days, 2.44 at 0.01 for 2 days,
 #                       the growth run at 0.04 for 2 days, no profile
 #   BENCH_DIR=/var/tmp/dhis2-life-bench   work directory (dumps, config, DHIS2_HOME, logs)
@@ -28,9 +32,11 @@ export PATH=${DHIS2_LIFE_TOOLS:-/var/tmp/dhis2-life-tools}/bin:/usr/local/go/bin
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
   SCALE=${BENCH_SCALE:-0.02}; DAYS=${BENCH_DAYS:-3}; SCALE4=${BENCH_SCALE4:-0.04}; DAYS4=${BENCH_DAYS4:-2}; PROFILE=${BENCH_PROFILE:-0}
+  ROUNDS=${BENCH_ROUNDS:-1}
   SCALE244=${BENCH_SCALE244:-0.01}; DAYS244=${BENCH_DAYS244:-2}
 else
   SCALE=${BENCH_SCALE:-1.0}; DAYS=${BENCH_DAYS:-30}; SCALE4=${BENCH_SCALE4:-4}; DAYS4=${BENCH_DAYS4:-10}; PROFILE=${BENCH_PROFILE:-1}
+  ROUNDS=${BENCH_ROUNDS:-3}
   SCALE244=${BENCH_SCALE244:-$SCALE}; DAYS244=${BENCH_DAYS244:-$DAYS}
 fi
 REAL244=${BENCH_REAL244:-1}
@@ -49,6 +55,16 @@ timed() { local name=$1; shift; "$T/benchrun" -metrics "$M" -name "$name" -- "$@
 # settle: flush dirty pages left by the previous step so each timed step starts alike.
 settle() { psql_admin -c CHECKPOINT >/dev/null; sync; sleep 1; }
 wall() { awk -v k="$1.wall_s" '$1 == k { v = $2 } END { print v }' "$M"; }
+# round NAME I: keep the wall time of round I of NAME (NAME.round_I_s).
+round() { metric "$1.round_$2_s" "$(wall "$1")"; }
+# medians NAME…: after the rounds, each NAME's wall time is the median of its rounds (the
+# later line wins in the metrics file; its other metrics are those of the last round).
+medians() {
+  local n
+  for n in "$@"; do
+    metric "$n.wall_s" "$(awk -v p="$n.round_" 'index($1, p) == 1 { print $2 }' "$M" | sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }')"
+  done
+}
 
 [ -x "$BIN" ] || go build -o "$BIN" ./cmd/dhis2-life
 mkdir -p "$T"
@@ -172,15 +188,21 @@ timed dst_upload "$T/s3put" -endpoint "$S3" -bucket "$BUCKET" -key "pgbackups/$S
 metric dst.wall_s "$(awk -v a="$(wall dst_dump)" -v b="$(wall dst_upload)" 'BEGIN { print a + b }')"
 metric storage.gz_bytes "$(stat -c %s "$W/full.sql.gz")"
 
-step "dhis2-life restore latest into a fresh database"
-settle
-timed restore "$BIN" restore latest --to-db "$(dbdsn bench_restored)" --to-db-password-file "$W/db.pass" --files-to "$W/restored-home"
+for i in $(seq 1 "$ROUNDS"); do
+  step "dhis2-life restore latest into a fresh database (round $i of $ROUNDS)"
+  settle
+  rm -rf "$W/restored-home"
+  timed restore "$BIN" restore latest --to-db "$(dbdsn bench_restored)" --to-db-password-file "$W/db.pass" --files-to "$W/restored-home"
+  round restore "$i"
 
-step "baseline: createdb + pg_restore -j2 of the -Fc file into a fresh database"
-settle
-timed pg_restore bash -c "set -e; '$PGBIN/createdb' -h 127.0.0.1 -p $PORT -U postgres -O $APPUSER bench_pg_restore
-  PGPASSWORD= '$PGBIN/pg_restore' -h 127.0.0.1 -p $PORT -U postgres -j2 -d bench_pg_restore '$W/full.dump'"
-drop_dbs bench_restored bench_pg_restore
+  step "baseline: createdb + pg_restore -j2 of the -Fc file into a fresh database (round $i of $ROUNDS)"
+  settle
+  timed pg_restore bash -c "set -e; '$PGBIN/createdb' -h 127.0.0.1 -p $PORT -U postgres -O $APPUSER bench_pg_restore
+    PGPASSWORD= '$PGBIN/pg_restore' -h 127.0.0.1 -p $PORT -U postgres -j2 -d bench_pg_restore '$W/full.dump'"
+  round pg_restore "$i"
+  drop_dbs bench_restored bench_pg_restore
+done
+medians restore pg_restore
 
 step "dhis2-life verify latest (restore drill)"
 settle
@@ -189,29 +211,43 @@ grep -q '"ok": true' "$W/verify.json" || { echo "verify did not report ok" >&2; 
 metric verify.restore_s "$(sed -n 's/^  "restore_seconds": \([0-9.]*\),*$/\1/p' "$W/verify.json")"
 
 if [ -n "$CLONE" ]; then
-  step "dhis2-life clone: first and repeat clone of the same set"
-  settle
-  # The repeat is timed after a settle like every other step: a repeat clone runs on another
-  # day, not while the server still flushes the first clone's writes.
-  if timed clone_first "$BIN" clone --to staging --from latest && settle && timed clone_repeat "$BIN" clone --to staging --from latest; then :; else
-    echo "clone failed: repeat_clone_vs_first left out" >&2
-    sed -i '/^clone_/d' "$M"
-  fi
-  "$BIN" clone destroy staging --yes >/dev/null || true
-  drop_dbs bench_clone
-
-  step "dhis2-life clone: training clone with personal data kept, then pseudonymised (and scanned)"
-  for t in train_keep training; do
+  for i in $(seq 1 "$ROUNDS"); do
+    step "dhis2-life clone: first and repeat clone of the same set (round $i of $ROUNDS)"
     settle
-    if ! timed "clone_$t" "$BIN" --log-level debug clone --to "$t" --from latest --json > "$W/clone-$t.json" 2> "$W/clone-$t.log"; then
-      echo "clone --to $t failed: clone_pii_vs_keep left out" >&2
-      cat "$W/clone-$t.json" >&2 || true; tail -20 "$W/clone-$t.log" >&2 || true
-      sed -i '/^clone_train_keep\./d; /^clone_training\./d' "$M"
+    # The repeat is timed after a settle like every other step: a repeat clone runs on another
+    # day, not while the server still flushes the first clone's writes.
+    if timed clone_first "$BIN" clone --to staging --from latest && settle && timed clone_repeat "$BIN" clone --to staging --from latest; then
+      round clone_first "$i"; round clone_repeat "$i"
+    else
+      echo "clone failed: repeat_clone_vs_first left out" >&2
+      sed -i '/^clone_/d' "$M"
+      "$BIN" clone destroy staging --yes >/dev/null || true
       break
     fi
-    "$BIN" clone destroy "$t" --yes >/dev/null || true
-    drop_dbs bench_clone_train
+    "$BIN" clone destroy staging --yes >/dev/null || true
+    drop_dbs bench_clone
   done
+  if grep -q '^clone_first\.round_' "$M"; then medians clone_first clone_repeat; fi
+
+  pii_ok=1
+  for i in $(seq 1 "$ROUNDS"); do
+    step "dhis2-life clone: training clone with personal data kept, then pseudonymised (and scanned) (round $i of $ROUNDS)"
+    for t in train_keep training; do
+      settle
+      if ! timed "clone_$t" "$BIN" --log-level debug clone --to "$t" --from latest --json > "$W/clone-$t.json" 2> "$W/clone-$t.log"; then
+        echo "clone --to $t failed: clone_pii_vs_keep left out" >&2
+        cat "$W/clone-$t.json" >&2 || true; tail -20 "$W/clone-$t.log" >&2 || true
+        sed -i '/^clone_train_keep\./d; /^clone_training\./d' "$M"
+        pii_ok=0
+        break
+      fi
+      round "clone_$t" "$i"
+      "$BIN" clone destroy "$t" --yes >/dev/null || true
+      drop_dbs bench_clone_train
+    done
+    [ "$pii_ok" = 1 ] || break
+  done
+  if [ "$pii_ok" = 1 ]; then medians clone_train_keep clone_training; fi
   if [ -s "$W/clone-training.json" ]; then
     for k in restore_seconds scrub_seconds pii_seconds; do
       v=$(sed -n "s/^  \"$k\": \([0-9.]*\),*$/\1/p" "$W/clone-training.json" | head -1)
@@ -278,12 +314,20 @@ measure_set() {
   DHIS2_LIFE_CONFIG=$cfg timed "${p}snapshot" "$BIN" snapshot --json > "$W/${p}snapshot.json"
   read -r first_bytes _ < <("$T/s3du" -endpoint "$S3" -bucket "$BUCKET" -prefix "${p%_}/")
   metric "${p}storage.first_bytes" "$first_bytes"
-  settle
-  DHIS2_LIFE_CONFIG=$cfg timed "${p}restore" "$BIN" restore latest --to-db "$(dbdsn "${db}_restored")" --to-db-password-file "$W/db.pass" --files-to "$W/restored-${p%_}"
-  settle
-  timed "${p}pg_restore" bash -c "set -e; '$PGBIN/createdb' -h 127.0.0.1 -p $PORT -U postgres -O $APPUSER ${db}_pg_restore
-    PGPASSWORD= '$PGBIN/pg_restore' -h 127.0.0.1 -p $PORT -U postgres -j2 -d ${db}_pg_restore '$W/${p}full.dump'"
-  drop_dbs "${db}_restored" "${db}_pg_restore"
+  local rounds=$ROUNDS i
+  if [ "$p" = s4_ ]; then rounds=1; fi
+  for i in $(seq 1 "$rounds"); do
+    settle
+    rm -rf "$W/restored-${p%_}"
+    DHIS2_LIFE_CONFIG=$cfg timed "${p}restore" "$BIN" restore latest --to-db "$(dbdsn "${db}_restored")" --to-db-password-file "$W/db.pass" --files-to "$W/restored-${p%_}"
+    round "${p}restore" "$i"
+    settle
+    timed "${p}pg_restore" bash -c "set -e; '$PGBIN/createdb' -h 127.0.0.1 -p $PORT -U postgres -O $APPUSER ${db}_pg_restore
+      PGPASSWORD= '$PGBIN/pg_restore' -h 127.0.0.1 -p $PORT -U postgres -j2 -d ${db}_pg_restore '$W/${p}full.dump'"
+    round "${p}pg_restore" "$i"
+    drop_dbs "${db}_restored" "${db}_pg_restore"
+  done
+  medians "${p}restore" "${p}pg_restore"
   rm -rf "$W/restored-${p%_}" "$W/${p}full.dump"
   for d in $(seq 1 $((days - 1))); do
     "${fx[@]}" -db "$db" -home "$home" -simulate-day "$d"

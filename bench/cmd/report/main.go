@@ -125,7 +125,9 @@ func build(m map[string]float64, s map[string]string) result {
 	}
 	sc := m["scale"]
 	// load tells how busy the machine was during the two steps a row compares (the busy
-	// fraction also counts the PostgreSQL backends serving the step, and anything else running).
+	// fraction also counts the PostgreSQL backends serving the step, and anything else running;
+	// of the last round when a step ran in rounds), and each round's time of a step timed in
+	// interleaved rounds (its wall time is then their median: scripts/bench.sh).
 	load := func(ours, base string, e extraMap) extraMap {
 		if e == nil {
 			e = extraMap{}
@@ -136,6 +138,14 @@ func build(m map[string]float64, s map[string]string) result {
 			}
 			if v, ok := m[st[1]+".tree_cpu_s"]; ok {
 				e[st[0]+"_cpu_s"] = v
+			}
+			for i := 1; ; i++ {
+				v, ok := m[fmt.Sprintf("%s.round_%d_s", st[1], i)]
+				if !ok {
+					break
+				}
+				e[fmt.Sprintf("%s_round%d_s", st[0], i)] = v
+				e["rounds"] = float64(i)
 			}
 		}
 		return e

@@ -262,3 +262,37 @@ func TestWriteJSONContract(t *testing.T) {
 		t.Errorf("latest.md lacks the new rows:\n%s", md)
 	}
 }
+
+// TestBuildRounds: a pair timed in interleaved rounds keeps the median wall time bench.sh
+// wrote last (later lines win) and shows every round of both sides in the row's extra.
+func TestBuildRounds(t *testing.T) {
+	r := build(metricsOf(t, fullRun+`restore.wall_s 9.5
+restore.round_1_s 9.5
+pg_restore.wall_s 11
+pg_restore.round_1_s 11
+restore.wall_s 12
+restore.round_2_s 12
+pg_restore.wall_s 10
+pg_restore.round_2_s 10
+restore.wall_s 8
+restore.round_3_s 8
+pg_restore.wall_s 10.5
+pg_restore.round_3_s 10.5
+restore.wall_s 9.5
+pg_restore.wall_s 10.5
+`))
+	row := rowsByName(r)["restore_vs_pg_restore"]
+	if !near(row.Ours, 9.5) || !near(row.Baseline, 10.5) || !near(row.Ratio, 0.905) {
+		t.Errorf("restore row: ours %v baseline %v ratio %v, want the medians 9.5, 10.5 and 0.905", row.Ours, row.Baseline, row.Ratio)
+	}
+	want := extraMap{"rounds": 3, "ours_round1_s": 9.5, "ours_round2_s": 12, "ours_round3_s": 8,
+		"baseline_round1_s": 11, "baseline_round2_s": 10, "baseline_round3_s": 10.5}
+	for k, v := range want {
+		if got, ok := row.Extra[k]; !ok || !near(got, v) {
+			t.Errorf("extra %s = %v (present %v), want %v; extra: %v", k, got, ok, v, row.Extra)
+		}
+	}
+	if _, ok := rowsByName(r)["snapshot_vs_pg_dump"].Extra["rounds"]; ok {
+		t.Error("a step timed once got rounds")
+	}
+}
