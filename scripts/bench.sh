@@ -222,6 +222,7 @@ if [ -n "$CLONE" ]; then
       echo "clone failed: repeat_clone_vs_first left out" >&2
       sed -i '/^clone_/d' "$M"
       "$BIN" clone destroy staging --yes >/dev/null || true
+      drop_dbs bench_clone
       break
     fi
     "$BIN" clone destroy staging --yes >/dev/null || true
