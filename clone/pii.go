@@ -459,8 +459,7 @@ func (s *Scrubber) applyPII(ctx context.Context, tx pgx.Tx, changes *[]Change, s
 	if err := r.releaseUntouched(); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE dhis2life_pii (v text PRIMARY KEY, p text NOT NULL) ON COMMIT DROP;
-		CREATE TEMP TABLE dhis2life_users (v text PRIMARY KEY, p text NOT NULL, surname text) ON COMMIT DROP`); err != nil {
+	if _, err := tx.Exec(ctx, pseudonymTables); err != nil {
 		return fmt.Errorf("creating the pseudonym tables: %w", err)
 	}
 	if err := r.tableSizes(ctx); err != nil {
@@ -1000,15 +999,20 @@ func (o PIIOptions) bigRows() int64 {
 // column and row here.
 const sideRows = 10_000
 
+// pseudonymTables creates, for one transaction, the pseudonym map of production values
+// (dhis2life_pii) and the username map (dhis2life_users) the rules join against.
+const pseudonymTables = `CREATE TEMP TABLE dhis2life_pii (v text PRIMARY KEY, p text NOT NULL) ON COMMIT DROP;
+	CREATE TEMP TABLE dhis2life_users (v text PRIMARY KEY, p text NOT NULL, surname text) ON COMMIT DROP`
+
 // tableSizes fills mid and big: the tables of more than min(sideRows, bigRows) rows and of
 // more than bigRows (estimated: reltuples, or before any ANALYZE the heap's size at 100 bytes
 // a row).
 func (r *piiRun) tableSizes(ctx context.Context) error {
 	bigN := r.s.PII.bigRows()
-	rows, err := r.tx.Query(ctx, `SELECT c.relname, CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(c.oid) / 100 END::float8
+	rows, err := r.tx.Query(ctx, `SELECT relname, est FROM (
+		SELECT c.relname, CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(c.oid) / 100 END::float8 AS est
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT c.relispartition
-		AND CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(c.oid) / 100 END > $1`, min(sideRows, bigN))
+		WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT c.relispartition) s WHERE est > $1`, min(sideRows, bigN))
 	if err != nil {
 		return fmt.Errorf("finding large tables: %w", err)
 	}

@@ -291,8 +291,7 @@ func (r *piiRun) startEventSide(ctx context.Context, f *piiFields, vals [][]any)
 	log := r.s.log()
 	es.cancel, es.done = r.goSide(ctx, "pii.events", &es.err, func(sctx context.Context, tx pgx.Tx) error {
 		t0 := time.Now()
-		if _, err := tx.Exec(sctx, `CREATE TEMP TABLE dhis2life_pii (v text PRIMARY KEY, p text NOT NULL) ON COMMIT DROP;
-			CREATE TEMP TABLE dhis2life_users (v text PRIMARY KEY, p text NOT NULL, surname text) ON COMMIT DROP`); err != nil {
+		if _, err := tx.Exec(sctx, pseudonymTables); err != nil {
 			return fmt.Errorf("scrub rule pii.events: creating the pseudonym tables: %w", err)
 		}
 		if _, err := tx.Conn().CopyFrom(sctx, pgx.Identifier{"dhis2life_pii"}, []string{"v", "p"}, pgx.CopyFromRows(vals)); err != nil {
