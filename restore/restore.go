@@ -693,30 +693,24 @@ func postSetup(o *Options) []string {
 // nothing else runs beside it.
 func schedulePostData(o *Options, pb *postBuilder, items []*postItem, autovacuum bool) []*postItem {
 	inStream := inStream(o.Manifest)
-	// The keys of the big tables build as unique indexes beside their other indexes.
+	// The keys of the big tables build as unique indexes beside their other indexes; every
+	// item weighs what waits on it (size: the tables' stream bytes); ANALYZE items join the
+	// caller's (whose slice stays as it was).
 	big := map[string]bool{}
-	if o.Jobs > 1 {
-		for _, tb := range o.Manifest.Tables {
-			if tb.StreamBytes >= splitMin(o) {
-				big[tb.Schema+"."+tb.Name] = true
-			}
-		}
-	}
-	attached := attachedIndexes(items)
 	size := map[string]int64{}
+	items = items[:len(items):len(items)]
 	for _, tb := range o.Manifest.Tables {
-		size[tb.Schema+"."+tb.Name] = tb.StreamBytes
-	}
-	if !o.SkipAnalyze {
-		items = items[:len(items):len(items)] // the caller's slice stays as it was
-		for _, tb := range o.Manifest.Tables {
-			key := tb.Schema + "." + tb.Name
-			if autovacuum && o.Jobs > 1 && tb.StreamBytes >= splitMin(o) {
-				continue
-			}
+		key := tb.Schema + "." + tb.Name
+		size[key] = tb.StreamBytes
+		split := o.Jobs > 1 && tb.StreamBytes >= splitMin(o)
+		if split {
+			big[key] = true
+		}
+		if !o.SkipAnalyze && !(autovacuum && split) {
 			items = append(items, &postItem{name: tb.Name, kind: "ANALYZE", table: key, sql: "ANALYZE " + pg.QualifiedName(tb.Schema, tb.Name)})
 		}
 	}
+	attached := attachedIndexes(items)
 	weigh(items, size)
 	var late []*postItem
 	for _, it := range items {
