@@ -65,6 +65,26 @@ medians() {
     metric "$n.wall_s" "$(awk -v p="$n.round_" 'index($1, p) == 1 { print $2 }' "$M" | sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }')"
   done
 }
+# restore_rounds PREFIX ROUNDS DUMP FILES_DIR OURS_DB BASE_DB: ROUNDS interleaved pairs of
+# `dhis2-life restore latest` (the instance of $DHIS2_LIFE_CONFIG) into OURS_DB and createdb +
+# pg_restore -j2 of DUMP into BASE_DB; each side's time is the median of its rounds.
+restore_rounds() {
+  local p=$1 rounds=$2 dump=$3 files=$4 ours=$5 base=$6 i
+  for i in $(seq 1 "$rounds"); do
+    step "dhis2-life restore latest into a fresh database${p:+ (${p%_})} (round $i of $rounds)"
+    settle
+    rm -rf "$files"
+    timed "${p}restore" "$BIN" restore latest --to-db "$(dbdsn "$ours")" --to-db-password-file "$W/db.pass" --files-to "$files"
+    round "${p}restore" "$i"
+    step "baseline: createdb + pg_restore -j2 of the -Fc file into a fresh database${p:+ (${p%_})} (round $i of $rounds)"
+    settle
+    timed "${p}pg_restore" bash -c "set -e; '$PGBIN/createdb' -h 127.0.0.1 -p $PORT -U postgres -O $APPUSER $base
+      PGPASSWORD= '$PGBIN/pg_restore' -h 127.0.0.1 -p $PORT -U postgres -j2 -d $base '$dump'"
+    round "${p}pg_restore" "$i"
+    drop_dbs "$ours" "$base"
+  done
+  medians "${p}restore" "${p}pg_restore"
+}
 
 [ -x "$BIN" ] || go build -o "$BIN" ./cmd/dhis2-life
 mkdir -p "$T"
@@ -188,21 +208,7 @@ timed dst_upload "$T/s3put" -endpoint "$S3" -bucket "$BUCKET" -key "pgbackups/$S
 metric dst.wall_s "$(awk -v a="$(wall dst_dump)" -v b="$(wall dst_upload)" 'BEGIN { print a + b }')"
 metric storage.gz_bytes "$(stat -c %s "$W/full.sql.gz")"
 
-for i in $(seq 1 "$ROUNDS"); do
-  step "dhis2-life restore latest into a fresh database (round $i of $ROUNDS)"
-  settle
-  rm -rf "$W/restored-home"
-  timed restore "$BIN" restore latest --to-db "$(dbdsn bench_restored)" --to-db-password-file "$W/db.pass" --files-to "$W/restored-home"
-  round restore "$i"
-
-  step "baseline: createdb + pg_restore -j2 of the -Fc file into a fresh database (round $i of $ROUNDS)"
-  settle
-  timed pg_restore bash -c "set -e; '$PGBIN/createdb' -h 127.0.0.1 -p $PORT -U postgres -O $APPUSER bench_pg_restore
-    PGPASSWORD= '$PGBIN/pg_restore' -h 127.0.0.1 -p $PORT -U postgres -j2 -d bench_pg_restore '$W/full.dump'"
-  round pg_restore "$i"
-  drop_dbs bench_restored bench_pg_restore
-done
-medians restore pg_restore
+restore_rounds "" "$ROUNDS" "$W/full.dump" "$W/restored-home" bench_restored bench_pg_restore
 
 step "dhis2-life verify latest (restore drill)"
 settle
@@ -216,17 +222,17 @@ if [ -n "$CLONE" ]; then
     settle
     # The repeat is timed after a settle like every other step: a repeat clone runs on another
     # day, not while the server still flushes the first clone's writes.
+    clone_ok=1
     if timed clone_first "$BIN" clone --to staging --from latest && settle && timed clone_repeat "$BIN" clone --to staging --from latest; then
       round clone_first "$i"; round clone_repeat "$i"
     else
       echo "clone failed: repeat_clone_vs_first left out" >&2
       sed -i '/^clone_/d' "$M"
-      "$BIN" clone destroy staging --yes >/dev/null || true
-      drop_dbs bench_clone
-      break
+      clone_ok=0
     fi
     "$BIN" clone destroy staging --yes >/dev/null || true
     drop_dbs bench_clone
+    [ "$clone_ok" = 1 ] || break
   done
   if grep -q '^clone_first\.round_' "$M"; then medians clone_first clone_repeat; fi
 
@@ -315,20 +321,9 @@ measure_set() {
   DHIS2_LIFE_CONFIG=$cfg timed "${p}snapshot" "$BIN" snapshot --json > "$W/${p}snapshot.json"
   read -r first_bytes _ < <("$T/s3du" -endpoint "$S3" -bucket "$BUCKET" -prefix "${p%_}/")
   metric "${p}storage.first_bytes" "$first_bytes"
-  local rounds=$ROUNDS i
+  local rounds=$ROUNDS
   if [ "$p" = s4_ ]; then rounds=1; fi
-  for i in $(seq 1 "$rounds"); do
-    settle
-    rm -rf "$W/restored-${p%_}"
-    DHIS2_LIFE_CONFIG=$cfg timed "${p}restore" "$BIN" restore latest --to-db "$(dbdsn "${db}_restored")" --to-db-password-file "$W/db.pass" --files-to "$W/restored-${p%_}"
-    round "${p}restore" "$i"
-    settle
-    timed "${p}pg_restore" bash -c "set -e; '$PGBIN/createdb' -h 127.0.0.1 -p $PORT -U postgres -O $APPUSER ${db}_pg_restore
-      PGPASSWORD= '$PGBIN/pg_restore' -h 127.0.0.1 -p $PORT -U postgres -j2 -d ${db}_pg_restore '$W/${p}full.dump'"
-    round "${p}pg_restore" "$i"
-    drop_dbs "${db}_restored" "${db}_pg_restore"
-  done
-  medians "${p}restore" "${p}pg_restore"
+  DHIS2_LIFE_CONFIG=$cfg restore_rounds "$p" "$rounds" "$W/${p}full.dump" "$W/restored-${p%_}" "${db}_restored" "${db}_pg_restore"
   rm -rf "$W/restored-${p%_}" "$W/${p}full.dump"
   for d in $(seq 1 $((days - 1))); do
     "${fx[@]}" -db "$db" -home "$home" -simulate-day "$d"
